@@ -1,0 +1,1 @@
+"""deadletter: background jobs in which no failed job is ever lost."""

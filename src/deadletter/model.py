@@ -1,0 +1,134 @@
+"""Plain data shared by every layer: jobs, attempts, states and error classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+JSON = Any
+
+
+class JobState(str, Enum):
+    """Where a job is in its life; every job is in exactly one of these."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD_LETTERED = "dead_lettered"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.DEAD_LETTERED, JobState.FAILED)
+
+
+class ErrorClass(str, Enum):
+    RECOVERABLE = "RECOVERABLE"
+    USER_ERROR = "USER_ERROR"
+    SYSTEM_ERROR = "SYSTEM_ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job as a producer describes it, before the store gives it a state."""
+
+    id: str
+    queue: str
+    task: str
+    payload: JSON
+    max_retries: int
+    dead_letter_queue: str
+    run_at: float
+    created_at: float
+    priority: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of ownership: an update is applied only while the token still matches."""
+
+    job_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    id: str
+    queue: str
+    task: str
+    payload: JSON
+    attempt: int
+    max_retries: int
+    dead_letter_queue: str
+    token: int
+    lease_expires_at: float
+    labels: dict[str, str]
+    started_at: float
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of a job, as recorded in its history."""
+
+    job_id: str
+    number: int
+    started_at: float
+    ended_at: float
+    worker: str
+    error_type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    http_status: int | None = None
+    error_class: ErrorClass | None = None
+    rule: str | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "number": self.number,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "worker": self.worker,
+            "error_type": self.error_type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "http_status": self.http_status,
+            "error_class": self.error_class.value if self.error_class else None,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    queue: str
+    task: str
+    payload: JSON
+    status: JobState
+    priority: int
+    attempts: int
+    max_retries: int
+    dead_letter_queue: str
+    run_at: float
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    lease_token: int
+    last_error: str | None
+    labels: dict[str, str]
+    idempotency_key: str | None
+
+    @property
+    def retry_count(self) -> int:
+        """Retries taken so far: the seed's `retry_count` (attempts after the first)."""
+        return max(self.attempts - 1, 0)
