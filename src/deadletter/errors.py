@@ -1,0 +1,73 @@
+"""Every error deadletter raises derives from one root.
+
+    DeadletterError
+    ├── ConfigError            a setting is unknown, malformed or inconsistent
+    ├── PayloadError           a job's payload is not JSON or is too large
+    ├── UnknownTask            a job names a task this process does not know
+    ├── StoreError
+    │   └── StoreUnavailable   the database cannot be reached
+    ├── BlobStoreError
+    │   ├── BlobNotFound
+    │   └── BlobStoreUnavailable
+    ├── DeliveryError          a notification or alert could not be delivered
+    ├── TaskSignal             raised by a task to say what should happen next
+    │   ├── Retry              retry after a given delay
+    │   └── PermanentFailure   do not retry: dead-letter now
+    │       └── InvalidInput   the input is invalid; retrying will not help
+    ├── JobTimeout             a task ran past its timeout
+    └── WorkerLost             the worker running a job was lost before it finished
+"""
+
+from __future__ import annotations
+
+
+class DeadletterError(Exception):
+    """Root of every error deadletter raises."""
+
+
+class ConfigError(DeadletterError):
+    """A setting is unknown, malformed or inconsistent."""
+
+
+class PayloadError(DeadletterError):
+    """A job's payload is not JSON or is larger than the limit."""
+
+
+class UnknownTask(DeadletterError):
+    """A job names a task that this process has not registered."""
+
+
+class StoreError(DeadletterError):
+    """The job store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The job store cannot be reached."""
+
+
+class TaskSignal(DeadletterError):
+    """Raised by a task to tell the worker what to do next."""
+
+
+class Retry(TaskSignal):
+    """Retry the job after `delay` seconds (None: the queue's backoff), if attempts remain."""
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentFailure(TaskSignal):
+    """Fail now, without further retries: the job goes to its dead-letter queue."""
+
+
+class InvalidInput(PermanentFailure):
+    """The job's input is invalid; retrying will not help."""
+
+
+class JobTimeout(DeadletterError):
+    """The task ran past its timeout."""
+
+
+class WorkerLost(DeadletterError):
+    """The worker running the job was lost before it finished (its lease expired)."""
