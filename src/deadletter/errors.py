@@ -1,21 +1,21 @@
 """Every error deadletter raises derives from one root.
 
-    DeadletterError
-    ├── ConfigError            a setting is unknown, malformed or inconsistent
-    ├── PayloadError           a job's payload is not JSON or is too large
-    ├── UnknownTask            a job names a task this process does not know
-    ├── StoreError
-    │   └── StoreUnavailable   the database cannot be reached
-    ├── BlobStoreError
-    │   ├── BlobNotFound
-    │   └── BlobStoreUnavailable
-    ├── DeliveryError          a notification or alert could not be delivered
-    ├── TaskSignal             raised by a task to say what should happen next
-    │   ├── Retry              retry after a given delay
-    │   └── PermanentFailure   do not retry: dead-letter now
-    │       └── InvalidInput   the input is invalid; retrying will not help
-    ├── JobTimeout             a task ran past its timeout
-    └── WorkerLost             the worker running a job was lost before it finished
+DeadletterError
+├── ConfigError            a setting is unknown, malformed or inconsistent
+├── PayloadError           a job's payload is not JSON or is too large
+├── UnknownTask            a job names a task this process does not know
+├── StoreError
+│   └── StoreUnavailable   the database cannot be reached
+├── BlobStoreError
+│   ├── BlobNotFound
+│   └── BlobStoreUnavailable
+├── DeliveryError          a notification or alert could not be delivered
+├── TaskSignal             raised by a task to say what should happen next
+│   ├── Retry              retry after a given delay
+│   └── PermanentFailure   do not retry: dead-letter now
+│       └── InvalidInput   the input is invalid; retrying will not help
+├── JobTimeout             a task ran past its timeout
+└── WorkerLost             the worker running a job was lost before it finished
 """
 
 from __future__ import annotations
@@ -65,8 +65,11 @@ class InvalidInput(PermanentFailure):
     """The job's input is invalid; retrying will not help."""
 
 
-class JobTimeout(DeadletterError):
+class JobTimeout(DeadletterError, TimeoutError):
     """The task ran past its timeout."""
+
+    def __init__(self, message: str = "the task ran past its timeout") -> None:
+        super().__init__(message)
 
 
 class WorkerLost(DeadletterError):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 JSON = Any
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job is in its life; every job is in exactly one of these."""
 
     QUEUED = "queued"
@@ -24,7 +24,7 @@ class JobState(str, Enum):
         return self in (JobState.SUCCEEDED, JobState.DEAD_LETTERED, JobState.FAILED)
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     RECOVERABLE = "RECOVERABLE"
     USER_ERROR = "USER_ERROR"
     SYSTEM_ERROR = "SYSTEM_ERROR"

@@ -1,0 +1,205 @@
+"""Throughput of the queue on each backend, beside raw inserts into the same database.
+
+    .venv/bin/python bench/run.py [--backends sqlite,postgres] [--scale 1.0]
+
+Prints a Markdown table; `docs/benchmarks.md` records one run with its machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
+
+PG_ADMIN = os.environ.get("DEADLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+QUEUE = "bench"
+
+
+@dataclass(frozen=True)
+class Row:
+    backend: str
+    what: str
+    count: int
+    seconds: float
+    reference: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def markdown(self) -> str:
+        ratio = self.rate / self.reference
+        return (
+            f"| {self.backend} | {self.what} | {self.count:,} | {self.rate:,.0f}/s"
+            f" | {self.reference:,.0f}/s | {ratio:.2f} |"
+        )
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+# -- databases -----------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        yield f"sqlite:///{Path(folder) / 'bench.db'}"
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    name = f"dl_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def raw_insert_rate(url: str, count: int) -> float:
+    """Rows/s of a plain executemany INSERT in one transaction: the floor to compare with."""
+    rows = [(uuid.uuid4().hex, '{"args":[1],"kwargs":{}}') for _ in range(count)]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE raw (id TEXT PRIMARY KEY, payload TEXT)")
+
+        def insert() -> None:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO raw VALUES (?, ?)", rows)
+            conn.execute("COMMIT")
+
+        seconds = timed(insert)
+        conn.close()
+        return count / seconds
+    with psycopg.connect(url) as pg:
+        pg.execute("CREATE TABLE raw (id TEXT PRIMARY KEY, payload JSONB)")
+        pg.commit()
+
+        def pg_insert() -> None:
+            with pg.cursor() as cur:
+                cur.executemany("INSERT INTO raw VALUES (%s, %s)", rows)
+            pg.commit()
+
+        return count / timed(pg_insert)
+
+
+# -- the measurements -----------------------------------------------------------
+
+
+def make_app(url: str) -> App:
+    settings = settings_from_mapping(
+        {
+            "database_url": url,
+            "worker": {"concurrency": 2, "batch_size": 400, "poll_interval": 0.01},
+            "queues": {QUEUE: {"backoff_base": 0.0, "max_retries": 3}},
+        }
+    )
+    app = App(settings)
+    app.store.migrate()
+
+    @app.task(name="noop", queue=QUEUE)
+    def noop(n: int) -> None:
+        return None
+
+    @app.task(name="fail", queue=QUEUE)
+    def fail(n: int) -> None:
+        raise ConnectionResetError(f"upstream reset the connection for item {n}")
+
+    return app
+
+
+def measure(backend: str, url: str, scale: float) -> list[Row]:
+    n = int(20_000 * scale)
+    reference = raw_insert_rate(url, n)
+    app = make_app(url)
+    noop, fail = app.tasks["noop"], app.tasks["fail"]
+    singles = int(2_000 * scale)
+    rows = [
+        Row(
+            backend,
+            "enqueue, one job per call",
+            singles,
+            timed(lambda: [noop.enqueue(i) for i in range(singles)]),
+            reference,
+        ),
+        Row(
+            backend,
+            "enqueue, batches of 10,000",
+            n,
+            timed(
+                lambda: [
+                    app.enqueue_many(noop.spec(i) for i in range(10_000))
+                    for _ in range(n // 10_000)
+                ]
+            ),
+            reference,
+        ),
+    ]
+    total = singles + n // 10_000 * 10_000
+    rows.append(
+        Row(
+            backend,
+            "no-op jobs processed",
+            total,
+            timed(lambda: app.worker().run(burst=True)),
+            reference,
+        )
+    )
+    dead = int(3_000 * scale)
+    app.enqueue_many(fail.spec(i) for i in range(dead))
+    rows.append(
+        Row(
+            backend,
+            "jobs dead-lettered (4 attempts each)",
+            dead,
+            timed(lambda: app.worker().run(burst=True)),
+            reference,
+        )
+    )
+    app.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    databases = {"sqlite": sqlite_url, "postgres": postgres_url}
+    results: list[Row] = []
+    for backend in args.backends.split(","):
+        with databases[backend]() as url:
+            results.extend(measure(backend, url, args.scale))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print("| backend | what | jobs | rate | raw inserts, same db | ratio |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in results:
+        print(row.markdown())
+
+
+if __name__ == "__main__":
+    main()

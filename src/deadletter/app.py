@@ -1,0 +1,136 @@
+"""The composition root: settings in, a store, a task registry and workers out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
+
+from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
+from deadletter.dlq.classify import DEFAULT_RULES, Rule
+from deadletter.errors import ConfigError, UnknownTask
+from deadletter.model import LeasedJob
+from deadletter.store import open_store
+from deadletter.store.base import Store
+from deadletter.tasks import JobSpec, Task, TaskOptions
+from deadletter.worker.loop import Worker
+from deadletter.worker.slots import TaskFunction
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """Tasks, the queues they run on, and the store that holds their jobs."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        rules: Sequence[Rule] = DEFAULT_RULES,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.rules = tuple(rules)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """The store, opened on first use; the embedded SQLite default migrates itself."""
+        if self._store is None:
+            store = open_store(self.settings.database_url)
+            if store.url.startswith("sqlite:"):
+                store.migrate()
+            self._store = store
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- registering -----------------------------------------------------------
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        priority: int = 0,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """A decorator registering a sync or `async def` function as a task."""
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+            if task_name in self.tasks:
+                raise ConfigError(f"task {task_name!r} is registered twice")
+            options = TaskOptions(task_name, queue, max_retries, timeout, priority)
+            registered = Task(self, fn, options)
+            self.tasks[task_name] = registered
+            return registered
+
+        return register
+
+    # -- producing ---------------------------------------------------------------
+
+    def enqueue(self, spec: JobSpec) -> str:
+        return self.enqueue_many([spec])[0]
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
+        """Enqueue jobs in one transaction; returns their ids in order."""
+        now = time.time()
+        jobs = []
+        for spec in specs:
+            policy = self.policy(spec.queue)
+            retries = policy.max_retries if spec.max_retries is None else spec.max_retries
+            jobs.append(
+                spec.to_new_job(
+                    now=now,
+                    max_retries=retries,
+                    dead_letter_queue=policy.dlq_for(spec.queue),
+                    limit=self.settings.payload_limit_bytes,
+                )
+            )
+        return self.store.enqueue(jobs) if jobs else []
+
+    def policy(self, queue: str) -> QueuePolicy:
+        return self.settings.policy(queue)
+
+    # -- running -----------------------------------------------------------------
+
+    def queues(self) -> list[str]:
+        """The queues of the registered tasks, in registration order."""
+        return list(dict.fromkeys(task.options.queue for task in self.tasks.values()))
+
+    def worker(self, *, queues: Sequence[str] | None = None, **overrides: Any) -> Worker:
+        settings = self.settings.worker
+        for key, value in overrides.items():
+            settings = _replace_setting(settings, key, value)
+        return Worker(
+            store=self.store,
+            queues=queues or settings.queues or self.queues(),
+            resolve=self.resolve,
+            policy=self.policy,
+            rules=self.rules,
+            settings=settings,
+        )
+
+    def resolve(self, job: LeasedJob) -> tuple[TaskFunction, float]:
+        """The function that runs `job`, and its timeout."""
+        task = self.tasks.get(job.task)
+        if task is None:
+            raise UnknownTask(
+                f"task {job.task!r} is not registered in this worker; registered tasks:"
+                f" {', '.join(sorted(self.tasks)) or 'none'}"
+            )
+        timeout = task.options.timeout or self.settings.worker.task_timeout
+        return task.function, timeout
+
+
+def _replace_setting(settings: WorkerSettings, key: str, value: Any) -> WorkerSettings:
+    if not hasattr(settings, key):
+        raise ConfigError(f"unknown worker setting {key!r}")
+    return replace(settings, **{key: value})

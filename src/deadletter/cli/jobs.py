@@ -1,0 +1,95 @@
+"""Commands on the queue itself: migrate, worker, jobs."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from deadletter.cli.context import console, load_app, print_json, settings
+from deadletter.model import Job, JobState
+from deadletter.store import open_store
+
+APP_HELP = "Your app as 'package.module:app' (an App, or a function of Settings returning one)."
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Apply pending database migrations (safe to run again)."""
+    store = open_store(settings(ctx).database_url)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def worker(
+    ctx: typer.Context,
+    app: Annotated[str, typer.Option(envvar="DEADLETTER_APP", help=APP_HELP)],
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Queue to consume (repeatable).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Execution slots.")] = None,
+    burst: Annotated[bool, typer.Option(help="Stop when nothing is left to run.")] = False,
+) -> None:
+    """Run jobs until SIGTERM/SIGINT; in-flight jobs get the grace period to finish."""
+    application = load_app(app, settings(ctx))
+    overrides = {"concurrency": concurrency} if concurrency else {}
+    runner = application.worker(queues=queue or None, **overrides)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop())
+    console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}")
+    stats = runner.run(burst=burst)
+    application.close()
+    console.print(
+        f"stopped: {stats.succeeded} succeeded, {stats.retried} retried,"
+        f" {stats.dead_lettered} dead-lettered, {stats.reclaimed} reclaimed"
+    )
+
+
+def list_jobs(
+    ctx: typer.Context,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
+    state: Annotated[JobState | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List jobs, newest first; dead letters are on the '<queue>-dlq' queues."""
+    store = open_store(settings(ctx).database_url)
+    try:
+        found = store.list_jobs(queue=queue, state=state, limit=limit)
+        counts = store.count_states()
+    finally:
+        store.close()
+    if as_json:
+        print_json({"jobs": [_job_json(j) for j in found], "count": len(found)})
+        return
+    console.print(_jobs_table(found))
+    total = sum(n for (q, _), n in counts.items() if queue in (None, q))
+    console.print(f"{len(found)} shown of {total} jobs" + (f" on {queue}" if queue else ""))
+
+
+def _job_json(job: Job) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "task": job.task,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "retry_count": job.retry_count,
+        "labels": job.labels,
+        "last_error": job.last_error,
+        "created_at": int(job.created_at),
+        "completed_at": int(job.completed_at) if job.completed_at else None,
+        "payload": job.payload,
+    }
+
+
+def _jobs_table(found: list[Job]) -> Table:
+    table = Table("id", "queue", "task", "status", "tries", "last error")
+    for job in found:
+        error = (job.last_error or "")[:60]
+        table.add_row(job.id, job.queue, job.task, job.status.value, str(job.attempts), error)
+    return table

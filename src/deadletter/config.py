@@ -1,0 +1,174 @@
+"""Settings from `deadletter.toml` and `DEADLETTER_*` environment variables.
+
+Precedence, lowest first: defaults, the TOML file, the environment, explicit
+overrides from the command line. A key this module does not know is an error
+that names it: a typo must never be silently ignored.
+
+Environment names: top-level keys are `DEADLETTER_<KEY>`, keys of a section are
+`DEADLETTER_<SECTION>_<KEY>` (e.g. `DEADLETTER_WORKER_CONCURRENCY`). Per-queue
+policies live only in the file, under `[queues."<name>"]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from deadletter.errors import ConfigError
+
+CONFIG_FILE_NAME = "deadletter.toml"
+ENV_PREFIX = "DEADLETTER_"
+DEFAULT_HOME = Path(".deadletter")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """Retry and dead-letter policy of one queue (the seed's wrangler queue config)."""
+
+    max_retries: int = 3
+    dead_letter_queue: str = ""
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    backoff_factor: float = 2.0
+    jitter: bool = True
+    retry_user_errors: bool = False
+
+    def dlq_for(self, queue: str) -> str:
+        return self.dead_letter_queue or f"{queue}-dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    queues: tuple[str, ...] = ()
+    concurrency: int = 2
+    batch_size: int = 200
+    lease_seconds: float = 30.0
+    grace_seconds: float = 10.0
+    poll_interval: float = 0.5
+    task_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = f"sqlite:///{DEFAULT_HOME / 'deadletter.db'}"
+    blob_url: str = str(DEFAULT_HOME / "forensics")
+    s3_endpoint_url: str = ""
+    payload_limit_bytes: int = 1024 * 1024
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
+
+    def policy(self, queue: str) -> QueuePolicy:
+        return self.queues.get(queue, QueuePolicy())
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read the file (given, or `deadletter.toml` in `cwd` if present) and the environment."""
+    data = _read_file(config_file, cwd or Path.cwd())
+    _merge_environment(data, os.environ if environ is None else environ)
+    return settings_from_mapping(data, source=str(config_file or CONFIG_FILE_NAME))
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "settings") -> Settings:
+    raw = dict(data)
+    queues = raw.pop("queues", {})
+    if not isinstance(queues, Mapping):
+        raise ConfigError(f"{source}: [queues] must be a table of queue names")
+    settings = _build(Settings, raw, source)
+    policies = {
+        name: _build(QueuePolicy, policy, f"{source}: [queues.{name}]")
+        for name, policy in queues.items()
+    }
+    return replace(settings, queues=policies)
+
+
+def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
+    path = config_file or cwd / CONFIG_FILE_NAME
+    if config_file is None and not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    sections = {f.name for f in fields(Settings) if dataclasses.is_dataclass(f.default_factory)}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        section, _, rest = key.partition("_")
+        if section in sections and rest:
+            data.setdefault(section, {})[rest] = value
+        else:
+            data[key] = value
+
+
+def _build(cls: type[T], values: object, where: str) -> T:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {values!r}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = _coerce(hints[key], value, f"{where}: {key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    if hint is bool:
+        return _coerce_bool(value, where)
+    if hint in (int, float, str):
+        return _coerce_scalar(hint, value, where)
+    if origin is types.UnionType:
+        return value
+    raise ConfigError(f"{where}: cannot read a value of type {hint}")
+
+
+def _coerce_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _coerce_scalar(hint: type, value: Any, where: str) -> Any:
+    if isinstance(value, bool | dict | list):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    try:
+        return hint(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc

@@ -1,0 +1,133 @@
+"""The store contract: the few primitives every backend implements atomically.
+
+Policy (when to retry, how long to wait, what counts as permanent) lives above
+this contract, in the worker. Atomicity lives below it: leasing, fencing, and
+moving a job to its dead-letter queue in the same transaction as its status.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from deadletter.model import JSON, Attempt, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.store.rows import Row, loads
+
+DEAD_LETTER_TASK = "deadletter.dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    lease: Lease
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    lease: Lease
+    attempt: Attempt
+    run_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """Retries are exhausted, or the failure is permanent: move to the DLQ."""
+
+    lease: Lease
+    attempt: Attempt
+    reason: str
+    dlq_max_retries: int
+
+
+Outcome = Succeeded | Retrying | DeadLettered
+
+
+@dataclass(frozen=True, slots=True)
+class LostLease:
+    """A running job whose worker stopped heartbeating; now leased to the reclaimer."""
+
+    job: LeasedJob
+    lost_worker: str
+
+
+class Store(Protocol):
+    """Jobs, attempts and dead letters, on one database."""
+
+    url: str
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names of those applied."""
+        ...
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Insert jobs in one transaction; a known idempotency key returns the existing id."""
+        ...
+
+    def lease(
+        self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LeasedJob]: ...
+
+    def reclaim_expired(
+        self, *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LostLease]:
+        """Lease jobs whose lease expired; the caller records the lost attempt."""
+        ...
+
+    def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
+        """Heartbeat: push lease expiry; return the leases that are no longer ours."""
+        ...
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+        """Apply outcomes in one transaction; return ids applied (others were fenced out)."""
+        ...
+
+    def release(self, leases: Sequence[Lease], *, now: float) -> int:
+        """Give leases back without counting the attempt (graceful shutdown)."""
+        ...
+
+    def next_due(self, queues: Sequence[str]) -> float | None:
+        """When work on `queues` may next be leasable: the earliest ready time of a waiting
+        job or the earliest expiry of a running lease; None when nothing is pending."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(
+        self, *, queue: str | None = None, state: JobState | None = None, limit: int = 50
+    ) -> list[Job]: ...
+
+    def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    def count_states(self) -> dict[tuple[str, JobState], int]: ...
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
+        """Block until work may be ready on `queues`, `timeout` passes, or `stop` is set."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def dump_json(value: JSON) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def dead_letter_payload(row: Row, history: Iterable[Attempt], reason: str) -> dict[str, JSON]:
+    """What a dead letter carries: the job as it was and its whole attempt history."""
+    return {
+        "job_id": row["id"],
+        "queue": row["queue"],
+        "task": row["task"],
+        "payload": loads(row["payload"]),
+        "labels": loads(row["labels"]),
+        "created_at": row["created_at"],
+        "reason": reason,
+        "attempts": [attempt.to_json() for attempt in history],
+    }
+
+
+def dead_letter_id(job_id: str, attempt_seq: int) -> str:
+    """Deterministic, so that a dead letter written twice is written once."""
+    return f"dl-{job_id}-{attempt_seq}"

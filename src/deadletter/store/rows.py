@@ -1,0 +1,123 @@
+"""Row <-> model conversion shared by the SQL backends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from deadletter.model import JSON, Attempt, ErrorClass, Job, JobState, LeasedJob, NewJob
+
+
+class Row(Protocol):
+    """A database row read by column name (sqlite3.Row, psycopg dict rows)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+LEASED_COLUMNS = (
+    "id, queue, task, payload, attempts, max_retries, dead_letter_queue, lease_token,"
+    " lease_expires_at, labels, attempt_started_at"
+)
+
+ATTEMPT_COLUMNS = (
+    "job_id, number, started_at, ended_at, worker, error_type, message, traceback,"
+    " http_status, error_class, rule"
+)
+
+
+def loads(value: Any) -> JSON:
+    """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def leased_job(row: Row) -> LeasedJob:
+    return LeasedJob(
+        id=row["id"],
+        queue=row["queue"],
+        task=row["task"],
+        payload=loads(row["payload"]),
+        attempt=row["attempts"],
+        max_retries=row["max_retries"],
+        dead_letter_queue=row["dead_letter_queue"],
+        token=row["lease_token"],
+        lease_expires_at=row["lease_expires_at"],
+        labels=loads(row["labels"]),
+        started_at=row["attempt_started_at"],
+    )
+
+
+def job(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        task=row["task"],
+        payload=loads(row["payload"]),
+        status=JobState(row["status"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_retries=row["max_retries"],
+        dead_letter_queue=row["dead_letter_queue"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        lease_token=row["lease_token"],
+        last_error=row["last_error"],
+        labels=loads(row["labels"]),
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+def attempt(row: Row) -> Attempt:
+    error_class = row["error_class"]
+    return Attempt(
+        job_id=row["job_id"],
+        number=row["number"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        worker=row["worker"],
+        error_type=row["error_type"],
+        message=row["message"],
+        traceback=row["traceback"],
+        http_status=row["http_status"],
+        error_class=ErrorClass(error_class) if error_class else None,
+        rule=row["rule"],
+    )
+
+
+def attempt_params(a: Attempt) -> tuple[Any, ...]:
+    return (
+        a.job_id,
+        a.number,
+        a.started_at,
+        a.ended_at,
+        a.worker,
+        a.error_type,
+        a.message,
+        a.traceback,
+        a.http_status,
+        a.error_class.value if a.error_class else None,
+        a.rule,
+    )
+
+
+def last_error(a: Attempt) -> str:
+    return f"{a.error_type}: {a.message}" if a.error_type else str(a.message)
+
+
+def new_job_params(j: NewJob, dump: Any) -> tuple[Any, ...]:
+    return (
+        j.id,
+        j.queue,
+        j.task,
+        dump(j.payload),
+        j.priority,
+        j.max_retries,
+        j.dead_letter_queue,
+        j.run_at,
+        j.created_at,
+        dump(j.labels),
+        j.idempotency_key,
+    )

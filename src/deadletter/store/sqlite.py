@@ -1,0 +1,365 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+Durability: `synchronous=FULL` with WAL, so a committed transaction survives a
+power loss, not only a process crash (NORMAL would lose the last commits on power
+loss). Writers take the lock up front (`BEGIN IMMEDIATE`) and wait for it through
+`busy_timeout`: a deferred transaction that upgrades from read to write can fail
+with "database is locked" at once, whatever the timeout, which is the classic way
+several processes sharing one file break.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from deadletter.model import Attempt, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.store import rows
+from deadletter.store.base import (
+    DEAD_LETTER_TASK,
+    DeadLettered,
+    LostLease,
+    Outcome,
+    Retrying,
+    Succeeded,
+    dead_letter_id,
+    dead_letter_payload,
+    dump_json,
+)
+from deadletter.store.schema import migrations
+
+BUSY_TIMEOUT_MS = 60_000
+# SQLite's bound-parameter limit is large, but a chunk keeps statements cheap to prepare.
+CHUNK = 500
+
+INSERT_JOB = """
+INSERT INTO queue_jobs (id, queue, task, payload, status, priority, max_retries,
+    dead_letter_queue, run_at, created_at, labels, idempotency_key)
+VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+# Oldest ready job first within a priority; the partial index queue_jobs_ready serves it.
+LEASE = f"""
+UPDATE queue_jobs
+SET status = 'running', attempts = attempts + 1, lease_owner = ?,
+    lease_token = lease_token + 1, lease_expires_at = ?, attempt_started_at = ?,
+    started_at = coalesce(started_at, ?)
+WHERE id IN (
+    SELECT id FROM queue_jobs
+    WHERE status IN ('queued', 'retrying') AND queue IN ({{queues}}) AND run_at <= ?
+    ORDER BY priority DESC, run_at
+    LIMIT ?)
+RETURNING {rows.LEASED_COLUMNS}
+"""
+
+EXPIRED = """
+SELECT id, lease_owner FROM queue_jobs
+WHERE status = 'running' AND lease_expires_at < ?
+LIMIT ?
+"""
+
+RECLAIM = f"""
+UPDATE queue_jobs
+SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?
+WHERE id = ? AND status = 'running'
+RETURNING {rows.LEASED_COLUMNS}
+"""
+
+EXTEND = """
+UPDATE queue_jobs SET lease_expires_at = ?
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+SUCCEED = """
+UPDATE queue_jobs
+SET status = 'succeeded', completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+RETRY = """
+UPDATE queue_jobs
+SET status = 'retrying', run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+DEAD_LETTER = """
+UPDATE queue_jobs
+SET status = 'dead_lettered', completed_at = ?, last_error = ?,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+# A released attempt did not happen: the job goes back with its attempt count restored.
+RELEASE = """
+UPDATE queue_jobs
+SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
+    attempts = attempts - 1, run_at = ?, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+NEXT_DUE = """
+SELECT min(t) FROM (
+    SELECT min(run_at) AS t FROM queue_jobs
+    WHERE status IN ('queued', 'retrying') AND queue IN ({queues})
+    UNION ALL
+    SELECT min(lease_expires_at) FROM queue_jobs WHERE status = 'running' AND queue IN ({queues}))
+"""
+
+INSERT_ATTEMPT = f"""
+INSERT INTO job_attempts ({rows.ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+class SqliteStore:
+    """A `Store` on one SQLite file, shared safely by several processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    # -- connections ---------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Each connection serves one thread; close() may run on another, hence no thread check.
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- schema ----------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in migrations("sqlite"):
+                if migration.version in done:
+                    continue
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+                applied.append(migration.name)
+        return applied
+
+    # -- producing -----------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
+        params = [rows.new_job_params(j, dump_json) for j in jobs]
+        with self._write() as conn:
+            conn.executemany(INSERT_JOB, params)
+            existing = self._ids_by_key(
+                conn, [j.idempotency_key for j in jobs if j.idempotency_key]
+            )
+        return [existing.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+
+    @staticmethod
+    def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str | None, str]:
+        found: dict[str | None, str] = {}
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key IN ({marks})"
+            found.update({r[1]: r[0] for r in conn.execute(sql, chunk)})
+        return found
+
+    # -- leasing -----------------------------------------------------------------
+
+    def lease(
+        self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LeasedJob]:
+        sql = LEASE.format(queues=",".join("?" * len(queues)))
+        params = (worker, now + lease_seconds, now, now, *queues, now, limit)
+        with self._write() as conn:
+            return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
+
+    def reclaim_expired(
+        self, *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LostLease]:
+        with self._write() as conn:
+            expired = conn.execute(EXPIRED, (now, limit)).fetchall()
+            lost = []
+            for job_id, owner in expired:
+                row = conn.execute(RECLAIM, (worker, now + lease_seconds, job_id)).fetchone()
+                lost.append(LostLease(rows.leased_job(row), owner or "unknown"))
+            return lost
+
+    def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
+        with self._write() as conn:
+            return [
+                lease
+                for lease in leases
+                if conn.execute(EXTEND, (until, lease.job_id, lease.token)).rowcount == 0
+            ]
+
+    def release(self, leases: Sequence[Lease], *, now: float) -> int:
+        with self._write() as conn:
+            return sum(
+                conn.execute(RELEASE, (now, lease.job_id, lease.token)).rowcount for lease in leases
+            )
+
+    # -- outcomes ----------------------------------------------------------------
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+        applied: set[str] = set()
+        dead: list[DeadLettered] = []
+        with self._write() as conn:
+            for outcome in outcomes:
+                if self._apply(conn, outcome, now):
+                    applied.add(outcome.lease.job_id)
+                    if isinstance(outcome, DeadLettered):
+                        dead.append(outcome)
+            if dead:
+                self._insert_dead_letters(conn, dead, now)
+        return applied
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, outcome: Outcome, now: float) -> bool:
+        lease = outcome.lease
+        if isinstance(outcome, Succeeded):
+            params: tuple[Any, ...] = (outcome.finished_at, lease.job_id, lease.token)
+            return conn.execute(SUCCEED, params).rowcount == 1
+        error = rows.last_error(outcome.attempt)
+        if isinstance(outcome, Retrying):
+            done = conn.execute(RETRY, (outcome.run_at, error, lease.job_id, lease.token))
+        else:
+            done = conn.execute(DEAD_LETTER, (now, error, lease.job_id, lease.token))
+        if done.rowcount != 1:
+            return False
+        conn.execute(INSERT_ATTEMPT, rows.attempt_params(outcome.attempt))
+        return True
+
+    def _insert_dead_letters(
+        self, conn: sqlite3.Connection, dead: list[DeadLettered], now: float
+    ) -> None:
+        by_id = {d.lease.job_id: d for d in dead}
+        jobs = self._rows_by_id(conn, "queue_jobs", "id", list(by_id))
+        history = self._history(conn, list(by_id))
+        letters = []
+        for job_id, outcome in by_id.items():
+            row = jobs[job_id][0]
+            past = history.get(job_id, [])
+            letters.append(
+                NewJob(
+                    id=dead_letter_id(job_id, len(past)),
+                    queue=row["dead_letter_queue"],
+                    task=DEAD_LETTER_TASK,
+                    payload=dead_letter_payload(row, past, outcome.reason),
+                    max_retries=outcome.dlq_max_retries,
+                    dead_letter_queue=f"{row['dead_letter_queue']}-parked",
+                    run_at=now,
+                    created_at=now,
+                    priority=row["priority"],
+                    labels=rows.loads(row["labels"]),
+                )
+            )
+        conn.executemany(INSERT_JOB, [rows.new_job_params(j, dump_json) for j in letters])
+
+    def _history(self, conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, list[Attempt]]:
+        found = self._rows_by_id(conn, "job_attempts", "job_id", job_ids, order="seq")
+        return {job_id: [rows.attempt(r) for r in rs] for job_id, rs in found.items()}
+
+    @staticmethod
+    def _rows_by_id(
+        conn: sqlite3.Connection, table: str, column: str, ids: list[str], order: str = "rowid"
+    ) -> dict[str, list[sqlite3.Row]]:
+        found: dict[str, list[sqlite3.Row]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM {table} WHERE {column} IN ({marks}) ORDER BY {order}"
+            for row in conn.execute(sql, chunk):
+                found.setdefault(row[column], []).append(row)
+        return found
+
+    # -- reading -------------------------------------------------------------------
+
+    def next_due(self, queues: Sequence[str]) -> float | None:
+        sql = NEXT_DUE.format(queues=",".join("?" * len(queues)))
+        due: float | None = self._conn().execute(sql, (*queues, *queues)).fetchone()[0]
+        return due
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT * FROM queue_jobs WHERE id = ?", (job_id,)).fetchone()
+        return rows.job(row) if row else None
+
+    def list_jobs(
+        self, *, queue: str | None = None, state: JobState | None = None, limit: int = 50
+    ) -> list[Job]:
+        sql = (
+            "SELECT * FROM queue_jobs WHERE (? IS NULL OR queue = ?) AND (? IS NULL OR status = ?)"
+        )
+        sql += " ORDER BY created_at DESC, id LIMIT ?"
+        status = state.value if state else None
+        found = self._conn().execute(sql, (queue, queue, status, status, limit)).fetchall()
+        return [rows.job(r) for r in found]
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        return self._history(self._conn(), [job_id]).get(job_id, [])
+
+    def count_states(self) -> dict[tuple[str, JobState], int]:
+        sql = "SELECT queue, status, count(*) FROM queue_jobs GROUP BY queue, status"
+        return {(q, JobState(s)): n for q, s, n in self._conn().execute(sql)}
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
+        # SQLite has no notifications; a short poll is cheap on a local file.
+        stop.wait(timeout)
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration file; comment lines go first, since they may contain ';'."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]

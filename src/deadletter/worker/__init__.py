@@ -1,0 +1,1 @@
+"""Running jobs: leasing, execution, heartbeats, retry policy, graceful shutdown."""

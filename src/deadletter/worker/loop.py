@@ -1,0 +1,253 @@
+"""The worker: lease a batch, run it on the slots, decide, persist, repeat.
+
+One thread owns the store connection and every state change; slot threads only
+run task code. Outcomes are written in batches, so a crash between a task's end
+and the next flush re-runs that task once its lease expires (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from deadletter.config import QueuePolicy, WorkerSettings
+from deadletter.dlq.classify import Rule
+from deadletter.errors import WorkerLost
+from deadletter.model import LeasedJob
+from deadletter.store.base import LostLease, Outcome, Retrying, Store, Succeeded
+from deadletter.worker.retry import Failure, decide
+from deadletter.worker.slots import Finished, Resolve, Slots
+
+log = logging.getLogger("deadletter.worker")
+
+RECLAIM_EVERY = 1.0
+# Finished jobs are written together; this bounds how long a result waits for company.
+FLUSH_INTERVAL = 0.05
+DLQ_MAX_RETRIES = 5
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    succeeded: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    fenced: int = 0
+    reclaimed: int = 0
+
+    def count(self, outcomes: Sequence[Outcome], applied: set[str]) -> None:
+        for outcome in outcomes:
+            if outcome.lease.job_id not in applied:
+                self.fenced += 1
+            elif isinstance(outcome, Succeeded):
+                self.succeeded += 1
+            elif isinstance(outcome, Retrying):
+                self.retried += 1
+            else:
+                self.dead_lettered += 1
+
+
+@dataclass(slots=True)
+class _Clocks:
+    heartbeat: float = 0.0
+    reclaim: float = 0.0
+    first_unsaved: float = 0.0
+
+
+class Worker:
+    """Runs jobs of `queues` until stopped (or, with `burst`, until nothing is pending)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        queues: Sequence[str],
+        resolve: Resolve,
+        policy: Callable[[str], QueuePolicy],
+        rules: Sequence[Rule],
+        settings: WorkerSettings,
+        name: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not queues:
+            raise ValueError("a worker needs at least one queue to consume")
+        self.store = store
+        self.queues = tuple(queues)
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
+        self.stats = WorkerStats()
+        self._resolve = resolve
+        self._policy = policy
+        self._rules = tuple(rules)
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        # Leased and not yet persisted, whether still running or finished.
+        self._inflight: dict[str, LeasedJob] = {}
+        self._unsaved: list[Finished] = []
+        self._clocks = _Clocks()
+
+    def stop(self) -> None:
+        """Ask the worker to finish in-flight jobs and return; safe from a signal handler."""
+        self._stop.set()
+
+    def run(self, *, burst: bool = False) -> WorkerStats:
+        slots = Slots(self.settings.concurrency, self._resolve, self.name)
+        try:
+            while not self._stop.is_set():
+                if self._step(slots):
+                    continue
+                if burst and self._drained():
+                    break
+                if not burst:
+                    self.store.wait_for_work(self.queues, self.settings.poll_interval, self._stop)
+            self._shutdown(slots)
+        finally:
+            slots.shutdown()
+        return self.stats
+
+    # -- one turn of the loop ----------------------------------------------------
+
+    def _step(self, slots: Slots) -> bool:
+        """Lease, dispatch, collect, persist; return whether any job is in hand."""
+        now = time.time()
+        if now - self._clocks.reclaim >= RECLAIM_EVERY:
+            self._clocks.reclaim = now
+            self.reclaim_expired()
+        # Refill at half capacity, so that leases and writes go in batches, not one by one.
+        leased = self._lease(now) if len(self._inflight) <= self.settings.batch_size // 2 else []
+        for job in leased:
+            slots.submit(job)
+        slots.interrupt_overdue()
+        running = len(self._inflight) > len(self._unsaved)
+        self._collect(_drain(slots, 0.0 if leased or not running else FLUSH_INTERVAL))
+        if self._unsaved and self._flush_due():
+            self._persist()
+        self._heartbeat()
+        return bool(self._inflight)
+
+    def _collect(self, finished: list[Finished]) -> None:
+        if finished and not self._unsaved:
+            self._clocks.first_unsaved = time.monotonic()
+        self._unsaved.extend(finished)
+
+    def _flush_due(self) -> bool:
+        everything_done = len(self._unsaved) == len(self._inflight)
+        batch_full = len(self._unsaved) >= self.settings.batch_size // 2
+        waited = time.monotonic() - self._clocks.first_unsaved >= FLUSH_INTERVAL
+        return everything_done or batch_full or waited
+
+    def _lease(self, now: float) -> list[LeasedJob]:
+        room = self.settings.batch_size - len(self._inflight)
+        if room <= 0:
+            return []
+        leased = self.store.lease(
+            self.queues,
+            limit=room,
+            worker=self.name,
+            now=now,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        self._inflight.update((job.id, job) for job in leased)
+        return leased
+
+    def _persist(self) -> None:
+        finished, self._unsaved = self._unsaved, []
+        outcomes = [self._outcome(item) for item in finished]
+        applied = self.store.finish(outcomes, now=time.time())
+        self.stats.count(outcomes, applied)
+        for item in finished:
+            self._inflight.pop(item.job.id, None)
+
+    def _outcome(self, item: Finished) -> Outcome:
+        if item.failure is None:
+            return Succeeded(item.job.lease, item.ended_at)
+        return self._decide(item.job, item.failure)
+
+    def _decide(self, job: LeasedJob, failure: Failure) -> Outcome:
+        return decide(
+            job,
+            failure,
+            policy=self._policy(job.queue),
+            rules=self._rules,
+            dlq_max_retries=DLQ_MAX_RETRIES,
+            rng=self._rng,
+        )
+
+    # -- leases of others, and of our own --------------------------------------
+
+    def reclaim_expired(self) -> None:
+        """Turn expired leases of dead workers into failed attempts."""
+        now = time.time()
+        lost = self.store.reclaim_expired(
+            limit=self.settings.batch_size,
+            worker=self.name,
+            now=now,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        if lost:
+            outcomes = [self._decide(item.job, _lost_failure(item, now)) for item in lost]
+            applied = self.store.finish(outcomes, now=now)
+            self.stats.reclaimed += len(applied)
+            self.stats.count(outcomes, applied)
+            log.warning("reclaimed %d jobs from lost workers", len(applied))
+
+    def _heartbeat(self) -> None:
+        now = time.time()
+        if not self._inflight or now - self._clocks.heartbeat < self.settings.lease_seconds / 3:
+            return
+        self._clocks.heartbeat = now
+        leases = [job.lease for job in self._inflight.values()]
+        lost = self.store.extend(leases, until=now + self.settings.lease_seconds)
+        for lease in lost:
+            # Someone else owns it now; our eventual outcome will be fenced out.
+            log.warning("lease on job %s was lost", lease.job_id)
+
+    def _drained(self) -> bool:
+        if self._inflight:
+            return False
+        due = self.store.next_due(self.queues)
+        if due is None:
+            return True
+        pause = min(max(due - time.time(), 0.0), self.settings.poll_interval)
+        self._stop.wait(pause)
+        return False
+
+    # -- stopping -------------------------------------------------------------------
+
+    def _shutdown(self, slots: Slots) -> None:
+        """Let in-flight jobs finish within the grace period, then give back the rest."""
+        deadline = time.monotonic() + self.settings.grace_seconds
+        while len(self._inflight) > len(self._unsaved) and time.monotonic() < deadline:
+            self._collect(_drain(slots, min(FLUSH_INTERVAL, max(deadline - time.monotonic(), 0))))
+        if self._unsaved:
+            self._persist()
+        if self._inflight:
+            leases = [job.lease for job in self._inflight.values()]
+            released = self.store.release(leases, now=time.time())
+            log.warning("released %d unfinished jobs at shutdown", released)
+            self._inflight.clear()
+
+
+def _drain(slots: Slots, wait: float) -> list[Finished]:
+    """Everything finished so far; wait up to `wait` seconds for the first one."""
+    results = slots.results
+    finished: list[Finished] = []
+    if wait > 0 and results.empty():
+        try:
+            finished.append(results.get(timeout=wait))
+        except queue.Empty:
+            return finished
+    while not results.empty():
+        finished.append(results.get_nowait())
+    return finished
+
+
+def _lost_failure(item: LostLease, now: float) -> Failure:
+    message = f"worker {item.lost_worker} was lost while running the job (lease expired)"
+    return Failure(WorkerLost(message), "", item.job.started_at, now, item.lost_worker)

@@ -1,0 +1,102 @@
+"""Retry policy: turn the result of one attempt into the job's next step.
+
+A pure function of the job, the error and the queue's policy, so that it can be
+tested without a worker or a database.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from deadletter.config import QueuePolicy
+from deadletter.dlq.classify import Classification, ErrorInfo, Rule, classify
+from deadletter.errors import PermanentFailure, Retry
+from deadletter.model import Attempt, ErrorClass, LeasedJob
+from deadletter.store.base import DeadLettered, Outcome, Retrying
+
+MESSAGE_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong in one attempt, captured where it happened."""
+
+    exception: BaseException
+    traceback: str
+    started_at: float
+    ended_at: float
+    worker: str
+
+
+def backoff(attempt: int, policy: QueuePolicy, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    delay = min(policy.backoff_max, policy.backoff_base * policy.backoff_factor ** (attempt - 1))
+    if not policy.jitter or delay <= 0:
+        return max(delay, 0.0)
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+def decide(
+    job: LeasedJob,
+    failure: Failure,
+    *,
+    policy: QueuePolicy,
+    rules: Sequence[Rule],
+    dlq_max_retries: int,
+    rng: random.Random,
+) -> Outcome:
+    exc = failure.exception
+    info = ErrorInfo.from_exception(exc)
+    verdict = classify(info, rules)
+    attempt = _attempt(job, failure, info, verdict)
+    reason = _dead_letter_reason(job, exc, verdict, policy)
+    if reason is not None:
+        return DeadLettered(job.lease, attempt, reason, dlq_max_retries)
+    delay = _delay(job, exc, verdict, policy, rng)
+    return Retrying(job.lease, attempt, failure.ended_at + delay)
+
+
+def _dead_letter_reason(
+    job: LeasedJob, exc: BaseException, verdict: Classification, policy: QueuePolicy
+) -> str | None:
+    if isinstance(exc, PermanentFailure):
+        return f"permanent failure: {type(exc).__name__}"
+    if job.attempt > job.max_retries:
+        return f"retries exhausted after {job.attempt} attempts"
+    user_error_retried = verdict.error_class is ErrorClass.USER_ERROR and policy.retry_user_errors
+    if not verdict.retry and not user_error_retried and not isinstance(exc, Retry):
+        return f"not retried: {verdict.error_class.value} (rule {verdict.rule})"
+    return None
+
+
+def _delay(
+    job: LeasedJob,
+    exc: BaseException,
+    verdict: Classification,
+    policy: QueuePolicy,
+    rng: random.Random,
+) -> float:
+    if isinstance(exc, Retry) and exc.delay is not None:
+        return max(exc.delay, 0.0)
+    if verdict.retry_after is not None:
+        return verdict.retry_after
+    return backoff(job.attempt, policy, rng)
+
+
+def _attempt(job: LeasedJob, failure: Failure, info: ErrorInfo, verdict: Classification) -> Attempt:
+    exc_type = type(failure.exception)
+    return Attempt(
+        job_id=job.id,
+        number=job.attempt,
+        started_at=failure.started_at,
+        ended_at=failure.ended_at,
+        worker=failure.worker,
+        error_type=f"{exc_type.__module__}.{exc_type.__qualname__}",
+        message=info.message[:MESSAGE_LIMIT],
+        traceback=failure.traceback,
+        http_status=info.http_status,
+        error_class=verdict.error_class,
+        rule=verdict.rule,
+    )

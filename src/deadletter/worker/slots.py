@@ -1,0 +1,157 @@
+"""Execution slots: a fixed set of threads that run leased jobs, with timeouts.
+
+Sync tasks run on the slot threads; `async def` tasks run on one shared event
+loop and a slot thread waits for each, so "concurrency" means the same thing for
+both. A sync task that overruns its timeout gets `JobTimeout` raised inside its
+thread (CPython's async-exception hook): it lands at the next Python bytecode,
+so a task blocked inside a C call is interrupted only when that call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import inspect
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from deadletter.errors import JobTimeout
+from deadletter.model import LeasedJob
+from deadletter.worker.retry import Failure
+
+TRACEBACK_LIMIT = 8000
+
+current_job: contextvars.ContextVar[LeasedJob] = contextvars.ContextVar("deadletter_current_job")
+
+TaskFunction = Callable[..., Any]
+Resolve = Callable[[LeasedJob], tuple[TaskFunction, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    job: LeasedJob
+    failure: Failure | None
+    ended_at: float
+
+
+@dataclass(slots=True)
+class _Running:
+    job: LeasedJob
+    deadline: float
+    interrupted: bool = False
+
+
+class Slots:
+    """`size` threads taking jobs from an inbox and putting `Finished` into `results`."""
+
+    def __init__(self, size: int, resolve: Resolve, worker: str) -> None:
+        self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[LeasedJob | None] = queue.SimpleQueue()
+        self._resolve = resolve
+        self._worker = worker
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"deadletter-slot-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: LeasedJob) -> None:
+        self._inbox.put(job)
+
+    def interrupt_overdue(self) -> int:
+        """Raise JobTimeout in threads whose job is past its deadline; return how many."""
+        now = time.monotonic()
+        with self._lock:
+            overdue = [
+                (ident, run)
+                for ident, run in self._running.items()
+                if run.deadline < now and not run.interrupted
+            ]
+            for ident, run in overdue:
+                run.interrupted = True
+                _raise_in_thread(ident, JobTimeout)
+        return len(overdue)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _serve(self) -> None:
+        ident = threading.get_ident()
+        while (job := self._inbox.get()) is not None:
+            started = time.time()
+            try:
+                failure = self._execute(ident, job, started)
+            except JobTimeout as exc:
+                # The interrupt arrived after the task returned but before bookkeeping.
+                failure = self._failure(exc, started)
+            finally:
+                with self._lock:
+                    self._running.pop(ident, None)
+            self.results.put(Finished(job, failure, time.time()))
+
+    def _execute(self, ident: int, job: LeasedJob, started: float) -> Failure | None:
+        try:
+            function, timeout = self._resolve(job)
+            with self._lock:
+                self._running[ident] = _Running(job, time.monotonic() + timeout)
+            token = current_job.set(job)
+            try:
+                self._call(function, job, timeout)
+            finally:
+                current_job.reset(token)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return self._failure(exc, started)
+        return None
+
+    def _call(self, function: TaskFunction, job: LeasedJob, timeout: float) -> None:
+        args = job.payload.get("args", [])
+        kwargs = job.payload.get("kwargs", {})
+        if not inspect.iscoroutinefunction(function):
+            function(*args, **kwargs)
+            return
+        future = asyncio.run_coroutine_threadsafe(
+            _with_job(job, function(*args, **kwargs)), self._event_loop()
+        )
+        try:
+            future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise JobTimeout(f"task {job.task} ran past its timeout of {timeout:g}s") from exc
+
+    def _failure(self, exc: BaseException, started: float) -> Failure:
+        text = "".join(traceback.format_exception(exc))
+        return Failure(exc, text[-TRACEBACK_LIMIT:], started, time.time(), self._worker)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="deadletter-async", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+
+async def _with_job(job: LeasedJob, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    current_job.set(job)
+    return await coroutine
+
+
+def _raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))

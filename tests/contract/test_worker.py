@@ -1,0 +1,326 @@
+"""The worker over every backend: success, retries, dead letters, leases, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
+from deadletter.errors import InvalidInput, PayloadError, Retry
+from deadletter.model import ErrorClass, JobState
+from deadletter.store.base import DEAD_LETTER_TASK
+from deadletter.tasks import JobSpec
+from deadletter.worker.slots import current_job
+
+Q = "chart-processing"
+DLQ = "chart-processing-dlq"
+
+
+class HTTPError(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+@pytest.fixture
+def app(store_url: str) -> Iterator[App]:
+    application = make_app(store_url)
+    yield application
+    application.close()
+
+
+def make_app(url: str, **worker: Any) -> App:
+    settings = settings_from_mapping(
+        {
+            "database_url": url,
+            "worker": {"poll_interval": 0.02, "lease_seconds": 5, **worker},
+            "queues": {Q: {"backoff_base": 0.0, "max_retries": 3}},
+        }
+    )
+    return App(settings)
+
+
+def run(app: App, **overrides: Any) -> None:
+    app.worker(**overrides).run(burst=True)
+
+
+def states(app: App, ids: list[str]) -> list[JobState]:
+    return [job.status for job in (app.store.get_job(i) for i in ids) if job is not None]
+
+
+def test_jobs_succeed_and_counts_add_up(app: App) -> None:
+    done: list[int] = []
+
+    @app.task(queue=Q)
+    def noop(n: int) -> None:
+        done.append(n)
+
+    ids = app.enqueue_many(noop.spec(n) for n in range(60))
+    run(app)
+    assert states(app, ids) == [JobState.SUCCEEDED] * 60
+    assert sorted(done) == list(range(60))
+    assert app.store.count_states() == {(Q, JobState.SUCCEEDED): 60}
+
+
+def test_exhausted_retries_dead_letter_with_full_history(app: App) -> None:
+    @app.task(queue=Q)
+    def broken(site_name: str) -> None:
+        raise KeyError(f"no series for {site_name}")
+
+    job_id = broken.spec("building-a").options(labels={"site_name": "building-a"})
+    job_id = app.enqueue(job_id)
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.DEAD_LETTERED
+    assert job.attempts == 4 and job.retry_count == 3
+    letters = app.store.list_jobs(queue=DLQ)
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter.task == DEAD_LETTER_TASK and letter.status is JobState.QUEUED
+    assert letter.payload["job_id"] == job_id
+    assert letter.payload["labels"] == {"site_name": "building-a"}
+    assert letter.payload["reason"] == "retries exhausted after 4 attempts"
+    attempts = letter.payload["attempts"]
+    assert [a["number"] for a in attempts] == [1, 2, 3, 4]
+    for attempt in attempts:
+        assert attempt["error_type"] == "builtins.KeyError"
+        assert "no series for building-a" in attempt["message"]
+        assert "raise KeyError" in attempt["traceback"]
+        assert attempt["ended_at"] >= attempt["started_at"] > 0
+        assert attempt["worker"]
+
+
+def test_permanent_failure_is_not_retried(app: App) -> None:
+    @app.task(queue=Q)
+    def validate() -> None:
+        raise InvalidInput("date range end before start")
+
+    job_id = validate.enqueue()
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.DEAD_LETTERED and job.attempts == 1
+
+
+def test_user_error_is_not_retried_and_http_status_is_recorded(app: App) -> None:
+    @app.task(queue=Q)
+    def fetch() -> None:
+        raise HTTPError(404)
+
+    job_id = fetch.enqueue()
+    run(app)
+    [attempt] = app.store.attempts(job_id)
+    assert attempt.http_status == 404
+    assert attempt.error_class is ErrorClass.USER_ERROR
+
+
+def test_retry_signal_and_recoverable_errors_retry_then_succeed(app: App) -> None:
+    @app.task(queue=Q)
+    def flaky() -> None:
+        attempt = current_job.get().attempt
+        if attempt == 1:
+            raise Retry("upstream busy", delay=0)
+        if attempt == 2:
+            raise HTTPError(503)
+
+    job_id = flaky.enqueue()
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.SUCCEEDED and job.attempts == 3
+    assert [a.error_class for a in app.store.attempts(job_id)][1] is ErrorClass.RECOVERABLE
+
+
+def test_async_tasks_run_on_the_shared_loop(app: App) -> None:
+    @app.task(queue=Q)
+    async def pause(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    ids = app.enqueue_many(pause.spec(0.01) for _ in range(10))
+    run(app)
+    assert states(app, ids) == [JobState.SUCCEEDED] * 10
+
+
+def test_sync_timeout_interrupts_the_task(app: App) -> None:
+    @app.task(queue=Q, timeout=0.2, max_retries=0)
+    def spin() -> None:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            pass
+
+    started = time.monotonic()
+    job_id = spin.enqueue()
+    run(app)
+    assert time.monotonic() - started < 10
+    [attempt] = app.store.attempts(job_id)
+    assert attempt.error_type == "deadletter.errors.JobTimeout"
+    assert attempt.error_class is ErrorClass.RECOVERABLE
+
+
+def test_async_timeout_cancels_the_task(app: App) -> None:
+    @app.task(queue=Q, timeout=0.2, max_retries=0)
+    async def hang() -> None:
+        await asyncio.sleep(30)
+
+    job_id = hang.enqueue()
+    run(app)
+    [attempt] = app.store.attempts(job_id)
+    assert attempt.error_type == "deadletter.errors.JobTimeout"
+
+
+def test_unknown_task_ends_in_the_dlq_with_a_clear_error(app: App) -> None:
+    @app.task(queue=Q, name="known")
+    def known() -> None:
+        return None
+
+    job_id = app.enqueue(JobSpec(task="missing", queue=Q, args=(), kwargs={}))
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.DEAD_LETTERED
+    assert "task 'missing' is not registered" in (job.last_error or "")
+
+
+def test_payloads_must_be_json_and_small(app: App) -> None:
+    @app.task(queue=Q)
+    def take(value: object) -> None:
+        return None
+
+    with pytest.raises(PayloadError, match="not JSON"):
+        take.enqueue({1, 2})
+    with pytest.raises(PayloadError, match="over the limit"):
+        take.enqueue("x" * (1024 * 1024 + 1))
+    assert app.store.count_states() == {}
+
+
+def test_idempotency_key_gives_back_the_existing_job(app: App) -> None:
+    @app.task(queue=Q)
+    def once() -> None:
+        return None
+
+    first = app.enqueue(once.spec().options(idempotency_key="report-2024-10-12"))
+    second = app.enqueue(once.spec().options(idempotency_key="report-2024-10-12"))
+    assert first == second
+    assert sum(app.store.count_states().values()) == 1
+
+
+def test_delayed_job_waits_for_its_time(app: App) -> None:
+    ran_at: list[float] = []
+
+    @app.task(queue=Q)
+    def later() -> None:
+        ran_at.append(time.time())
+
+    enqueued = time.time()
+    app.enqueue(later.spec().options(delay=0.5))
+    run(app)
+    assert ran_at and ran_at[0] - enqueued >= 0.45
+
+
+def test_priority_orders_ready_jobs(store_url: str) -> None:
+    app = make_app(store_url, concurrency=1, batch_size=1)
+    order: list[int] = []
+
+    @app.task(queue=Q)
+    def record(n: int) -> None:
+        order.append(n)
+
+    app.enqueue_many([record.spec(1), record.spec(2).options(priority=5), record.spec(3)])
+    run(app)
+    app.close()
+    assert order == [2, 1, 3]
+
+
+def test_lost_lease_counts_as_a_failed_attempt(app: App) -> None:
+    @app.task(queue=Q)
+    def work() -> None:
+        return None
+
+    job_id = work.enqueue()
+    now = time.time()
+    ghost = app.store.lease([Q], limit=1, worker="ghost", now=now, lease_seconds=0.05)
+    assert [j.id for j in ghost] == [job_id]
+    time.sleep(0.1)
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.SUCCEEDED and job.attempts == 2
+    [lost] = app.store.attempts(job_id)
+    assert lost.error_type == "deadletter.errors.WorkerLost" and lost.worker == "ghost"
+    assert lost.error_class is ErrorClass.RECOVERABLE
+
+
+def test_job_that_keeps_losing_its_worker_is_dead_lettered(app: App) -> None:
+    @app.task(queue=Q)
+    def poison() -> None:
+        return None
+
+    job_id = poison.enqueue()
+    worker = app.worker()
+    for _ in range(4):
+        app.store.lease([Q], limit=1, worker="doomed", now=time.time(), lease_seconds=0.01)
+        time.sleep(0.02)
+        worker.reclaim_expired()
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.DEAD_LETTERED
+    assert [a.error_type for a in app.store.attempts(job_id)] == [
+        "deadletter.errors.WorkerLost"
+    ] * 4
+
+
+def test_heartbeat_keeps_a_long_job_leased(store_url: str) -> None:
+    app = make_app(store_url, lease_seconds=0.6)
+
+    @app.task(queue=Q)
+    def slow() -> None:
+        time.sleep(1.5)
+
+    job_id = slow.enqueue()
+    run(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.SUCCEEDED and job.attempts == 1
+    assert app.store.attempts(job_id) == []
+    app.close()
+
+
+def test_graceful_stop_releases_unfinished_jobs(store_url: str) -> None:
+    app = make_app(store_url, grace_seconds=0.2)
+    started = threading.Event()
+
+    @app.task(queue=Q)
+    def long() -> None:
+        started.set()
+        time.sleep(3)
+
+    job_id = long.enqueue()
+    worker = app.worker()
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(5)
+    worker.stop()
+    thread.join(5)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.QUEUED and job.attempts == 0
+    app.close()
+
+
+def test_graceful_stop_lets_quick_jobs_finish(store_url: str) -> None:
+    app = make_app(store_url, grace_seconds=5)
+    started = threading.Event()
+
+    @app.task(queue=Q)
+    def short() -> None:
+        started.set()
+        time.sleep(0.3)
+
+    job_id = short.enqueue()
+    worker = app.worker()
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(5)
+    worker.stop()
+    thread.join(5)
+    assert states(app, [job_id]) == [JobState.SUCCEEDED]
+    app.close()

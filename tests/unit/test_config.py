@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from deadletter.config import QueuePolicy, load_settings
+from deadletter.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "deadletter.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_use_an_embedded_sqlite_file(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.database_url == "sqlite:///.deadletter/deadletter.db"
+    assert settings.worker.concurrency == 2
+    assert settings.policy("chart-processing") == QueuePolicy()
+    assert settings.policy("chart-processing").dlq_for("chart-processing") == "chart-processing-dlq"
+
+
+def test_file_in_working_directory_is_read(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        'database_url = "sqlite:///x.db"\n[worker]\nconcurrency = 4\n'
+        '[queues.chart-processing]\nmax_retries = 5\ndead_letter_queue = "charts-dead"\n',
+    )
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.database_url == "sqlite:///x.db"
+    assert settings.worker.concurrency == 4
+    policy = settings.policy("chart-processing")
+    assert (policy.max_retries, policy.dlq_for("chart-processing")) == (5, "charts-dead")
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    write(tmp_path, "[worker]\nconcurrency = 4\n")
+    environ = {
+        "DEADLETTER_WORKER_CONCURRENCY": "8",
+        "DEADLETTER_WORKER_QUEUES": "a, b",
+        "DEADLETTER_DATABASE_URL": "postgresql://localhost/x",
+        "OTHER": "ignored",
+    }
+    settings = load_settings(environ=environ, cwd=tmp_path)
+    assert settings.worker.concurrency == 8
+    assert settings.worker.queues == ("a", "b")
+    assert settings.database_url == "postgresql://localhost/x"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("databse_url = 'x'\n", "databse_url"),
+        ("[worker]\nconcurency = 2\n", "concurency"),
+        ("[queues.q]\nmax_retry = 2\n", "max_retry"),
+        ("[worker]\nconcurrency = 'many'\n", "concurrency"),
+        ("[queues.q]\njitter = 'sometimes'\n", "jitter"),
+    ],
+)
+def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_unknown_environment_key_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="threads"):
+        load_settings(environ={"DEADLETTER_WORKER_THREADS": "3"}, cwd=tmp_path)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[worker\n"), environ={})
