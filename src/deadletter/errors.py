@@ -74,3 +74,15 @@ class JobTimeout(DeadletterError, TimeoutError):
 
 class WorkerLost(DeadletterError):
     """The worker running the job was lost before it finished (its lease expired)."""
+
+
+class BlobStoreError(DeadletterError):
+    """The forensics blob store failed."""
+
+
+class BlobNotFound(BlobStoreError):
+    """No blob is stored under the key."""
+
+
+class BlobStoreUnavailable(BlobStoreError):
+    """The blob store cannot be reached or written; the message says what to do."""
