@@ -1,4 +1,11 @@
-"""Fixtures shared by every suite."""
+"""Fixtures shared by every suite.
+
+Databases: a SQLite test gets a file in its own folder; a PostgreSQL test gets a fresh
+database copied from a template migrated once per session (`CREATE DATABASE ... TEMPLATE`
+copies files, far faster than migrating again). The template's name is unique to the
+session, so that several test sessions can share one server without dropping each
+other's template.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,88 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+
+from deadletter.store.postgres import PostgresStore
+
+# -- databases: a fresh one of each backend per test ----------------------------------
+
+POSTGRES = os.environ.get("DEADLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_database(name: str) -> str:
+    """The URL of database `name` on the test server."""
+    return urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{name}"))
+
+
+def _admin(statement: str) -> None:
+    # CREATE and DROP DATABASE cannot run inside a transaction.
+    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(statement.encode())
+
+
+def _fresh_database(template: str | None) -> Iterator[str]:
+    name = f"dl_test_{uuid.uuid4().hex[:12]}"
+    _admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    yield postgres_database(name)
+    # FORCE: a test that failed may have left connections open.
+    _admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test server's URL; skips PostgreSQL tests when it is down, fails them on CI."""
+    try:
+        _admin("SELECT 1")
+    except psycopg.OperationalError as exc:
+        reason = (
+            f"PostgreSQL is unreachable at {POSTGRES} ({exc}); start it, or point"
+            " DEADLETTER_TEST_POSTGRES at a server where the user may create databases"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> Iterator[str]:
+    """A database migrated once per session, copied for every test."""
+    name = f"deadletter_template_{uuid.uuid4().hex[:8]}"
+    _admin(f"CREATE DATABASE {name}")
+    store = PostgresStore(postgres_database(name))
+    try:
+        store.migrate()
+    finally:
+        # A template cannot be copied while anyone is connected to it.
+        store.close()
+    yield name
+    _admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped after the test."""
+    yield from _fresh_database(postgres_template)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database with no tables, for migration tests."""
+    yield from _fresh_database(None)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file (not yet created) in the test's own folder."""
+    return f"sqlite:///{tmp_path / 'deadletter.db'}"
+
 
 # -- S3: a real moto server over HTTP on loopback ----------------------------------
 

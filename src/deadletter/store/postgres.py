@@ -1,0 +1,499 @@
+"""The many-machines backend: PostgreSQL through psycopg 3 and a connection pool.
+
+Durability: the server's default `synchronous_commit = on` is kept, so a commit has
+reached the write-ahead log on disk when it returns; neither a server crash nor a power
+loss afterwards undoes it.
+
+Concurrency: leasers take rows with `FOR UPDATE SKIP LOCKED`, so workers on any number
+of machines pass over each other's candidates instead of queueing behind them, and
+`lease_token` fences out a worker whose lease was taken over. Batches travel as one
+array per column and are expanded by `unnest`, so a batch costs one statement whatever
+its size, not one round trip per job. Idle workers `LISTEN` on one channel; enqueue
+sends `NOTIFY` in its own transaction, which PostgreSQL delivers only on commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from deadletter.errors import StoreUnavailable
+from deadletter.model import Attempt, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.store import rows
+from deadletter.store.base import (
+    DEAD_LETTER_TASK,
+    DeadLettered,
+    LostLease,
+    Outcome,
+    Retrying,
+    Succeeded,
+    dead_letter_id,
+    dead_letter_payload,
+    dump_json,
+)
+from deadletter.store.schema import migrations
+
+CHANNEL = "deadletter_jobs"
+POOL_MIN = 1
+POOL_MAX = 8
+# How long an operation waits for a pooled connection before StoreUnavailable.
+POOL_TIMEOUT = 10.0
+# libpq otherwise waits for the operating system's TCP timeout, minutes on some systems.
+CONNECT_TIMEOUT = 5
+# wait_for_work blocks in slices this long, so that a stop request is seen promptly.
+LISTEN_SLICE = 0.5
+# The key of the advisory lock that serialises migrations: "dlmg" in ASCII.
+MIGRATION_LOCK = 0x646C_6D67
+
+# Arrays are sent in binary (%b): in text format every element is quoted and escaped.
+NEW_JOB_COLUMNS = (
+    "id, queue, task, payload, priority, max_retries, dead_letter_queue, run_at, created_at,"
+    " labels, idempotency_key"
+)
+
+# The whole batch in one statement: one array per column, zipped back into rows by
+# ROWS FROM. Payloads and labels travel as one JSON array each, which PostgreSQL parses
+# in one pass; per-job JSON strings cost twice the time, in Python and in casts. Conflicts
+# (a known id or idempotency key, even within the batch) are skipped. The queues that
+# received rows are notified in the same transaction: listeners hear of the jobs once
+# they are committed and visible.
+INSERT_JOBS = f"""
+WITH inserted AS (
+    INSERT INTO queue_jobs (status, {NEW_JOB_COLUMNS})
+    SELECT 'queued', {NEW_JOB_COLUMNS}
+    FROM ROWS FROM (
+        unnest(%b::text[]), unnest(%b::text[]), unnest(%b::text[]),
+        jsonb_array_elements(%s::jsonb), unnest(%b::int[]), unnest(%b::int[]),
+        unnest(%b::text[]), unnest(%b::float8[]), unnest(%b::float8[]),
+        jsonb_array_elements(%s::jsonb), unnest(%b::text[]))
+        AS n({NEW_JOB_COLUMNS})
+    ON CONFLICT DO NOTHING
+    RETURNING queue)
+SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
+"""
+
+IDS_BY_KEY = "SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key = ANY(%b::text[])"
+
+# SKIP LOCKED lets concurrent leasers take disjoint batches without waiting for each
+# other; the partial index queue_jobs_ready serves the scan. Oldest first within a priority.
+LEASE = f"""
+WITH picked AS (
+    SELECT id AS picked_id FROM queue_jobs
+    WHERE queue = ANY(%(queues)b::text[]) AND status IN ('queued', 'retrying')
+        AND run_at <= %(now)s
+    ORDER BY priority DESC, run_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE queue_jobs
+SET status = 'running', attempts = attempts + 1, lease_owner = %(worker)s,
+    lease_token = lease_token + 1, lease_expires_at = %(expires)s,
+    attempt_started_at = %(now)s, started_at = coalesce(started_at, %(now)s)
+FROM picked
+WHERE id = picked_id
+RETURNING {rows.LEASED_COLUMNS}
+"""
+
+# The previous owner is read in the CTE, before the UPDATE overwrites it. The rows are
+# locked there, so they are still running and expired when the UPDATE reaches them.
+RECLAIM = f"""
+WITH expired AS (
+    SELECT id AS expired_id, lease_owner AS lost_worker FROM queue_jobs
+    WHERE status = 'running' AND lease_expires_at < %(now)s
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE queue_jobs
+SET lease_owner = %(worker)s, lease_token = lease_token + 1, lease_expires_at = %(expires)s
+FROM expired
+WHERE id = expired_id
+RETURNING {rows.LEASED_COLUMNS}, lost_worker
+"""
+
+EXTEND = """
+UPDATE queue_jobs j SET lease_expires_at = %s
+FROM unnest(%b::text[], %b::bigint[]) AS l(id, token)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+RETURNING j.id, l.token
+"""
+
+# A released attempt did not happen: the job goes back with its attempt count restored,
+# and its queue is notified so that another worker picks it up without waiting a poll.
+RELEASE = f"""
+WITH released AS (
+    UPDATE queue_jobs j
+    SET status = CASE WHEN j.attempts > 1 THEN 'retrying' ELSE 'queued' END,
+        attempts = j.attempts - 1, run_at = %s, lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest(%b::text[], %b::bigint[]) AS l(id, token)
+    WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+    RETURNING j.queue)
+SELECT count(*) AS released, pg_notify('{CHANNEL}', queue) FROM released GROUP BY queue
+"""
+
+# Every outcome kind in one UPDATE: a NULL leaves the column as it was (a success keeps
+# its last error, a retry its completion time). The attempt rows ride in the same
+# statement and are kept only for outcomes whose fenced update applied: a (job, token)
+# pair that `applied` returned.
+FINISH = f"""
+WITH applied AS (
+    UPDATE queue_jobs j
+    SET status = o.status, run_at = coalesce(o.run_at, j.run_at),
+        completed_at = coalesce(o.completed_at, j.completed_at),
+        last_error = coalesce(o.last_error, j.last_error),
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::float8[], %b::float8[], %b::text[])
+        AS o(id, token, status, run_at, completed_at, last_error)
+    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+    RETURNING j.id, o.token),
+recorded AS (
+    INSERT INTO job_attempts ({rows.ATTEMPT_COLUMNS})
+    SELECT {rows.ATTEMPT_COLUMNS} FROM unnest(%b::bigint[],
+        %b::text[], %b::int[], %b::float8[], %b::float8[], %b::text[], %b::text[],
+        %b::text[], %b::text[], %b::int[], %b::text[], %b::text[])
+        AS a(token, {rows.ATTEMPT_COLUMNS})
+    WHERE (a.job_id, a.token) IN (SELECT id, token FROM applied))
+SELECT id FROM applied
+"""
+
+# The job rows as they now are, each with its whole history, in one round trip.
+DEAD_LETTER_SOURCES = """
+SELECT j.*, coalesce(
+    (SELECT jsonb_agg(to_jsonb(a) ORDER BY a.seq) FROM job_attempts a WHERE a.job_id = j.id),
+    '[]') AS history
+FROM queue_jobs j
+WHERE j.id = ANY(%b::text[])
+"""
+
+# least() skips NULLs: either kind of pending work alone decides.
+NEXT_DUE = """
+SELECT least(
+    (SELECT min(run_at) FROM queue_jobs
+     WHERE status IN ('queued', 'retrying') AND queue = ANY(%(queues)b::text[])),
+    (SELECT min(lease_expires_at) FROM queue_jobs
+     WHERE status = 'running' AND queue = ANY(%(queues)b::text[]))) AS due
+"""
+
+GET_JOB = "SELECT * FROM queue_jobs WHERE id = %s"
+
+LIST_JOBS = """
+SELECT * FROM queue_jobs
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s)
+    AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY created_at DESC, id
+LIMIT %(limit)s
+"""
+
+ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = %s ORDER BY seq"
+
+COUNT_STATES = "SELECT queue, status, count(*) AS n FROM queue_jobs GROUP BY queue, status"
+
+# Held until the migrating transaction ends: a second process migrating at the same
+# time waits, then finds the migrations recorded and applies nothing.
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(%s)"
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL)
+"""
+
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
+
+
+class PostgresStore:
+    """A `Store` on one PostgreSQL database, shared by workers on many machines."""
+
+    def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT) -> None:
+        self.url = url
+        options = conninfo_to_dict(url)
+        self._where = (
+            f"{options.get('host', 'localhost')}:{options.get('port', 5432)}"
+            f"/{options.get('dbname', '')}"
+        )
+        self._connect_options: dict[str, Any] = (
+            {} if "connect_timeout" in options else {"connect_timeout": CONNECT_TIMEOUT}
+        )
+        self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            url,
+            connection_class=psycopg.Connection[DictRow],
+            kwargs={"row_factory": dict_row, **self._connect_options},
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            timeout=timeout,
+            check=ConnectionPool.check_connection,
+            name="deadletter",
+            open=True,
+        )
+        # One LISTEN connection per waiting thread: notifications read by one thread
+        # would otherwise never wake another.
+        self._local = threading.local()
+        self._listeners: list[psycopg.Connection[Any]] = []
+        self._guard = threading.Lock()
+
+    # -- connections ---------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[DictRow]]:
+        """A pooled connection in one transaction: committed on success, else rolled back."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL at {self._where} is unavailable ({exc}). Check that the server"
+                " is running and reachable from this machine, and that database_url names"
+                " the right host, port, database and credentials."
+            ) from exc
+
+    def close(self) -> None:
+        with self._guard:
+            listeners, self._listeners = self._listeners, []
+        for conn in listeners:
+            conn.close()
+        self._local = threading.local()
+        self._pool.close()
+
+    # -- schema ----------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        applied = []
+        with self._transaction() as conn:
+            conn.execute(LOCK_MIGRATIONS, (MIGRATION_LOCK,))
+            conn.execute(MIGRATIONS_TABLE)
+            done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in migrations("postgres"):
+                if migration.version in done:
+                    continue
+                # Without parameters psycopg sends the file as one simple query,
+                # which may hold many statements.
+                conn.execute(migration.sql)
+                conn.execute(RECORD_MIGRATION, (migration.version, migration.name, time.time()))
+                applied.append(migration.name)
+        return applied
+
+    # -- producing -----------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        keys = [j.idempotency_key for j in jobs if j.idempotency_key]
+        with self._transaction() as conn:
+            _insert_jobs(conn, jobs)
+            found = conn.execute(IDS_BY_KEY, (keys,)).fetchall() if keys else []
+        existing = {r["idempotency_key"]: r["id"] for r in found}
+        return [existing.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+
+    # -- leasing -----------------------------------------------------------------
+
+    def lease(
+        self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LeasedJob]:
+        params = {
+            "queues": list(queues),
+            "now": now,
+            "limit": limit,
+            "worker": worker,
+            "expires": now + lease_seconds,
+        }
+        with self._transaction() as conn:
+            return [rows.leased_job(r) for r in conn.execute(LEASE, params)]
+
+    def reclaim_expired(
+        self, *, limit: int, worker: str, now: float, lease_seconds: float
+    ) -> list[LostLease]:
+        params = {"now": now, "limit": limit, "worker": worker, "expires": now + lease_seconds}
+        with self._transaction() as conn:
+            return [
+                LostLease(rows.leased_job(r), r["lost_worker"] or "unknown")
+                for r in conn.execute(RECLAIM, params)
+            ]
+
+    def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
+        if not leases:
+            return []
+        with self._transaction() as conn:
+            kept = {(r["id"], r["token"]) for r in conn.execute(EXTEND, (until, *_ids(leases)))}
+        return [lease for lease in leases if (lease.job_id, lease.token) not in kept]
+
+    def release(self, leases: Sequence[Lease], *, now: float) -> int:
+        if not leases:
+            return 0
+        with self._transaction() as conn:
+            return sum(r["released"] for r in conn.execute(RELEASE, (now, *_ids(leases))))
+
+    # -- outcomes ----------------------------------------------------------------
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+        unique = _unique(outcomes)
+        if not unique:
+            return set()
+        with self._transaction() as conn:
+            applied = {r["id"] for r in conn.execute(FINISH, _finish_params(unique, now))}
+            dead = {
+                o.lease.job_id: o
+                for o in unique
+                if isinstance(o, DeadLettered) and o.lease.job_id in applied
+            }
+            if dead:
+                sources = conn.execute(DEAD_LETTER_SOURCES, (list(dead),)).fetchall()
+                _insert_jobs(conn, [_dead_letter(r, dead[r["id"]], now) for r in sources])
+        return applied
+
+    # -- reading -------------------------------------------------------------------
+
+    def next_due(self, queues: Sequence[str]) -> float | None:
+        with self._transaction() as conn:
+            row = conn.execute(NEXT_DUE, {"queues": list(queues)}).fetchone()
+        return row["due"] if row else None
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._transaction() as conn:
+            row = conn.execute(GET_JOB, (job_id,)).fetchone()
+        return rows.job(row) if row else None
+
+    def list_jobs(
+        self, *, queue: str | None = None, state: JobState | None = None, limit: int = 50
+    ) -> list[Job]:
+        params = {"queue": queue, "status": state.value if state else None, "limit": limit}
+        with self._transaction() as conn:
+            return [rows.job(r) for r in conn.execute(LIST_JOBS, params)]
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        with self._transaction() as conn:
+            return [rows.attempt(r) for r in conn.execute(ATTEMPTS, (job_id,))]
+
+    def count_states(self) -> dict[tuple[str, JobState], int]:
+        with self._transaction() as conn:
+            return {(r["queue"], JobState(r["status"])): r["n"] for r in conn.execute(COUNT_STATES)}
+
+    # -- waiting -------------------------------------------------------------------
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + timeout
+        wanted = set(queues)
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if self._notified(wanted, min(left, LISTEN_SLICE)):
+                    return
+            except psycopg.OperationalError:
+                # The server restarted or the network broke: listen on a new connection
+                # next turn, and meanwhile wait as a poller would rather than spin.
+                self._drop_listener()
+                stop.wait(min(left, LISTEN_SLICE))
+
+    def _notified(self, wanted: set[str], wait: float) -> bool:
+        conn = self._listener()
+        queues = {n.payload for n in conn.notifies(timeout=wait, stop_after=1)}
+        if queues:
+            # Take what else is pending, so that a burst of commits wakes us once.
+            queues.update(n.payload for n in conn.notifies(timeout=0))
+        return not queues.isdisjoint(wanted)
+
+    def _listener(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "listener", None)
+        if conn is None:
+            conn = psycopg.connect(self.url, autocommit=True, **self._connect_options)
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._local.listener = conn
+            with self._guard:
+                self._listeners.append(conn)
+        return conn
+
+    def _drop_listener(self) -> None:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "listener", None)
+        self._local.listener = None
+        if conn is not None:
+            with self._guard:
+                self._listeners.remove(conn)
+            conn.close()
+
+
+def _insert_jobs(conn: psycopg.Connection[DictRow], jobs: Sequence[NewJob]) -> None:
+    columns = [
+        [j.id for j in jobs],
+        [j.queue for j in jobs],
+        [j.task for j in jobs],
+        dump_json([j.payload for j in jobs]),
+        [j.priority for j in jobs],
+        [j.max_retries for j in jobs],
+        [j.dead_letter_queue for j in jobs],
+        _floats([j.run_at for j in jobs]),
+        _floats([j.created_at for j in jobs]),
+        dump_json([j.labels for j in jobs]),
+        [j.idempotency_key for j in jobs],
+    ]
+    conn.execute(INSERT_JOBS, columns)
+
+
+def _dead_letter(row: DictRow, outcome: DeadLettered, now: float) -> NewJob:
+    history = [rows.attempt(a) for a in row["history"]]
+    dlq = row["dead_letter_queue"]
+    return NewJob(
+        id=dead_letter_id(row["id"], len(history)),
+        queue=dlq,
+        task=DEAD_LETTER_TASK,
+        payload=dead_letter_payload(row, history, outcome.reason),
+        max_retries=outcome.dlq_max_retries,
+        dead_letter_queue=f"{dlq}-parked",
+        run_at=now,
+        created_at=now,
+        priority=row["priority"],
+        labels=row["labels"],
+    )
+
+
+def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """The first outcome per lease: applied in order, a repeat would be fenced out anyway."""
+    first: dict[tuple[str, int], Outcome] = {}
+    for outcome in outcomes:
+        first.setdefault((outcome.lease.job_id, outcome.lease.token), outcome)
+    return list(first.values())
+
+
+def _finish_params(outcomes: list[Outcome], now: float) -> list[list[Any]]:
+    changes = _columns([_change(o, now) for o in outcomes], width=6)
+    for index in (3, 4):
+        changes[index] = _floats(changes[index])
+    failed = [o for o in outcomes if not isinstance(o, Succeeded)]
+    attempts = _columns(
+        [(o.lease.token, *rows.attempt_params(o.attempt)) for o in failed], width=12
+    )
+    for index in (3, 4):
+        attempts[index] = _floats(attempts[index])
+    return [*changes, *attempts]
+
+
+def _change(outcome: Outcome, now: float) -> tuple[Any, ...]:
+    """(id, token, status, run_at, completed_at, last_error); None keeps the column."""
+    key = (outcome.lease.job_id, outcome.lease.token)
+    if isinstance(outcome, Succeeded):
+        return (*key, JobState.SUCCEEDED.value, None, outcome.finished_at, None)
+    error = rows.last_error(outcome.attempt)
+    if isinstance(outcome, Retrying):
+        return (*key, JobState.RETRYING.value, outcome.run_at, None, error)
+    return (*key, JobState.DEAD_LETTERED.value, None, now, error)
+
+
+def _ids(leases: Sequence[Lease]) -> tuple[list[str], list[int]]:
+    return [lease.job_id for lease in leases], [lease.token for lease in leases]
+
+
+def _columns(params: Sequence[tuple[Any, ...]], *, width: int) -> list[list[Any]]:
+    """Rows to one list per column: the arrays that `unnest` turns back into rows."""
+    return [[row[index] for row in params] for index in range(width)]
+
+
+def _floats(values: list[Any]) -> list[float | None]:
+    """psycopg refuses an array that mixes int and float; times may be given as either."""
+    return [None if value is None else float(value) for value in values]
