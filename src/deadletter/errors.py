@@ -86,3 +86,7 @@ class BlobNotFound(BlobStoreError):
 
 class BlobStoreUnavailable(BlobStoreError):
     """The blob store cannot be reached or written; the message says what to do."""
+
+
+class DeliveryError(DeadletterError):
+    """A notification or alert could not be delivered; the message names the targets."""

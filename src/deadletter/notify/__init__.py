@@ -1,0 +1,1 @@
+"""Notifications and alerts: PII redaction (`redact`) and delivery through Apprise (`deliver`)."""

@@ -1,0 +1,137 @@
+"""Delivery of notifications and alerts through Apprise.
+
+Apprise speaks to Slack, email, PagerDuty, webhooks and the rest through one URL
+syntax, but it reports a failed delivery only by returning False and logging why.
+Here a failure is an exception, `DeliveryError`, naming each target that failed
+(its credentials masked) with the reason Apprise logged, so that the caller can
+record it and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from urllib.parse import parse_qs, quote, urlsplit
+
+import apprise
+
+from deadletter.errors import ConfigError, DeliveryError
+from deadletter.notify.redact import DEFAULT_REDACTOR
+
+DEFAULT_TIMEOUT = 10.0
+USER_PLACEHOLDER = "{user}"
+
+# Apprise's log lines may quote a webhook URL or a token; they end up in error messages.
+_SECRETS = DEFAULT_REDACTOR.secrets_only()
+
+_REASONS: ContextVar[list[str] | None] = ContextVar("deadletter_apprise_reasons", default=None)
+
+
+class _ReasonCollector(logging.Handler):
+    """Keeps Apprise's warnings for the call in progress in this context.
+
+    A context variable, not a thread id: Apprise runs a service that has a deadline on
+    a worker thread, into which it copies the caller's context.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        reasons = _REASONS.get()
+        if reasons is not None:
+            reasons.append(record.getMessage())
+
+
+# Once attached, it also keeps Apprise's warnings off stderr in an app that configured
+# no logging (Python's last-resort handler): they reach our exception instead.
+logging.getLogger("apprise").addHandler(_ReasonCollector(logging.WARNING))
+
+
+@contextmanager
+def _apprise_warnings() -> Iterator[list[str]]:
+    reasons: list[str] = []
+    token = _REASONS.set(reasons)
+    try:
+        yield reasons
+    finally:
+        _REASONS.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    name: str  # the URL with its credentials masked, fit for messages and logs
+    service: apprise.Apprise
+
+
+class AppriseChannel:
+    """Delivers each message to every target URL; any failure is a `DeliveryError`."""
+
+    def __init__(self, urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if isinstance(urls, str):
+            raise ConfigError("delivery URLs must be a list of Apprise URLs, not one string")
+        if not timeout > 0:
+            raise ConfigError(f"delivery timeout must be a positive number of seconds: {timeout}")
+        self._targets = tuple(_target(url, timeout) for url in urls)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The target URLs, credentials masked."""
+        return tuple(target.name for target in self._targets)
+
+    def send(self, *, title: str, body: str) -> None:
+        """Deliver to every target, then raise `DeliveryError` if any of them failed."""
+        if not self._targets:
+            raise DeliveryError("no delivery targets configured: nothing was sent")
+        failures = [failure for target in self._targets if (failure := _send(target, title, body))]
+        if failures:
+            raise DeliveryError(
+                f"delivery failed to {len(failures)} of {len(self._targets)} target(s): "
+                + "; ".join(failures)
+            )
+
+
+def _target(url: str, timeout: float) -> _Target:
+    with _apprise_warnings() as reasons:
+        service = apprise.Apprise.instantiate(url)
+    if service is None:
+        why = "; ".join(reasons) or "Apprise does not recognise it"
+        raise ConfigError(f"invalid delivery URL {_SECRETS.redact_text(url)}: {why}")
+    # Apprise's own defaults are a few seconds, too short for a slow SMTP relay and
+    # too long for a worker's shutdown; timeouts written in the URL itself still win.
+    written = parse_qs(urlsplit(url).query)
+    if "cto" not in written:
+        service.socket_connect_timeout = timeout
+    if "rto" not in written:
+        service.socket_read_timeout = timeout
+    single = apprise.Apprise(service)
+    return _Target(single.urls(privacy=True)[0].split("?", 1)[0], single)
+
+
+def _send(target: _Target, title: str, body: str) -> str | None:
+    """None if delivered, else what to say about the failure."""
+    with _apprise_warnings() as reasons:
+        try:
+            delivered = bool(target.service.notify(title=title, body=body))
+        except Exception as exc:  # a plugin's bug is one more failed delivery, reported as such
+            reasons.append(f"{type(exc).__name__}: {exc}")
+            delivered = False
+    if delivered:
+        return None
+    why = "; ".join(reasons) or "Apprise gave no reason"
+    return f"{target.name} ({_SECRETS.redact_text(why)})"
+
+
+def user_target(template: str, user: str) -> str:
+    """One user's Apprise URL: `template` with `{user}` replaced by the URL-quoted user.
+
+    e.g. `mailto://smtp.example.com?to={user}` or `json://hooks.local/users/{user}`.
+    """
+    if USER_PLACEHOLDER not in template:
+        raise ConfigError(
+            f"user_url_template must contain {USER_PLACEHOLDER}: {_SECRETS.redact_text(template)}"
+        )
+    if not user:
+        # An empty recipient is not "nobody": mailto:// would send to its own sender.
+        raise DeliveryError("the failure names no user to notify")
+    return template.replace(USER_PLACEHOLDER, quote(user, safe=""))

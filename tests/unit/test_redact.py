@@ -1,0 +1,285 @@
+"""PII and secret redaction: what each rule takes, what must survive, and its config."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deadletter.errors import ConfigError
+from deadletter.notify.redact import DEFAULT_REDACTOR, REDACTED, Redactor
+
+redact = DEFAULT_REDACTOR.redact_text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail bob.smith+tag@example.co.uk now", "mail [EMAIL] now"),
+        ("contact: a_b-c@sub.example.org.", "contact: [EMAIL]."),
+        ("from <ops@example.com>", "from <[EMAIL]>"),
+    ],
+)
+def test_emails(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+1 (415) 555-2671",
+        "+14155552671",
+        "+44 20 7946 0958",
+        "+49-151-1234-5678",
+        "+33 1 23 45 67 89",
+        "(415) 555-2671",
+        "415-555-2671",
+        "415.555.2671",
+        "020 7946 0958",
+        "07700 900123",
+        "0612345678",
+        "06-12345678",
+        "01 23 45 67 89",
+    ],
+)
+def test_phone_numbers(phone: str) -> None:
+    assert redact(f"call {phone} today") == "call [PHONE] today"
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "5500 0055 5555 5559",
+        "2223000048400011",
+        "378282246310005",
+        "3782 822463 10005",
+        "6011111111111117",
+        "4222222222222",
+    ],
+)
+def test_card_numbers(card: str) -> None:
+    assert redact(f"charged card {card}, declined") == "charged card [CARD], declined"
+
+
+def test_a_card_next_to_a_rejected_number_is_still_found() -> None:
+    # The first four groups fail the Luhn check; the card starts at the second group.
+    assert redact("4111 4111 1111 1111 1111") == "4111 [CARD]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def-ghi_123", "Authorization: Bearer [REDACTED]"),
+        ("sent Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig and", "sent Bearer [REDACTED] and"),
+        ("header Basic dXNlcjpwYXNzd29yZA==", "header Basic [REDACTED]"),
+        ("authorization: bearer abcdefgh12345", "authorization: bearer [REDACTED]"),
+    ],
+)
+def test_authorization_headers(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "pk_live_TYooMQauvdEDq54NiTphI7jx",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "gho_abcdefghijklmnopqrstuvwxyz0123456789",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+        "xoxb-123456789012-1234567890123-abcdefghijklmnop",
+        "xoxp-1234-5678-abcdef",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NSJ9.SflKxwRJSMeKKF2QT4fwpM",
+    ],
+)
+def test_api_keys_and_jwts(key: str) -> None:
+    assert redact(f"using {key} failed") == f"using {REDACTED} failed"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET /cb?api_key=abc123&state=ok&access_token=zz9",
+            "GET /cb?api_key=[REDACTED]&state=ok&access_token=[REDACTED]",
+        ),
+        ("login password=hunter2 rejected", "login password=[REDACTED] rejected"),
+        ("token: abc123", "token: [REDACTED]"),
+        ('{"password": "correct horse"}', '{"password": "[REDACTED]"}'),
+        ("{'client_secret': 's3'}", "{'client_secret': '[REDACTED]'}"),
+        ("Cookie: session=abc123; theme=dark", "Cookie: [REDACTED]; theme=dark"),
+        ("X-Api-Key: abc", "X-Api-Key: [REDACTED]"),
+        ("user_ssn=123-45-6789", "user_ssn=[REDACTED]"),
+        ("Authorization: Token 9944b09199c62bcf", "Authorization: Token [REDACTED]"),
+        ("postgresql://app:s3cret@db:5432/jobs", "postgresql://app:[REDACTED]@db:5432/jobs"),
+    ],
+)
+def test_secrets_in_key_value_text(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-15",
+        "2024-01-15T10:30:00.123456+00:00",
+        "2024-01-15 10:30:00",
+        "15.01.2024",
+        "20240115103000",
+        "at 1700000000 (1700000000123 ms)",
+        "job_123456789 failed",
+        "job-4155552671",
+        "HTTP 500, then 503, then 429",
+        "retried 3 of 5 times in 120 ms",
+        "4111111111111112",  # a 16-digit number failing the Luhn check
+        "1234567812345678",
+        "order 000123456",
+        "id 12345678-1234-1234-1234-123456789012",
+        "from 192.168.100.200:8080",
+        "version 1.2.3, 10 000 rows",
+        "Basic authentication failed",
+        "Bearer token expired",
+        "className=Widget spinner=3 author=ann",
+        "the password is wrong",
+        "see https://example.com/docs/errors#42",
+    ],
+)
+def test_ordinary_text_survives(text: str) -> None:
+    assert redact(text) == text
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+def test_nested_structures_are_redacted_and_keep_their_shape() -> None:
+    value = {
+        "user": {"email": "ann@example.com", "phones": ["+44 20 7946 0958"]},
+        "attempts": (1, "card 4111111111111111"),
+        "count": 3,
+        "ok": None,
+    }
+
+    assert DEFAULT_REDACTOR.redact_value(value) == {
+        "user": {"email": "[EMAIL]", "phones": ["[PHONE]"]},
+        "attempts": (1, "card [CARD]"),
+        "count": 3,
+        "ok": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password", "Password", "db_password", "passwd", "client_secret", "token",
+        "accessToken", "Authorization", "api_key", "apiKey", "X-Api-Key", "AWS_ACCESS_KEY",
+        "private_key", "credentials", "Set-Cookie", "session_id", "ssn", "userSSN",
+        "card_number", "cardNumber", "pin",
+    ],
+)  # fmt: skip
+def test_values_under_secret_keys_are_replaced_whatever_their_type(key: str) -> None:
+    for secret in ("hunter2", 1234, {"nested": "x"}, ["a"], None):
+        assert DEFAULT_REDACTOR.redact_value({key: secret}) == {key: REDACTED}
+
+
+@pytest.mark.parametrize("key", ["className", "processName", "spinner", "author", "tokenizer"])
+def test_short_secret_names_match_whole_words_only(key: str) -> None:
+    # "tokenizer" holds "token": long names match inside words, by design.
+    expected = REDACTED if key == "tokenizer" else "value"
+    assert DEFAULT_REDACTOR.redact_value({key: "value"}) == {key: expected}
+
+
+def test_secrets_only_keeps_personal_data_and_removes_credentials() -> None:
+    secrets = DEFAULT_REDACTOR.secrets_only()
+    text = "ann@example.com +14155552671 token=abc 4111111111111111"
+
+    assert secrets.redact_text(text) == "ann@example.com +14155552671 token=[REDACTED] [CARD]"
+    assert secrets.redact_value({"password": "x"}) == {"password": REDACTED}
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+def test_extra_patterns_are_replaced_by_their_upper_cased_name() -> None:
+    redactor = Redactor.from_config(
+        {"employee_id": r"\bEMP-\d{6}\b", "iban": r"\bGB\d{2}[A-Z]{4}\d{14}\b"}
+    )
+
+    assert redactor.redact_text("EMP-004211 paid to GB82WEST12345698765432") == (
+        "[EMPLOYEE_ID] paid to [IBAN]"
+    )
+    assert redactor.redact_text("mail ann@example.com") == "mail [EMAIL]"
+
+
+def test_extra_keys_apply_to_values_and_to_text() -> None:
+    redactor = Redactor.from_config(extra_keys=["internal_ref", "dob"])
+
+    assert redactor.redact_value({"internalRef": 5, "dob": "1990-01-01"}) == {
+        "internalRef": REDACTED,
+        "dob": REDACTED,
+    }
+    assert redactor.redact_text("internal_ref=abc dob: 1990-01-01") == (
+        "internal_ref=[REDACTED] dob: [REDACTED]"
+    )
+    assert DEFAULT_REDACTOR.redact_text("internal_ref=abc") == "internal_ref=abc"
+
+
+def test_an_extra_pattern_matching_nothing_inserts_nothing() -> None:
+    assert Redactor.from_config({"empty": "x*"}).redact_text("abc") == "abc"
+
+
+def test_an_invalid_regex_is_a_config_error_naming_the_pattern() -> None:
+    with pytest.raises(ConfigError, match=r"redact_patterns\.employee_id.*\(unclosed"):
+        Redactor.from_config({"employee_id": "(unclosed"})
+
+
+def test_a_pattern_name_without_letters_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="pattern name"):
+        Redactor.from_config({"--": "x"})
+
+
+def test_extra_keys_given_as_one_string_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="list of key names"):
+        Redactor.from_config(extra_keys="password")
+
+
+# -- properties -------------------------------------------------------------------------
+
+# Pieces that make the rules meet each other: matches touching, nested, half-formed.
+FRAGMENTS = [
+    "ann@example.com", "a@b.co", "4111111111111111", "4111 1111 1111 1111", "415-555-2671",
+    "+1", "+44 20 7946 0958", "0612345678", "2024-01-15", "password", "token", "ssn", "=",
+    ":", "://", "Bearer ", "Basic ", "dXNlcjpwYXNz", "eyJhbGc", ".eyJ", "sk_live_", "AKIA",
+    "[REDACTED]", "[EMAIL]", "[", "]", "(", ")", "'", '"', "@", ".", "-", "+", "_", " ",
+    "\n", "0", "1", "9", "x", "com", "é", "٣",
+]  # fmt: skip
+texts = st.one_of(
+    st.lists(st.sampled_from(FRAGMENTS), max_size=16).map("".join),
+    st.text(alphabet="0123456789 +-.()@abcAZ_=:[]'\"/&", max_size=40),
+    st.text(),
+)
+
+
+@settings(max_examples=2000)
+@given(texts)
+def test_redact_text_is_idempotent_and_never_raises(text: str) -> None:
+    once = redact(text)
+
+    assert redact(once) == once
+
+
+@settings(max_examples=150)
+@given(
+    st.recursive(
+        st.none() | st.integers() | texts,
+        lambda inner: st.lists(inner) | st.dictionaries(texts, inner),
+    )
+)
+def test_redact_value_is_idempotent(value: object) -> None:
+    once = DEFAULT_REDACTOR.redact_value(value)
+
+    assert DEFAULT_REDACTOR.redact_value(once) == once
