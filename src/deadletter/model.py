@@ -132,3 +132,42 @@ class Job:
     def retry_count(self) -> int:
         """Retries taken so far: the seed's `retry_count` (attempts after the first)."""
         return max(self.attempts - 1, 0)
+
+
+class Route(StrEnum):
+    """Where a handled dead letter goes (the seed's four actions)."""
+
+    RECOVERY = "recovery"
+    NOTIFY_USER = "notify_user"
+    ALERT_OPS = "alert_ops"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """A handled dead letter: what failed, why, and where it is routed.
+
+    Text fields are redacted of secrets; `summary` and `user_message` are also
+    redacted of PII, since they leave the system in alerts and notifications.
+    """
+
+    dead_letter_id: str
+    job_id: str
+    queue: str
+    task: str
+    error_class: ErrorClass
+    rule: str
+    fingerprint: str
+    error_type: str | None
+    error_message: str | None
+    http_status: int | None
+    retry_count: int
+    reason: str
+    labels: dict[str, str]
+    forensics_key: str | None
+    created_at: float
+    failed_at: float
+    route: Route
+    summary: str
+    user_id: str | None = None
+    user_message: str | None = None

@@ -417,15 +417,6 @@ EXPECTED_COLUMNS = {
 }
 EMPTY = {"sqlite": "sqlite_url", "postgres": "empty_postgres_url"}
 
-# Connections opening a new SQLite file at the same moment: `PRAGMA journal_mode = WAL`
-# in SqliteStore._connect fails at once with "database is locked", busy_timeout or not.
-SQLITE_WAL_RACE = pytest.mark.xfail(
-    reason="SqliteStore._connect races on PRAGMA journal_mode = WAL for a new file",
-    raises=sqlite3.OperationalError,
-    strict=False,
-)
-
-
 @pytest.fixture(params=list(EMPTY))
 def empty_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(backend, URL) of a database with no tables."""
@@ -458,11 +449,9 @@ def test_migrating_an_empty_database_creates_what_the_code_reads(
 
 
 def test_two_processes_migrating_at_once_apply_each_migration_once(
-    empty_url: tuple[str, str], request: pytest.FixtureRequest
+    empty_url: tuple[str, str],
 ) -> None:
     backend, url = empty_url
-    if backend == "sqlite":
-        request.applymarker(SQLITE_WAL_RACE)
     stores = [open_store(url), open_store(url)]
     start = threading.Barrier(len(stores))
 

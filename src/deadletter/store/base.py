@@ -13,7 +13,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from deadletter.model import JSON, Attempt, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.model import (
+    JSON,
+    Attempt,
+    FailureRecord,
+    Job,
+    JobState,
+    Lease,
+    LeasedJob,
+    NewJob,
+)
+from deadletter.store.failures import Recorded
+from deadletter.store.outbox import Delivery, Outbox
+from deadletter.store.reports import DlqStats, FailureRow
 from deadletter.store.rows import Row, loads
 
 DEAD_LETTER_TASK = "deadletter.dead_letter"
@@ -87,6 +99,26 @@ class Store(Protocol):
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
         """Give leases back without counting the attempt (graceful shutdown)."""
         ...
+
+    def record_failures(
+        self, records: Sequence[FailureRecord], *, now: float, alert_window: float
+    ) -> Recorded:
+        """Mark jobs failed, store failure rows, groups and routes; idempotent per letter."""
+        ...
+
+    def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None: ...
+
+    def claim_deliveries(
+        self, outbox: Outbox, *, now: float, limit: int, claim_seconds: float
+    ) -> list[Delivery]: ...
+
+    def settle_delivery(
+        self, delivery: Delivery, *, now: float, error: str | None, retry_at: float
+    ) -> None: ...
+
+    def dlq_stats(self, *, now: float) -> DlqStats: ...
+
+    def recent_failures(self, *, limit: int) -> list[FailureRow]: ...
 
     def next_due(self, queues: Sequence[str]) -> float | None:
         """When work on `queues` may next be leasable: the earliest ready time of a waiting

@@ -14,6 +14,7 @@ sends `NOTIFY` in its own transaction, which PostgreSQL delivers only on commit.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,12 +23,12 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from deadletter.errors import StoreUnavailable
-from deadletter.model import Attempt, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import rows
+from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.store import failures, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
@@ -39,6 +40,8 @@ from deadletter.store.base import (
     dead_letter_payload,
     dump_json,
 )
+from deadletter.store.failures import Execute
+from deadletter.store.outbox import Delivery, Outbox, claim, settle
 from deadletter.store.schema import migrations
 
 CHANNEL = "deadletter_jobs"
@@ -347,6 +350,50 @@ class PostgresStore:
                 _insert_jobs(conn, [_dead_letter(r, dead[r["id"]], now) for r in sources])
         return applied
 
+    # -- dead-letter records: SQL shared with SQLite ------------------------------------
+
+    @contextmanager
+    def _shared(self) -> Iterator[Execute]:
+        """One transaction for statements written once for both backends, with `?`."""
+        with self._transaction() as conn:
+
+            def execute(sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+                return conn.cursor(row_factory=tuple_row).execute(_placeholders(sql), params)
+
+            yield execute
+
+    def record_failures(
+        self, records: Sequence[FailureRecord], *, now: float, alert_window: float
+    ) -> failures.Recorded:
+        with self._shared() as execute:
+            return failures.record_failures(execute, records, now=now, alert_window=alert_window)
+
+    def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None:
+        with self._shared() as execute:
+            failures.insert_alert(
+                execute, alert_id=alert_id, kind=kind, title=title, body=body, now=now
+            )
+
+    def claim_deliveries(
+        self, outbox: Outbox, *, now: float, limit: int, claim_seconds: float
+    ) -> list[Delivery]:
+        with self._shared() as execute:
+            return claim(execute, outbox, now=now, limit=limit, claim_seconds=claim_seconds)
+
+    def settle_delivery(
+        self, delivery: Delivery, *, now: float, error: str | None, retry_at: float
+    ) -> None:
+        with self._shared() as execute:
+            settle(execute, delivery, now=now, error=error, retry_at=retry_at)
+
+    def dlq_stats(self, *, now: float) -> reports.DlqStats:
+        with self._shared() as execute:
+            return reports.dlq_stats(execute, now=now)
+
+    def recent_failures(self, *, limit: int) -> list[reports.FailureRow]:
+        with self._shared() as execute:
+            return reports.recent_failures(execute, limit=limit)
+
     # -- reading -------------------------------------------------------------------
 
     def next_due(self, queues: Sequence[str]) -> float | None:
@@ -417,6 +464,12 @@ class PostgresStore:
             with self._guard:
                 self._listeners.remove(conn)
             conn.close()
+
+
+@functools.lru_cache(maxsize=128)
+def _placeholders(sql: str) -> str:
+    """sqlite3's `?` placeholders in psycopg's style, where a literal % is written %%."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def _insert_jobs(conn: psycopg.Connection[DictRow], jobs: Sequence[NewJob]) -> None:

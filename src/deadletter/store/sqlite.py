@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deadletter.model import Attempt, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import rows
+from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
+from deadletter.store import failures, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
@@ -31,6 +31,7 @@ from deadletter.store.base import (
     dead_letter_payload,
     dump_json,
 )
+from deadletter.store.outbox import Delivery, Outbox, claim, settle
 from deadletter.store.schema import migrations
 
 BUSY_TIMEOUT_MS = 60_000
@@ -148,7 +149,7 @@ class SqliteStore:
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 
@@ -320,7 +321,41 @@ class SqliteStore:
                 found.setdefault(row[column], []).append(row)
         return found
 
+    # -- dead-letter handling ---------------------------------------------------------
+
+    def record_failures(
+        self, records: Sequence[FailureRecord], *, now: float, alert_window: float
+    ) -> failures.Recorded:
+        with self._write() as conn:
+            return failures.record_failures(
+                conn.execute, records, now=now, alert_window=alert_window
+            )
+
+    def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None:
+        with self._write() as conn:
+            failures.insert_alert(
+                conn.execute, alert_id=alert_id, kind=kind, title=title, body=body, now=now
+            )
+
+    def claim_deliveries(
+        self, outbox: Outbox, *, now: float, limit: int, claim_seconds: float
+    ) -> list[Delivery]:
+        with self._write() as conn:
+            return claim(conn.execute, outbox, now=now, limit=limit, claim_seconds=claim_seconds)
+
+    def settle_delivery(
+        self, delivery: Delivery, *, now: float, error: str | None, retry_at: float
+    ) -> None:
+        with self._write() as conn:
+            settle(conn.execute, delivery, now=now, error=error, retry_at=retry_at)
+
     # -- reading -------------------------------------------------------------------
+
+    def dlq_stats(self, *, now: float) -> reports.DlqStats:
+        return reports.dlq_stats(self._conn().execute, now=now)
+
+    def recent_failures(self, *, limit: int) -> list[reports.FailureRow]:
+        return reports.recent_failures(self._conn().execute, limit=limit)
 
     def next_due(self, queues: Sequence[str]) -> float | None:
         sql = NEXT_DUE.format(queues=",".join("?" * len(queues)))
@@ -363,3 +398,20 @@ def _statements(sql: str) -> list[str]:
     """Split a migration file; comment lines go first, since they may contain ';'."""
     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return [s.strip() for s in code.split(";") if s.strip()]
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a file to WAL, which then sticks to the file.
+
+    Connections opening a new file at once race on the switch, and SQLite fails the
+    loser at once with "database is locked", ignoring busy_timeout; so retry here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
