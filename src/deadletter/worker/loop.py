@@ -30,7 +30,9 @@ log = logging.getLogger("deadletter.worker")
 RECLAIM_EVERY = 1.0
 # Finished jobs are written together; this bounds how long a result waits for company.
 FLUSH_INTERVAL = 0.05
-DLQ_MAX_RETRIES = 5
+
+
+Periodic = tuple[float, Callable[[], object]]
 
 
 @dataclass(slots=True)
@@ -72,6 +74,8 @@ class Worker:
         policy: Callable[[str], QueuePolicy],
         rules: Sequence[Rule],
         settings: WorkerSettings,
+        batch_tasks: frozenset[str] = frozenset(),
+        periodic: Sequence[Periodic] = (),
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
@@ -83,6 +87,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.stats = WorkerStats()
         self._resolve = resolve
+        self._batch_tasks = batch_tasks
+        self._periodic = tuple(periodic)
         self._policy = policy
         self._rules = tuple(rules)
         self._rng = random.Random(seed)
@@ -98,6 +104,8 @@ class Worker:
 
     def run(self, *, burst: bool = False) -> WorkerStats:
         slots = Slots(self.settings.concurrency, self._resolve, self.name)
+        background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
+        background.start()
         try:
             while not self._stop.is_set():
                 if self._step(slots):
@@ -109,7 +117,21 @@ class Worker:
             self._shutdown(slots)
         finally:
             slots.shutdown()
+            self._stop.set()
+            background.join()
         return self.stats
+
+    def _run_periodic(self) -> None:
+        """Side duties (delivering alerts, checking thresholds), off the job path."""
+        due = [0.0] * len(self._periodic)
+        while not self._stop.wait(0.1):
+            for index, (interval, duty) in enumerate(self._periodic):
+                if time.monotonic() >= due[index]:
+                    due[index] = time.monotonic() + interval
+                    try:
+                        duty()
+                    except Exception:  # a failing duty is logged and tried again later
+                        log.exception("periodic duty %r failed", duty)
 
     # -- one turn of the loop ----------------------------------------------------
 
@@ -121,8 +143,7 @@ class Worker:
             self.reclaim_expired()
         # Refill at half capacity, so that leases and writes go in batches, not one by one.
         leased = self._lease(now) if len(self._inflight) <= self.settings.batch_size // 2 else []
-        for job in leased:
-            slots.submit(job)
+        self._dispatch(slots, leased)
         slots.interrupt_overdue()
         running = len(self._inflight) > len(self._unsaved)
         self._collect(_drain(slots, 0.0 if leased or not running else FLUSH_INTERVAL))
@@ -130,6 +151,17 @@ class Worker:
             self._persist()
         self._heartbeat()
         return bool(self._inflight)
+
+    def _dispatch(self, slots: Slots, leased: list[LeasedJob]) -> None:
+        """One submission per job, except jobs of a batch task, which go together."""
+        batches: dict[str, list[LeasedJob]] = {}
+        for job in leased:
+            if job.task in self._batch_tasks:
+                batches.setdefault(job.task, []).append(job)
+            else:
+                slots.submit([job])
+        for jobs in batches.values():
+            slots.submit(jobs)
 
     def _collect(self, finished: list[Finished]) -> None:
         if finished and not self._unsaved:
@@ -175,7 +207,7 @@ class Worker:
             failure,
             policy=self._policy(job.queue),
             rules=self._rules,
-            dlq_max_retries=DLQ_MAX_RETRIES,
+            dlq_max_retries=self._policy(job.dead_letter_queue).max_retries,
             rng=self._rng,
         )
 

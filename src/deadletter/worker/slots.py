@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,20 @@ TRACEBACK_LIMIT = 8000
 current_job: contextvars.ContextVar[LeasedJob] = contextvars.ContextVar("deadletter_current_job")
 
 TaskFunction = Callable[..., Any]
-Resolve = Callable[[LeasedJob], tuple[TaskFunction, float]]
+BatchFunction = Callable[[Sequence[LeasedJob]], Mapping[str, BaseException]]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """How to run a job: its function and timeout; a batch function takes the whole batch
+    of its jobs and returns the failures by job id."""
+
+    function: TaskFunction
+    timeout: float
+    batch: bool = False
+
+
+Resolve = Callable[[LeasedJob], Resolved]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +65,7 @@ class Slots:
 
     def __init__(self, size: int, resolve: Resolve, worker: str) -> None:
         self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
-        self._inbox: queue.SimpleQueue[LeasedJob | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[list[LeasedJob] | None] = queue.SimpleQueue()
         self._resolve = resolve
         self._worker = worker
         self._running: dict[int, _Running] = {}
@@ -65,8 +78,9 @@ class Slots:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: LeasedJob) -> None:
-        self._inbox.put(job)
+    def submit(self, jobs: list[LeasedJob]) -> None:
+        """Run one job, or a batch of jobs of one batch task."""
+        self._inbox.put(jobs)
 
     def interrupt_overdue(self) -> int:
         """Raise JobTimeout in threads whose job is past its deadline; return how many."""
@@ -90,33 +104,38 @@ class Slots:
 
     def _serve(self) -> None:
         ident = threading.get_ident()
-        while (job := self._inbox.get()) is not None:
+        while (jobs := self._inbox.get()) is not None:
             started = time.time()
             try:
-                failure = self._execute(ident, job, started)
+                failures = self._execute(ident, jobs, started)
             except JobTimeout as exc:
                 # The interrupt arrived after the task returned but before bookkeeping.
-                failure = self._failure(exc, started)
+                failures = dict.fromkeys((job.id for job in jobs), self._failure(exc, started))
             finally:
                 with self._lock:
                     self._running.pop(ident, None)
-            self.results.put(Finished(job, failure, time.time()))
+            ended = time.time()
+            for job in jobs:
+                self.results.put(Finished(job, failures.get(job.id), ended))
 
-    def _execute(self, ident: int, job: LeasedJob, started: float) -> Failure | None:
+    def _execute(
+        self, ident: int, jobs: list[LeasedJob], started: float
+    ) -> dict[str, Failure | None]:
         try:
-            function, timeout = self._resolve(job)
+            resolved = self._resolve(jobs[0])
             with self._lock:
-                self._running[ident] = _Running(job, time.monotonic() + timeout)
-            token = current_job.set(job)
+                self._running[ident] = _Running(jobs[0], time.monotonic() + resolved.timeout)
+            if resolved.batch:
+                failed = resolved.function(jobs)
+                return {job_id: self._failure(exc, started) for job_id, exc in failed.items()}
+            token = current_job.set(jobs[0])
             try:
-                self._call(function, job, timeout)
+                self._call(resolved.function, jobs[0], resolved.timeout)
             finally:
                 current_job.reset(token)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            return self._failure(exc, started)
-        return None
+        except Exception as exc:  # every failure of a task is recorded, whatever its type
+            return dict.fromkeys((job.id for job in jobs), self._failure(exc, started))
+        return {}
 
     def _call(self, function: TaskFunction, job: LeasedJob, timeout: float) -> None:
         args = job.payload.get("args", [])
