@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
-from deadletter.dlq.classify import DEFAULT_RULES, Rule
+from deadletter.dlq.classify import Rule, build_rules, rules_from_config
 from deadletter.errors import ConfigError, UnknownTask
 from deadletter.model import LeasedJob
 from deadletter.store import open_store
-from deadletter.store.base import Store
+from deadletter.store.base import DEAD_LETTER_TASK, Store
 from deadletter.tasks import JobSpec, Task, TaskOptions
 from deadletter.worker.loop import Worker
-from deadletter.worker.slots import TaskFunction
+from deadletter.worker.slots import Resolved
+
+if TYPE_CHECKING:
+    from deadletter.dlq.components import DlqComponents
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,16 +27,16 @@ R = TypeVar("R")
 class App:
     """Tasks, the queues they run on, and the store that holds their jobs."""
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        rules: Sequence[Rule] = DEFAULT_RULES,
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, *, rules: Sequence[Rule] = ()) -> None:
+        """`rules` come before the configured ones (and the defaults, unless replaced)."""
         self.settings = settings if settings is not None else load_settings()
-        self.rules = tuple(rules)
+        configured = rules_from_config(self.settings.rules)
+        self.rules = build_rules(
+            (*rules, *configured), replace_defaults=self.settings.dlq.replace_default_rules
+        )
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._store: Store | None = None
+        self._dlq: DlqComponents | None = None
 
     @property
     def store(self) -> Store:
@@ -45,7 +48,20 @@ class App:
             self._store = store
         return self._store
 
+    @property
+    def dlq(self) -> DlqComponents:
+        """The dead-letter handler and what it needs, built on first use."""
+        if self._dlq is None:
+            # Imported here: the handler pulls in boto3 and Apprise, which producers never need.
+            from deadletter.dlq.components import DlqComponents
+
+            self._dlq = DlqComponents.build(self.settings, self.store, self.rules)
+        return self._dlq
+
     def close(self) -> None:
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -105,29 +121,46 @@ class App:
         """The queues of the registered tasks, in registration order."""
         return list(dict.fromkeys(task.options.queue for task in self.tasks.values()))
 
-    def worker(self, *, queues: Sequence[str] | None = None, **overrides: Any) -> Worker:
+    def dead_letter_queues(self, queues: Sequence[str] | None = None) -> list[str]:
+        return [self.policy(queue).dlq_for(queue) for queue in queues or self.queues()]
+
+    def worker(
+        self,
+        *,
+        queues: Sequence[str] | None = None,
+        dlq: bool = True,
+        dlq_only: bool = False,
+        **overrides: Any,
+    ) -> Worker:
+        """A worker for `queues` (default: the tasks' queues) and, with `dlq`, their DLQs."""
         settings = self.settings.worker
         for key, value in overrides.items():
             settings = _replace_setting(settings, key, value)
+        consumed = list(queues or settings.queues or self.queues())
+        letters = self.dead_letter_queues(consumed) if dlq or dlq_only else []
         return Worker(
             store=self.store,
-            queues=queues or settings.queues or self.queues(),
+            queues=letters if dlq_only else [*consumed, *letters],
             resolve=self.resolve,
             policy=self.policy,
             rules=self.rules,
             settings=settings,
+            batch_tasks=frozenset({DEAD_LETTER_TASK}),
+            periodic=self.dlq.periodic() if letters else [],
         )
 
-    def resolve(self, job: LeasedJob) -> tuple[TaskFunction, float]:
-        """The function that runs `job`, and its timeout."""
+    def resolve(self, job: LeasedJob) -> Resolved:
+        """How to run `job`: its function and timeout."""
+        timeout = self.settings.worker.task_timeout
+        if job.task == DEAD_LETTER_TASK:
+            return Resolved(self.dlq.handler, timeout, batch=True)
         task = self.tasks.get(job.task)
         if task is None:
             raise UnknownTask(
                 f"task {job.task!r} is not registered in this worker; registered tasks:"
                 f" {', '.join(sorted(self.tasks)) or 'none'}"
             )
-        timeout = task.options.timeout or self.settings.worker.task_timeout
-        return task.function, timeout
+        return Resolved(task.function, task.options.timeout or timeout)
 
 
 def _replace_setting(settings: WorkerSettings, key: str, value: Any) -> WorkerSettings:

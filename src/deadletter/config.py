@@ -58,13 +58,32 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DlqSettings:
+    """The dead-letter handler: routing, delivery, alert deduplication, its log."""
+
+    alert_urls: tuple[str, ...] = ()
+    user_url_template: str = ""
+    alert_window_seconds: float = 900.0
+    log_file: str = str(DEFAULT_HOME / "dlq.log")
+    route_recoverable: str = "recovery"
+    route_user_error: str = "notify_user"
+    route_system_error: str = "alert_ops"
+    route_unknown: str = "review"
+    replace_default_rules: bool = False
+    redact_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_HOME / 'deadletter.db'}"
     blob_url: str = str(DEFAULT_HOME / "forensics")
     s3_endpoint_url: str = ""
     payload_limit_bytes: int = 1024 * 1024
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    dlq: DlqSettings = field(default_factory=DlqSettings)
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
+    rules: tuple[Mapping[str, Any], ...] = ()
+    redact_patterns: Mapping[str, str] = field(default_factory=dict)
 
     def policy(self, queue: str) -> QueuePolicy:
         return self.queues.get(queue, QueuePolicy())
@@ -84,15 +103,28 @@ def load_settings(
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "settings") -> Settings:
     raw = dict(data)
-    queues = raw.pop("queues", {})
-    if not isinstance(queues, Mapping):
-        raise ConfigError(f"{source}: [queues] must be a table of queue names")
+    queues = _table(raw.pop("queues", {}), f"{source}: [queues]")
+    rules = raw.pop("rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, Mapping) for r in rules):
+        raise ConfigError(f"{source}: rules must be an array of tables ([[rules]])")
+    patterns = _table(raw.pop("redact_patterns", {}), f"{source}: [redact_patterns]")
     settings = _build(Settings, raw, source)
     policies = {
         name: _build(QueuePolicy, policy, f"{source}: [queues.{name}]")
         for name, policy in queues.items()
     }
-    return replace(settings, queues=policies)
+    return replace(
+        settings,
+        queues=policies,
+        rules=tuple(rules),
+        redact_patterns={str(k): str(v) for k, v in patterns.items()},
+    )
+
+
+def _table(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table, got {value!r}")
+    return value
 
 
 def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
@@ -109,7 +141,7 @@ def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
 
 
 def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    sections = {f.name for f in fields(Settings) if dataclasses.is_dataclass(f.default_factory)}
+    sections = {"worker", "dlq"}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue

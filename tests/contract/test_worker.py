@@ -47,7 +47,7 @@ def make_app(url: str, **worker: Any) -> App:
 
 
 def run(app: App, **overrides: Any) -> None:
-    app.worker(**overrides).run(burst=True)
+    app.worker(dlq=False, **overrides).run(burst=True)
 
 
 def states(app: App, ids: list[str]) -> list[JobState]:
@@ -258,7 +258,7 @@ def test_job_that_keeps_losing_its_worker_is_dead_lettered(app: App) -> None:
         return None
 
     job_id = poison.enqueue()
-    worker = app.worker()
+    worker = app.worker(dlq=False)
     for _ in range(4):
         app.store.lease([Q], limit=1, worker="doomed", now=time.time(), lease_seconds=0.01)
         time.sleep(0.02)
@@ -295,7 +295,7 @@ def test_graceful_stop_releases_unfinished_jobs(store_url: str) -> None:
         time.sleep(3)
 
     job_id = long.enqueue()
-    worker = app.worker()
+    worker = app.worker(dlq=False)
     thread = threading.Thread(target=worker.run)
     thread.start()
     assert started.wait(5)
@@ -316,7 +316,7 @@ def test_graceful_stop_lets_quick_jobs_finish(store_url: str) -> None:
         time.sleep(0.3)
 
     job_id = short.enqueue()
-    worker = app.worker()
+    worker = app.worker(dlq=False)
     thread = threading.Thread(target=worker.run)
     thread.start()
     assert started.wait(5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,11 +33,17 @@ def worker(
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Execution slots.")] = None,
     burst: Annotated[bool, typer.Option(help="Stop when nothing is left to run.")] = False,
+    dlq: Annotated[
+        bool, typer.Option("--dlq/--no-dlq", help="Also handle the queues' dead letters.")
+    ] = True,
+    dlq_only: Annotated[
+        bool, typer.Option("--dlq-only", help="Handle dead letters only (scale the DLQ apart).")
+    ] = False,
 ) -> None:
     """Run jobs until SIGTERM/SIGINT; in-flight jobs get the grace period to finish."""
     application = load_app(app, settings(ctx))
-    overrides = {"concurrency": concurrency} if concurrency else {}
-    runner = application.worker(queues=queue or None, **overrides)
+    overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
+    runner = application.worker(queues=queue or None, dlq=dlq, dlq_only=dlq_only, **overrides)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
     console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}")

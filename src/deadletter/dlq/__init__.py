@@ -1,0 +1,1 @@
+"""The dead-letter handler: forensics, classification, fingerprints, routing."""

@@ -1,0 +1,77 @@
+"""The dead-letter side of an app, built from settings: handler, blobs, log, delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deadletter.config import Settings
+from deadletter.dlq.classify import Rule
+from deadletter.dlq.events import EventLog
+from deadletter.dlq.handler import DeadLetterHandler, Redaction
+from deadletter.errors import ConfigError
+from deadletter.forensics import open_blob_store
+from deadletter.forensics.base import BlobStore
+from deadletter.forensics.filesystem import FilesystemBlobStore
+from deadletter.model import ErrorClass, Route
+from deadletter.notify.dispatch import Dispatcher
+from deadletter.notify.redact import Redactor
+from deadletter.store.base import Store
+from deadletter.worker.loop import Periodic
+
+DELIVERY_INTERVAL = 2.0
+
+
+@dataclass
+class DlqComponents:
+    handler: DeadLetterHandler
+    blobs: BlobStore
+    events: EventLog
+    dispatcher: Dispatcher
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, rules: Sequence[Rule]) -> DlqComponents:
+        redaction = redaction_from(settings)
+        blobs = open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None)
+        if isinstance(blobs, FilesystemBlobStore):
+            # The embedded default sets itself up; a bucket is created by `deadletter deploy`.
+            blobs.ensure()
+        events = EventLog(Path(settings.dlq.log_file), redaction.pii)
+        handler = DeadLetterHandler(
+            store=store,
+            blobs=blobs,
+            rules=rules,
+            redaction=redaction,
+            events=events,
+            routes=routes_from(settings),
+            alert_window=settings.dlq.alert_window_seconds,
+        )
+        dispatcher = Dispatcher.build(store, settings.dlq, events)
+        return cls(handler, blobs, events, dispatcher)
+
+    def periodic(self) -> list[Periodic]:
+        return [(DELIVERY_INTERVAL, self.dispatcher.deliver_due)]
+
+    def close(self) -> None:
+        self.events.close()
+
+
+def redaction_from(settings: Settings) -> Redaction:
+    full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
+    return Redaction(secrets=full.secrets_only(), pii=full)
+
+
+def routes_from(settings: Settings) -> dict[ErrorClass, Route]:
+    dlq = settings.dlq
+    chosen = {
+        ErrorClass.RECOVERABLE: dlq.route_recoverable,
+        ErrorClass.USER_ERROR: dlq.route_user_error,
+        ErrorClass.SYSTEM_ERROR: dlq.route_system_error,
+        ErrorClass.UNKNOWN: dlq.route_unknown,
+    }
+    try:
+        return {error_class: Route(route) for error_class, route in chosen.items()}
+    except ValueError as exc:
+        known = ", ".join(r.value for r in Route)
+        raise ConfigError(f"[dlq] route_*: {exc}; routes are: {known}") from exc

@@ -1,0 +1,209 @@
+"""The DLQ handler: the seed's `deadLetterQueue(batch, env)`, four steps per dead letter.
+
+1. update the job's status to failed, 2. store the forensic record, 3. classify the
+error and fingerprint it, 4. route it by class. Step 2 is an idempotent blob put
+made first; steps 1, 3 and 4 are one database transaction keyed by the dead letter,
+so a letter delivered twice is recorded once. A letter whose steps fail is returned
+as failed: the worker retries it with backoff, and after its retries parks it on
+`<dlq>-parked`. One bad letter never blocks the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deadletter.dlq import forensic
+from deadletter.dlq.classify import ErrorInfo, Rule, classify
+from deadletter.dlq.events import EventLog
+from deadletter.dlq.fingerprint import fingerprint
+from deadletter.forensics.base import BlobStore
+from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
+from deadletter.notify.redact import Redactor
+from deadletter.store.base import Store
+
+DEFAULT_ROUTES: Mapping[ErrorClass, Route] = {
+    ErrorClass.RECOVERABLE: Route.RECOVERY,
+    ErrorClass.USER_ERROR: Route.NOTIFY_USER,
+    ErrorClass.SYSTEM_ERROR: Route.ALERT_OPS,
+    ErrorClass.UNKNOWN: Route.REVIEW,
+}
+
+USER_LABEL = "user"
+SUMMARY_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """`secrets` for what stays inside (forensics); `pii` for what leaves (alerts, mail)."""
+
+    secrets: Redactor
+    pii: Redactor
+
+
+@dataclass
+class DeadLetterHandler:
+    store: Store
+    blobs: BlobStore
+    rules: Sequence[Rule]
+    redaction: Redaction
+    events: EventLog
+    routes: Mapping[ErrorClass, Route] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
+    alert_window: float = 900.0
+    host: forensic.Host = field(default_factory=forensic.Host.current)
+
+    def __call__(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
+        failed: dict[str, BaseException] = {}
+        records: list[FailureRecord] = []
+        for letter in letters:
+            try:
+                records.append(self._prepare(letter))
+            except Exception as exc:  # one bad letter must not block the batch
+                failed[letter.id] = exc
+                self._step_failed(letter, "forensics", exc)
+        if records:
+            failed.update(self._record(letters, records))
+        return failed
+
+    # -- steps 2 and 3: forensics, classification --------------------------------
+
+    def _prepare(self, letter: LeasedJob) -> FailureRecord:
+        body: dict[str, Any] = letter.payload
+        attempts = body.get("attempts") or [{}]
+        last = attempts[-1]
+        error_class, rule = self._classification(last)
+        group = fingerprint(last.get("error_type") or "", last.get("message") or "",
+                            last.get("traceback"))
+        failed_at = float(last.get("ended_at") or time.time())
+        key = forensic.key(body["queue"], failed_at, letter.id)
+        doc = forensic.document(
+            self.redaction.secrets.redact_value(body),  # type: ignore[arg-type]
+            classification={"class": error_class.value, "rule": rule},
+            fingerprint=group,
+            host=self.host,
+        )
+        self.blobs.put(key, forensic.encode(doc))
+        return self._failure_record(letter, body, last, error_class, rule, group, key, failed_at)
+
+    def _classification(self, last: Mapping[str, Any]) -> tuple[ErrorClass, str]:
+        """The worker classified the attempt when it failed; classify again only if not."""
+        if last.get("error_class") and last.get("rule"):
+            return ErrorClass(last["error_class"]), str(last["rule"])
+        info = ErrorInfo.from_record(
+            last.get("error_type") or "", last.get("message") or "", last.get("http_status")
+        )
+        verdict = classify(info, self.rules)
+        return verdict.error_class, verdict.rule
+
+    def _failure_record(
+        self,
+        letter: LeasedJob,
+        body: Mapping[str, Any],
+        last: Mapping[str, Any],
+        error_class: ErrorClass,
+        rule: str,
+        group: str,
+        key: str,
+        failed_at: float,
+    ) -> FailureRecord:
+        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+        error_type = last.get("error_type")
+        message = self.redaction.secrets.redact_text(last.get("message") or "")
+        short_type = (error_type or "Error").rsplit(".", 1)[-1]
+        summary = self.redaction.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
+        route = self.routes[error_class]
+        return FailureRecord(
+            dead_letter_id=letter.id,
+            job_id=body["job_id"],
+            queue=body["queue"],
+            task=body["task"],
+            error_class=error_class,
+            rule=rule,
+            fingerprint=group,
+            error_type=error_type,
+            error_message=message,
+            http_status=last.get("http_status"),
+            retry_count=max(int(last.get("number") or 1) - 1, 0),
+            reason=str(body.get("reason") or ""),
+            labels=labels,
+            forensics_key=key,
+            created_at=float(body.get("created_at") or failed_at),
+            failed_at=failed_at,
+            route=route,
+            summary=summary,
+            user_id=labels.get(USER_LABEL),
+            user_message=_user_message(body["task"], http_status=last.get("http_status"),
+                                       summary=summary) if route is Route.NOTIFY_USER else None,
+        )
+
+    # -- steps 1 and 4: status and routing, in one transaction -------------------------
+
+    def _record(
+        self, letters: Sequence[LeasedJob], records: list[FailureRecord]
+    ) -> dict[str, BaseException]:
+        try:
+            recorded = self.store.record_failures(
+                records, now=time.time(), alert_window=self.alert_window
+            )
+        except Exception as exc:  # the database hiccuped: every letter of the batch retries
+            by_id = {letter.id: letter for letter in letters}
+            for record in records:
+                self._step_failed(by_id[record.dead_letter_id], "record", exc)
+            return {record.dead_letter_id: exc for record in records}
+        new = set(recorded.new)
+        for record in records:
+            self.events.emit(
+                "dlq.handled" if record.dead_letter_id in new else "dlq.duplicate",
+                job_id=record.job_id,
+                dead_letter_id=record.dead_letter_id,
+                queue=record.queue,
+                error_class=record.error_class.value,
+                rule=record.rule,
+                fingerprint=record.fingerprint,
+                route=record.route.value,
+                new_group=record.fingerprint in recorded.new_fingerprints,
+            )
+        return {}
+
+    def _step_failed(self, letter: LeasedJob, step: str, exc: BaseException) -> None:
+        last_try = letter.attempt > letter.max_retries
+        self.events.emit(
+            "dlq.parked" if last_try else "dlq.step_failed",
+            job_id=letter.payload.get("job_id"),
+            dead_letter_id=letter.id,
+            queue=letter.queue,
+            step=step,
+            attempt=letter.attempt,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        if last_try:
+            self._alert_parked(letter, step, exc)
+
+    def _alert_parked(self, letter: LeasedJob, step: str, exc: BaseException) -> None:
+        title = f"Dead letter parked on {letter.dead_letter_queue}"
+        body = self.redaction.pii.redact_text(
+            f"dead letter {letter.id} (job {letter.payload.get('job_id')}) could not be handled"
+            f" after {letter.attempt} attempts; step {step} failed with"
+            f" {type(exc).__name__}: {exc}. It is kept on {letter.dead_letter_queue}."
+        )
+        try:
+            self.store.add_alert(
+                alert_id=f"parked-{letter.id}", kind="parked", title=title, body=body,
+                now=time.time(),
+            )
+        except Exception:  # the parked letter itself stays visible; this alert is a courtesy
+            self.events.emit("dlq.alert_failed", dead_letter_id=letter.id, kind="parked")
+
+
+def _user_message(task: str, *, http_status: Any, summary: str) -> str:
+    """A message a user can act on, without internals."""
+    what = task.rsplit(".", 1)[-1].replace("_", " ")
+    if http_status == 404:
+        cause = "something it needs could not be found"
+    elif http_status in (400, 422):
+        cause = "the request was not valid"
+    else:
+        cause = "its input was not valid"
+    return f"Your {what} job could not be completed: {cause}. Details: {summary}"

@@ -1,0 +1,209 @@
+"""The DLQ handler over every backend: record, classify, group, route; exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
+from deadletter.dlq import forensic
+from deadletter.errors import InvalidInput
+from deadletter.model import JobState
+
+Q = "chart-processing"
+DLQ = "chart-processing-dlq"
+
+
+class HTTPError(Exception):
+    def __init__(self, status_code: int, message: str = "") -> None:
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code = status_code
+
+
+def make_app(url: str, tmp_path: Path, **dlq: Any) -> App:
+    settings = settings_from_mapping(
+        {
+            "database_url": url,
+            "blob_url": str(tmp_path / "blobs"),
+            "worker": {"poll_interval": 0.02},
+            "dlq": {"log_file": str(tmp_path / "dlq.log"), **dlq},
+            "queues": {Q: {"backoff_base": 0.0}, DLQ: {"backoff_base": 0.0, "max_retries": 2}},
+        }
+    )
+    app = App(settings)
+
+    @app.task(queue=Q, name="charts.render")
+    def render(fault: str, detail: str = "") -> None:
+        if fault == "timeout":
+            raise TimeoutError(f"Timeout fetching data for {detail} after 30s")
+        if fault == "bad_request":
+            raise HTTPError(400, f"chart has no series; contact {detail}")
+        if fault == "server_error":
+            raise HTTPError(500, f"Internal Server Error at node {detail}")
+        if fault == "invalid":
+            raise InvalidInput("date range end before start")
+        if fault == "mystery":
+            raise KeyError(f"series_{detail}")
+
+    return app
+
+
+@pytest.fixture
+def app(store_url: str, tmp_path: Path) -> Iterator[App]:
+    application = make_app(store_url, tmp_path)
+    yield application
+    application.close()
+
+
+def enqueue(app: App, fault: str, detail: str = "", **labels: str) -> str:
+    spec = app.tasks["charts.render"].spec(fault, detail).options(labels=labels)
+    return app.enqueue(spec)
+
+
+def rows(app: App, sql: str) -> list[tuple[Any, ...]]:
+    """Read a table through the store's own connection (SQLite) or a new one (PostgreSQL)."""
+    url = app.store.url
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return [tuple(r) for r in conn.execute(sql)]
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def test_each_class_is_recorded_and_routed(app: App) -> None:
+    timeout = enqueue(app, "timeout", "building-a", site_name="building-a")
+    bad = enqueue(app, "bad_request", "ops@example.com", user="alice@example.com")
+    nobody = enqueue(app, "invalid")
+    server = enqueue(app, "server_error", "7")
+    mystery = enqueue(app, "mystery", "9")
+    app.worker().run(burst=True)
+
+    for job_id in (timeout, bad, nobody, server, mystery):
+        job = app.store.get_job(job_id)
+        assert job is not None and job.status is JobState.FAILED
+    classes = dict(rows(app, "SELECT job_id, error_class FROM dlq_failures"))
+    assert classes == {
+        timeout: "RECOVERABLE",
+        bad: "USER_ERROR",
+        nobody: "USER_ERROR",
+        server: "SYSTEM_ERROR",
+        mystery: "UNKNOWN",
+    }
+    assert rows(app, "SELECT job_id, status FROM dlq_recovery_queue") == [(timeout, "pending")]
+    notes = dict(rows(app, "SELECT job_id, status FROM user_notifications"))
+    assert notes == {bad: "pending", nobody: "no_user"}
+    [(user, message)] = rows(
+        app, "SELECT user_id, message FROM user_notifications WHERE user_id IS NOT NULL"
+    )
+    assert user == "alice@example.com"
+    assert "ops@example.com" not in message and "could not be completed" in message
+    assert rows(app, "SELECT job_id FROM dlq_review_log") == [(mystery,)]
+    kinds = sorted(k for (k,) in rows(app, "SELECT kind FROM ops_alerts"))
+    # every fingerprint is new, so each failure raises a "new kind of failure" alert
+    assert kinds == ["new_failure"] * 5
+
+
+def test_forensic_record_is_complete_small_and_keyed_by_day(app: App) -> None:
+    job_id = enqueue(app, "timeout", "building-a", site_name="building-a")
+    app.worker().run(burst=True)
+    [(key,)] = rows(app, "SELECT forensics_key FROM dlq_failures")
+    assert key.startswith(f"failures/{Q}/") and key.endswith(".json.gz")
+    data = app.dlq.blobs.get(key)
+    doc = forensic.decode(data)
+    assert doc["job"]["job_id"] == job_id
+    assert doc["job"]["labels"] == {"site_name": "building-a"}
+    assert doc["classification"]["class"] == "RECOVERABLE"
+    assert [a["number"] for a in doc["attempts"]] == [1, 2, 3, 4]
+    assert "traceback" in doc["attempts"][0]
+    assert all(a.get("traceback_as_attempt") == 1 for a in doc["attempts"][1:])
+    assert len(data) < 1500
+
+
+def test_same_cause_shares_one_group_and_one_alert(app: App) -> None:
+    for node in range(5):
+        enqueue(app, "server_error", str(1000 + node))
+    app.worker().run(burst=True)
+    [(count,)] = rows(app, "SELECT count FROM dlq_error_groups")
+    assert count == 5
+    [(kind, occurrences)] = rows(app, "SELECT kind, occurrences FROM ops_alerts")
+    assert (kind, occurrences) == ("new_failure", 5)
+
+
+def test_a_letter_delivered_twice_is_recorded_once(app: App) -> None:
+    enqueue(app, "server_error", "1")
+    enqueue(app, "bad_request", "x", user="bob")
+    app.worker(dlq=False).run(burst=True)
+    now = __import__("time").time()
+    letters = app.store.lease([DLQ], limit=10, worker="t", now=now, lease_seconds=30)
+    assert len(letters) == 2
+    assert app.dlq.handler(letters) == {}
+    assert app.dlq.handler(letters) == {}
+    assert len(rows(app, "SELECT * FROM dlq_failures")) == 2
+    assert len(rows(app, "SELECT * FROM user_notifications")) == 1
+    assert len(rows(app, "SELECT * FROM ops_alerts")) == 2
+    [(count,)] = rows(app, "SELECT sum(count) FROM dlq_error_groups")
+    assert count == 2
+
+
+def block_blob_folder(app: App, tmp_path: Path) -> Path:
+    """Put a file where the blob folder was, after the app set the folder up."""
+    app.dlq.blobs.ensure()
+    folder = tmp_path / "blobs"
+    folder.rmdir()
+    folder.write_text("a file where the folder should be")
+    return folder
+
+
+def test_unwritable_forensics_keep_the_letter_then_park_it(store_url: str, tmp_path: Path) -> None:
+    app = make_app(store_url, tmp_path)
+    block_blob_folder(app, tmp_path)
+    job_id = enqueue(app, "server_error", "1")
+    app.worker().run(burst=True)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.DEAD_LETTERED
+    [letter] = app.store.list_jobs(queue=DLQ)
+    assert letter.status is JobState.DEAD_LETTERED and letter.attempts == 3
+    [parked] = app.store.list_jobs(queue=f"{DLQ}-parked")
+    assert parked.payload["job_id"] == letter.id
+    assert rows(app, "SELECT kind FROM ops_alerts") == [("parked",)]
+    events = [json.loads(line)["event"] for line in (tmp_path / "dlq.log").read_text().splitlines()]
+    assert events.count("dlq.step_failed") == 2 and events.count("dlq.parked") == 1
+    app.close()
+
+
+def test_forensics_that_come_back_finish_the_letter(store_url: str, tmp_path: Path) -> None:
+    app = make_app(store_url, tmp_path)
+    blocker = block_blob_folder(app, tmp_path)
+    job_id = enqueue(app, "timeout", "a")
+    app.worker(dlq=False).run(burst=True)
+    now = __import__("time").time()
+    [letter] = app.store.lease([DLQ], limit=1, worker="t", now=now, lease_seconds=30)
+    assert letter.id in app.dlq.handler([letter])
+    blocker.unlink()
+    app.dlq.blobs.ensure()
+    assert app.dlq.handler([letter]) == {}
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.FAILED
+    app.close()
+
+
+def test_secrets_never_reach_forensics_and_pii_never_leaves(app: App, tmp_path: Path) -> None:
+    spec = app.tasks["charts.render"].spec("server_error", "token=sk_live_abcdefghijklmnop1234")
+    app.enqueue(spec.options(labels={"user": "carol@example.com"}))
+    app.worker().run(burst=True)
+    [(key,)] = rows(app, "SELECT forensics_key FROM dlq_failures")
+    stored = json.dumps(forensic.decode(app.dlq.blobs.get(key)))
+    assert "sk_live_abcdefghijklmnop1234" not in stored
+    [(body,)] = rows(app, "SELECT body FROM ops_alerts")
+    assert "sk_live_abcdefghijklmnop1234" not in body
+    log_text = (tmp_path / "dlq.log").read_text()
+    assert "carol@example.com" not in log_text and "sk_live_abcdefghijklmnop1234" not in log_text
