@@ -26,8 +26,10 @@ class Report:
 
 
 def check_jobs(store: Store, ids: list[str], dead_letter_queues: list[str]) -> Report:
-    """Lost: not in the store. Duplicated: two terminal records (succeeded and dead-lettered,
-    or two dead letters). Stuck: not terminal and no live lease. Ok: everything else."""
+    """Lost: not in the store, or dead-lettered (or failed, once its letter was handled)
+    without exactly one dead letter. Duplicated: two terminal records (succeeded and
+    dead-lettered, or two dead letters). Stuck: not terminal and no live lease.
+    Ok: everything else."""
     letters = Counter(
         letter.payload["job_id"]
         for queue in dead_letter_queues
@@ -41,7 +43,7 @@ def check_jobs(store: Store, ids: list[str], dead_letter_queues: list[str]) -> R
             report.lost.append(job_id)
         elif letters[job_id] > 1 or (job.status is JobState.SUCCEEDED and letters[job_id]):
             report.duplicated.append(job_id)
-        elif job.status is JobState.DEAD_LETTERED and letters[job_id] != 1:
+        elif job.status in (JobState.DEAD_LETTERED, JobState.FAILED) and letters[job_id] != 1:
             report.lost.append(job_id)
         elif job.status in TERMINAL or (
             job.status is JobState.RUNNING and (job.lease_expires_at or 0) > now
