@@ -12,9 +12,10 @@ from rich.table import Table
 
 from deadletter import demo as demo_app
 from deadletter.app import App
-from deadletter.cli.context import console, settings
-from deadletter.model import Job, JobState
-from deadletter.worker.loop import Worker
+from deadletter.cli.context import console, print_json, settings
+from deadletter.dlq.components import routes_from
+from deadletter.dlq.reports import failures_json, stats_json
+from deadletter.model import ErrorClass, JobState, Route
 
 
 def demo(
@@ -26,8 +27,8 @@ def demo(
     try:
         ids = _enqueue(app, jobs)
         console.print(f"enqueued {len(ids)} jobs on {demo_app.QUEUE} ({app.store.url})")
-        _run_with_progress(app.worker(queues=[demo_app.QUEUE]), len(ids))
-        _report(app, ids)
+        _run_with_progress(app, len(ids))
+        _report(app)
     finally:
         app.close()
 
@@ -42,45 +43,66 @@ def _enqueue(app: App, count: int) -> list[str]:
     return app.enqueue_many(specs)
 
 
-def _run_with_progress(worker: Worker, total: int) -> None:
-    thread = threading.Thread(target=worker.run, kwargs={"burst": True}, daemon=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=False) as progress:
-        bar = progress.add_task("running jobs", total=total)
-        thread.start()
-        while thread.is_alive():
-            stats = worker.stats
-            progress.update(bar, completed=stats.succeeded + stats.dead_lettered)
-            time.sleep(0.1)
-        stats = worker.stats
-        progress.update(bar, completed=stats.succeeded + stats.dead_lettered)
-    console.print(
-        f"{stats.succeeded} succeeded, {stats.retried} retries, {stats.dead_lettered} dead-lettered"
-    )
-
-
-def _report(app: App, ids: list[str]) -> None:
-    jobs = [job for job in (app.store.get_job(i) for i in ids) if job is not None]
-    dead = [job for job in jobs if job.status in (JobState.DEAD_LETTERED, JobState.FAILED)]
-    table = Table("job", "site", "tries", "error", "class", title="Dead-lettered jobs")
-    for job in dead:
-        table.add_row(
-            job.id,
-            job.labels.get("site_name", ""),
-            str(job.attempts),
-            (job.last_error or "")[:70],
-            _error_class(app, job),
-        )
-    console.print(table)
+def _run_with_progress(app: App, total: int) -> None:
+    """Run a burst worker on the demo queue and its DLQ, with one bar for each."""
     dlq = app.policy(demo_app.QUEUE).dlq_for(demo_app.QUEUE)
-    letters = app.store.list_jobs(queue=dlq, limit=100_000)
+    worker = app.worker(queues=[demo_app.QUEUE])
+    before = _finished(app, dlq)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True}, daemon=True)
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        jobs_bar = progress.add_task("jobs finished", total=total)
+        letters_bar = progress.add_task("dead letters handled", total=None)
+        thread.start()
+        while True:
+            alive = thread.is_alive()
+            now = _finished(app, dlq)
+            done, dead, handled = (now[i] - before[i] for i in range(3))
+            progress.update(jobs_bar, completed=done)
+            progress.update(letters_bar, completed=handled, total=dead)
+            if not alive:
+                break
+            time.sleep(0.1)
+    stats = worker.stats
     console.print(
-        f"{len(letters)} dead letters are waiting on {dlq}"
-        f" (see them with: deadletter jobs --queue {dlq})"
+        f"{done - dead} succeeded, {dead} dead-lettered after {stats.retried} retries;"
+        f" {handled} dead letters handled"
     )
 
 
-def _error_class(app: App, job: Job) -> str:
-    history = app.store.attempts(job.id)
-    last = history[-1].error_class if history else None
-    return last.value if last else ""
+def _finished(app: App, dlq: str) -> tuple[int, int, int]:
+    """Jobs of the demo queue finished and dead-lettered, and dead letters handled."""
+    counts = app.store.count_states()
+    dead = counts.get((demo_app.QUEUE, JobState.DEAD_LETTERED), 0)
+    dead += counts.get((demo_app.QUEUE, JobState.FAILED), 0)
+    done = dead + counts.get((demo_app.QUEUE, JobState.SUCCEEDED), 0)
+    return done, dead, counts.get((dlq, JobState.SUCCEEDED), 0)
+
+
+def _report(app: App) -> None:
+    now = time.time()
+    console.rule("GET /api/queue/dlq/stats")
+    print_json(stats_json(app.store.dlq_stats(now=now)))
+    console.rule("GET /api/queue/dlq/failures?limit=5")
+    print_json(failures_json(app.store.recent_failures(limit=5)))
+    console.rule("where the failures went")
+    console.print(_routes_table(app))
+    console.print(f"forensic records: {app.dlq.blobs.url}   DLQ log: {app.dlq.events.path}")
+
+
+def _routes_table(app: App) -> Table:
+    rows = app.store.recent_failures(limit=100_000)
+    table = Table("class", "failures", "routed to")
+    routes = routes_from(app.settings)
+    for error_class in ErrorClass:
+        count = sum(1 for row in rows if row.error_class == error_class.value)
+        table.add_row(error_class.value, str(count), _ROUTE_TEXT[routes[error_class]])
+    return table
+
+
+_ROUTE_TEXT = {
+    Route.RECOVERY: "recovery queue (dlq_recovery_queue)",
+    Route.NOTIFY_USER: "user notification (user_notifications)",
+    Route.ALERT_OPS: "ops alert (ops_alerts)",
+    Route.REVIEW: "review log (dlq_review_log)",
+}
