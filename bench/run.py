@@ -182,6 +182,15 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
     return rows
 
 
+def machine_line() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.machine(),
+    )
+    return f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgres")
@@ -192,9 +201,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         with databases[backend]() as url:
             results.extend(measure(backend, url, args.scale))
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(machine_line())
     print("| backend | what | jobs | rate | raw inserts, same db | ratio |")
     print("|---|---|---:|---:|---:|---:|")
     for row in results:
