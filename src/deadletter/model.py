@@ -134,6 +134,11 @@ class Job:
         return max(self.attempts - 1, 0)
 
 
+# The reason of a dead letter whose worker was lost on its last attempt: the job may
+# be what kills its workers, so it is quarantined, not looped.
+POISON_REASON = "poison"
+
+
 class Route(StrEnum):
     """Where a handled dead letter goes (the seed's four actions)."""
 
@@ -171,3 +176,8 @@ class FailureRecord:
     summary: str
     user_id: str | None = None
     user_message: str | None = None
+
+    @property
+    def poison(self) -> bool:
+        """Quarantined because it kept killing its worker (see worker/retry.py)."""
+        return self.reason.startswith(POISON_REASON)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def test_a_letter_delivered_twice_is_recorded_once(app: App) -> None:
     enqueue(app, "server_error", "1")
     enqueue(app, "bad_request", "x", user="bob")
     app.worker(dlq=False).run(burst=True)
-    now = __import__("time").time()
+    now = time.time()
     letters = app.store.lease([DLQ], limit=10, worker="t", now=now, lease_seconds=30)
     assert len(letters) == 2
     assert app.dlq.handler(letters) == {}
@@ -185,7 +186,7 @@ def test_forensics_that_come_back_finish_the_letter(store_url: str, tmp_path: Pa
     blocker = block_blob_folder(app, tmp_path)
     job_id = enqueue(app, "timeout", "a")
     app.worker(dlq=False).run(burst=True)
-    now = __import__("time").time()
+    now = time.time()
     [letter] = app.store.lease([DLQ], limit=1, worker="t", now=now, lease_seconds=30)
     assert letter.id in app.dlq.handler([letter])
     blocker.unlink()
@@ -207,3 +208,17 @@ def test_secrets_never_reach_forensics_and_pii_never_leaves(app: App, tmp_path: 
     assert "sk_live_abcdefghijklmnop1234" not in body
     log_text = (tmp_path / "dlq.log").read_text()
     assert "carol@example.com" not in log_text and "sk_live_abcdefghijklmnop1234" not in log_text
+
+
+def test_a_job_that_keeps_killing_its_worker_is_quarantined_with_an_alert(app: App) -> None:
+    job_id = enqueue(app, "timeout", "a")
+    worker = app.worker()
+    for _ in range(4):
+        app.store.lease([Q], limit=1, worker="doomed", now=time.time(), lease_seconds=0.01)
+        time.sleep(0.02)
+        worker.reclaim_expired()
+    worker.run(burst=True)
+    [(reason, error_class)] = rows(app, "SELECT reason, error_class FROM dlq_failures")
+    assert reason.startswith("poison:") and error_class == "RECOVERABLE"
+    [(kind, title, body)] = rows(app, "SELECT kind, title, body FROM ops_alerts")
+    assert kind == "poison" and "Poison job" in title and job_id in body

@@ -70,10 +70,12 @@ VALUES (?, ?, ?, ?)
 ON CONFLICT (dead_letter_id) DO NOTHING
 """
 
-# Alerts about one fingerprint within the window are folded into the first one.
+# Alerts about one fingerprint within the window are folded into the first one;
+# poison alerts only into poison alerts, so that a quarantine is never hidden.
 RECENT_ALERT = """
 SELECT id FROM ops_alerts
-WHERE fingerprint = ? AND kind IN ('system_error', 'new_failure') AND created_at >= ?
+WHERE fingerprint = ? AND kind IN ('system_error', 'new_failure', 'poison')
+    AND (kind = 'poison') = ? AND created_at >= ?
 ORDER BY created_at DESC
 LIMIT 1
 """
@@ -110,7 +112,7 @@ def record_failures(
         if is_new:
             recorded.new_fingerprints.append(record.fingerprint)
         _route(execute, record, now)
-        if is_new or record.route is Route.ALERT_OPS:
+        if is_new or record.poison or record.route is Route.ALERT_OPS:
             alert = _alert(execute, record, is_new, now, alert_window)
             if alert:
                 recorded.alerts.append(alert)
@@ -151,20 +153,28 @@ def _route(execute: Execute, record: FailureRecord, now: float) -> None:
 def _alert(
     execute: Execute, record: FailureRecord, is_new: bool, now: float, window: float
 ) -> str | None:
-    recent = execute(RECENT_ALERT, (record.fingerprint, now - window)).fetchone()
+    recent = execute(RECENT_ALERT, (record.fingerprint, record.poison, now - window)).fetchone()
     if recent is not None:
         execute(COUNT_INTO_ALERT, (recent[0],))
         return None
-    kind = "new_failure" if is_new else "system_error"
-    what = "New kind of failure" if is_new else "System error"
+    kind, what = _alert_kind(record, is_new)
     title = f"{what} on {record.queue}: {record.error_class.value}"
     body = (
-        f"{record.summary}\nqueue: {record.queue}  task: {record.task}  job: {record.job_id}\n"
+        f"{record.summary}\nreason: {record.reason}\n"
+        f"queue: {record.queue}  task: {record.task}  job: {record.job_id}\n"
         f"class: {record.error_class.value} (rule {record.rule})  group: {record.fingerprint}"
     )
     alert_id = f"{kind}-{record.dead_letter_id}"
     execute(INSERT_ALERT, (alert_id, kind, record.fingerprint, title, body, now, now))
     return alert_id
+
+
+def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
+    if record.poison:
+        return "poison", "Poison job quarantined (it kept killing its worker)"
+    if is_new:
+        return "new_failure", "New kind of failure"
+    return "system_error", "System error"
 
 
 def _failure_params(r: FailureRecord, now: float) -> tuple[Any, ...]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from deadletter.config import QueuePolicy
 from deadletter.dlq.classify import Classification, ErrorInfo, Rule, classify
-from deadletter.errors import PermanentFailure, Retry
-from deadletter.model import Attempt, ErrorClass, LeasedJob
+from deadletter.errors import PermanentFailure, Retry, WorkerLost
+from deadletter.model import POISON_REASON, Attempt, ErrorClass, LeasedJob
 from deadletter.store.base import DeadLettered, Outcome, Retrying
 
 MESSAGE_LIMIT = 2000
@@ -64,6 +64,8 @@ def _dead_letter_reason(
     if isinstance(exc, PermanentFailure):
         return f"permanent failure: {type(exc).__name__}"
     if job.attempt > job.max_retries:
+        if isinstance(exc, WorkerLost):  # it may be what kills its workers
+            return f"{POISON_REASON}: its worker was lost on its last attempt of {job.attempt}"
         return f"retries exhausted after {job.attempt} attempts"
     user_error_retried = verdict.error_class is ErrorClass.USER_ERROR and policy.retry_user_errors
     if not verdict.retry and not user_error_retried and not isinstance(exc, Retry):
