@@ -155,6 +155,26 @@ def test_malformed_prefixes_are_rejected_when_list_is_called(
         blob_store.list(prefix)
 
 
+def test_put_many_stores_every_blob_and_reports_only_the_bad_keys(
+    blob_store: BlobStore,
+) -> None:
+    blobs = {f"failures/q/2024-05-0{n % 3 + 1}/job-{n}.json.gz": bytes([n]) * 50 for n in range(40)}
+    failed = blob_store.put_many({**blobs, "a/../b": b"bad key", "": b"empty key"})
+    assert sorted(failed) == ["", "a/../b"]
+    assert all(isinstance(exc, ValueError) for exc in failed.values())
+    assert {key: blob_store.get(key) for key in blobs} == blobs
+    assert sorted(blob_store.list("failures/")) == sorted(blobs)
+    assert blob_store.put_many({}) == {}
+
+
+def test_put_many_on_an_unavailable_store_fails_every_key_without_raising(
+    new_store: BlobStore,
+) -> None:
+    failed = new_store.put_many({"a": b"1", "b/c": b"2"})
+    assert sorted(failed) == ["a", "b/c"]
+    assert all(isinstance(exc, BlobStoreUnavailable) for exc in failed.values())
+
+
 def test_ensure_is_idempotent_and_keeps_blobs(blob_store: BlobStore) -> None:
     blob_store.put("kept", b"x")
     blob_store.ensure()
@@ -248,6 +268,9 @@ def test_a_key_cannot_also_be_a_folder_on_the_filesystem(
     with pytest.raises(BlobStoreError, match="'a'") as raised:
         store.put("a", b"x")
     assert not isinstance(raised.value, BlobStoreUnavailable)
+    failed = store.put_many({"a": b"x", "c": b"y"})
+    assert list(failed) == ["a"] and store.get("c") == b"y"
+    assert list(store.list()) == ["a/b", "c"]  # no temp file left behind
 
 
 # -- S3 only -----------------------------------------------------------------------

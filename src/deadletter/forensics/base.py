@@ -8,8 +8,11 @@ ending in `TEMP_SUFFIX`, which marks the store's own in-flight objects.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
+
+from deadletter.errors import DeadletterError
 
 # Backends name in-flight objects (temp files, probes) with this suffix and never list
 # them; rejecting it in keys means no caller's blob can be mistaken for one.
@@ -30,6 +33,11 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store `data` under `key` atomically: readers see the old blob or the new one,
         never a part. Putting the same bytes again is harmless."""
+
+    def put_many(self, blobs: Mapping[str, bytes]) -> dict[str, Exception]:
+        """`put` every blob, as one durable batch where the backend can; returns the
+        keys that failed with their error (`ValueError`, `BlobStoreError`), so that one
+        bad key never fails the rest. Raises nothing itself."""
 
     def get(self, key: str) -> bytes:
         """The blob under `key`; `BlobNotFound` if there is none."""
@@ -78,3 +86,24 @@ def _key_problem(key: str) -> str | None:
         if segment.endswith(TEMP_SUFFIX):
             return f"segments ending in {TEMP_SUFFIX!r} are reserved"
     return None
+
+
+def put_concurrently(
+    put: Callable[[str, bytes], None], blobs: Mapping[str, bytes], workers: int
+) -> dict[str, Exception]:
+    """`put` each blob on up to `workers` threads: `put_many` for stores whose cost
+    is a round trip per blob. Returns the keys that failed, with their error."""
+
+    def attempt(item: tuple[str, bytes]) -> Exception | None:
+        try:
+            put(*item)
+        except (ValueError, DeadletterError) as exc:
+            return exc
+        return None
+
+    if len(blobs) <= 1:
+        outcomes = [attempt(item) for item in blobs.items()]
+    else:
+        with ThreadPoolExecutor(min(workers, len(blobs))) as pool:
+            outcomes = list(pool.map(attempt, blobs.items()))
+    return {key: exc for key, exc in zip(blobs, outcomes, strict=True) if exc is not None}

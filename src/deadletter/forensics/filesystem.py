@@ -1,8 +1,10 @@
 """Blobs as files under a root folder: the embedded default.
 
 Files are written to a temp file in their own folder, fsynced and renamed into place, so
-a reader (or a crash) sees the old blob or the new one, never a part. Folders are 0700
-and files 0600 whatever the umask: forensic records hold payloads and tracebacks.
+a reader (or a crash) sees the old blob or the new one, never a part. A batch of blobs
+is flushed together (`put_many`), which costs about one disk flush instead of two per
+blob. Folders are 0700 and files 0600 whatever the umask: forensic records hold
+payloads and tracebacks.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from deadletter.errors import BlobNotFound, BlobStoreError, BlobStoreUnavailable
 from deadletter.forensics.base import TEMP_SUFFIX, validate_key, validate_prefix
 
 FOLDER_MODE = 0o700
+# Concurrent fsyncs of one batch: enough for the journal to commit them together.
+FSYNC_THREADS = 16
 FILE_MODE = 0o600
 
 _ADVICE = {
@@ -44,17 +50,52 @@ class FilesystemBlobStore:
             _make_folders(self.root)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        with self._errors(f"write {key!r} to"):
-            self._require_root()
+        failure = self.put_many({key: data}).get(key)
+        if failure is not None:
+            raise failure
+
+    def put_many(self, blobs: Mapping[str, bytes]) -> dict[str, Exception]:
+        """Write every blob to a temp file, fsync them all at once (the disk groups
+        concurrent flushes into one journal commit), then rename them into place and
+        fsync each folder once: a batch costs about one flush, not two per blob."""
+        failed: dict[str, Exception] = {}
+        staged: list[_Staged] = []
+        for key, data in blobs.items():
             try:
-                _make_folders(path.parent)
-                _write_atomically(path, data)
-            except (IsADirectoryError, NotADirectoryError) as exc:
-                raise BlobStoreError(
-                    f"cannot write {key!r} to {self.url}: a filesystem store cannot hold"
-                    f" both a key and other keys below it as a folder ({exc.filename})"
-                ) from exc
+                staged.append(self._stage(key, data))
+            except (ValueError, BlobStoreError) as exc:
+                failed[key] = exc
+        failed.update(self._commit(staged))
+        return failed
+
+    def _stage(self, key: str, data: bytes) -> _Staged:
+        path = self._path(key)
+        with self._writing(key):
+            self._require_root()
+            _make_folders(path.parent)
+            return _Staged(key, path, _write_temp(path, data))
+
+    def _commit(self, staged: list[_Staged]) -> dict[str, Exception]:
+        failed: dict[str, Exception] = {}
+        flushed = _fsync_all([item.temp for item in staged])
+        for item, error in zip(staged, flushed, strict=True):
+            try:
+                with self._writing(item.key):
+                    if error is not None:
+                        raise error
+                    os.replace(item.temp, item.path)
+            except BlobStoreError as exc:
+                failed[item.key] = exc
+                with contextlib.suppress(OSError):
+                    os.unlink(item.temp)
+        # The renames themselves survive a power loss once their folder is flushed.
+        for folder, keys in _by_folder(i for i in staged if i.key not in failed).items():
+            try:
+                with self._errors("flush the folders of"):
+                    _fsync_folder(folder)
+            except BlobStoreError as exc:
+                failed.update(dict.fromkeys(keys, exc))
+        return failed
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -108,6 +149,17 @@ class FilesystemBlobStore:
             )
 
     @contextlib.contextmanager
+    def _writing(self, key: str) -> Iterator[None]:
+        with self._errors(f"write {key!r} to"):
+            try:
+                yield
+            except (IsADirectoryError, NotADirectoryError) as exc:
+                raise BlobStoreError(
+                    f"cannot write {key!r} to {self.url}: a filesystem store cannot hold"
+                    f" both a key and other keys below it as a folder ({exc.filename})"
+                ) from exc
+
+    @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
@@ -154,20 +206,53 @@ def _make_folders(folder: Path) -> None:
         _fsync_folder(path.parent)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A blob written to its temp file, not yet flushed nor renamed into place."""
+
+    key: str
+    path: Path
+    temp: str
+
+
+def _write_temp(path: Path, data: bytes) -> str:
     fd, temp = tempfile.mkstemp(prefix=".", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), FILE_MODE)
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_folder(path.parent)  # makes the rename itself survive a power loss
+    return temp
+
+
+def _fsync_all(paths: list[str]) -> list[OSError | None]:
+    """fsync each file, concurrently: one error per path, or None."""
+
+    def flush(path: str) -> OSError | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            return exc
+        return None
+
+    if len(paths) <= 1:
+        return [flush(path) for path in paths]
+    with ThreadPoolExecutor(min(FSYNC_THREADS, len(paths))) as pool:
+        return list(pool.map(flush, paths))
+
+
+def _by_folder(staged: Iterable[_Staged]) -> dict[Path, list[str]]:
+    folders: dict[Path, list[str]] = {}
+    for item in staged:
+        folders.setdefault(item.path.parent, []).append(item.key)
+    return folders
 
 
 def _fsync_folder(folder: Path) -> None:

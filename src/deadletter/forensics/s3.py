@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import boto3
@@ -25,11 +25,18 @@ from botocore.exceptions import (
 )
 
 from deadletter.errors import BlobNotFound, BlobStoreError, BlobStoreUnavailable
-from deadletter.forensics.base import TEMP_SUFFIX, validate_key, validate_prefix
+from deadletter.forensics.base import (
+    TEMP_SUFFIX,
+    put_concurrently,
+    validate_key,
+    validate_prefix,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# Concurrent PUTs of one batch; botocore keeps 10 connections per client by default.
+PUT_THREADS = 8
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 # R2, MinIO and other S3 look-alikes reject boto's newer default checksums and may not
@@ -96,6 +103,9 @@ class S3BlobStore:
         name = self._name(key)
         with self._errors(f"write {key!r} to"):
             self._client.put_object(Bucket=self.bucket, Key=name, Body=data)
+
+    def put_many(self, blobs: Mapping[str, bytes]) -> dict[str, Exception]:
+        return put_concurrently(self.put, blobs, PUT_THREADS)
 
     def get(self, key: str) -> bytes:
         name = self._name(key)
