@@ -14,6 +14,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from run import machine_line, postgres_url, raw_insert_rate, sqlite_url
@@ -25,11 +26,12 @@ from deadletter.store.base import Succeeded
 
 QUEUE = "bench"
 DLQ = f"{QUEUE}-dlq"
-FAULTS = (
-    TimeoutError("Timeout fetching data for building-7 after 30s"),
-    UpstreamHTTPError(400, "Bad Request: chart 12 has no series"),
-    UpstreamHTTPError(500, "Internal Server Error"),
-    KeyError("series_12"),
+# Factories, not instances: raising one instance again grows its traceback each time.
+FAULTS: tuple[Callable[[], Exception], ...] = (
+    lambda: TimeoutError("Timeout fetching data for building-7 after 30s"),
+    lambda: UpstreamHTTPError(400, "Bad Request: chart 12 has no series"),
+    lambda: UpstreamHTTPError(500, "Internal Server Error"),
+    lambda: KeyError("series_12"),
 )
 
 
@@ -48,7 +50,7 @@ def make_app(url: str, blobs: Path) -> App:
 
     @app.task(name="fail", queue=QUEUE)
     def fail(n: int) -> None:
-        raise FAULTS[n % len(FAULTS)]
+        raise FAULTS[n % len(FAULTS)]()
 
     return app
 

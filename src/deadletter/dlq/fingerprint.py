@@ -68,8 +68,10 @@ def top_frames(traceback_text: str, count: int = 3) -> tuple[str, ...]:
     starts = [m.end() for m in _TOP_TRACEBACK.finditer(traceback_text)]
     last = traceback_text[starts[-1] :] if starts else traceback_text
     own = _SUB_EXCEPTIONS.split(last, maxsplit=1)[0]
-    frames = [f"{_basename(m['file'])}:{m['function']}" for m in _FRAME.finditer(own)]
-    return tuple(reversed(frames[-count:])) if count > 0 else ()
+    if count <= 0:
+        return ()
+    innermost = list(_FRAME.finditer(own))[-count:]
+    return tuple(f"{_basename(m['file'])}:{m['function']}" for m in reversed(innermost))
 
 
 def _basename(path: str) -> str:

@@ -2,10 +2,10 @@
 
 1. update the job's status to failed, 2. store the forensic record, 3. classify the
 error and fingerprint it, 4. route it by class. Step 2 is an idempotent blob put
-made first; steps 1, 3 and 4 are one database transaction keyed by the dead letter,
-so a letter delivered twice is recorded once. A letter whose steps fail is returned
-as failed: the worker retries it with backoff, and after its retries parks it on
-`<dlq>-parked`. One bad letter never blocks the rest of its batch.
+made first, for the whole batch at once; steps 1, 3 and 4 are one database
+transaction keyed by the dead letter, so a letter delivered twice is recorded once.
+A letter whose steps fail is returned as failed: the worker retries it with backoff,
+and after its retries parks it on `<dlq>-parked`. One bad letter never blocks the rest of its batch.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ SUMMARY_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A letter's failure record and forensic blob, before either is stored."""
+
+    record: FailureRecord
+    key: str
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Redaction:
     """`secrets` for what stays inside (forensics); `pii` for what leaves (alerts, mail)."""
 
@@ -56,20 +65,41 @@ class DeadLetterHandler:
 
     def __call__(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
         failed: dict[str, BaseException] = {}
-        records: list[FailureRecord] = []
+        prepared: dict[str, _Prepared] = {}
         for letter in letters:
             try:
-                records.append(self._prepare(letter))
+                prepared[letter.id] = self._prepare(letter)
             except Exception as exc:  # one bad letter must not block the batch
                 failed[letter.id] = exc
                 self._step_failed(letter, "forensics", exc)
+        records = self._store_forensics(letters, prepared, failed)
         if records:
             failed.update(self._record(letters, records))
         return failed
 
     # -- steps 2 and 3: forensics, classification --------------------------------
 
-    def _prepare(self, letter: LeasedJob) -> FailureRecord:
+    def _store_forensics(
+        self,
+        letters: Sequence[LeasedJob],
+        prepared: Mapping[str, _Prepared],
+        failed: dict[str, BaseException],
+    ) -> list[FailureRecord]:
+        """Put the batch's forensic records at once; the records whose put succeeded."""
+        not_stored = self.blobs.put_many({p.key: p.blob for p in prepared.values()})
+        records = []
+        for letter in letters:
+            if letter.id not in prepared:
+                continue
+            error = not_stored.get(prepared[letter.id].key)
+            if error is None:
+                records.append(prepared[letter.id].record)
+            else:
+                failed[letter.id] = error
+                self._step_failed(letter, "forensics", error)
+        return records
+
+    def _prepare(self, letter: LeasedJob) -> _Prepared:
         body: dict[str, Any] = letter.payload
         attempts = body.get("attempts") or [{}]
         last = attempts[-1]
@@ -84,8 +114,8 @@ class DeadLetterHandler:
             fingerprint=group,
             host=self.host,
         )
-        self.blobs.put(key, forensic.encode(doc))
-        return self._failure_record(letter, body, last, error_class, rule, group, key, failed_at)
+        record = self._failure_record(letter, body, last, error_class, rule, group, key, failed_at)
+        return _Prepared(record, key, forensic.encode(doc))
 
     def _classification(self, last: Mapping[str, Any]) -> tuple[ErrorClass, str]:
         """The worker classified the attempt when it failed; classify again only if not."""

@@ -45,19 +45,19 @@ Replacer = Callable[[re.Match[str]], str | None]
 class Rule:
     """A named pattern and what replaces each match; `personal`: PII, not a credential.
 
-    `needles`: lower-case substrings of which every match holds one. Most text holds
-    none, and looking for them costs far less than running the pattern over it.
+    `hint` finds the lower-case needles of which every match holds one (`needles()`).
+    Most text holds none, and looking for them costs far less than running the pattern.
     """
 
     name: str
     pattern: re.Pattern[str]
     replace: Replacer
     personal: bool = False
-    needles: tuple[str, ...] = ()
+    hint: re.Pattern[str] | None = None
 
     def may_match(self, folded: str) -> bool:
         """Whether `folded` (the text, lower-cased) could hold a match."""
-        return not self.needles or any(needle in folded for needle in self.needles)
+        return self.hint is None or self.hint.search(folded) is not None
 
     def apply(self, text: str) -> str:
         # Not `pattern.sub`: after a declined candidate the search resumes inside it,
@@ -75,6 +75,11 @@ class Rule:
         return "".join(parts) + text[done:] if parts else text
 
 
+def needles(*words: str) -> re.Pattern[str]:
+    """A `Rule.hint` finding any of `words` (lower-case) literally."""
+    return re.compile("|".join(map(re.escape, words)))
+
+
 def _constant(token: str) -> Replacer:
     return lambda match: token
 
@@ -84,7 +89,6 @@ def _constant(token: str) -> Replacer:
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
-@functools.lru_cache(maxsize=4096)  # the same few keys come back in every record
 def _words(name: str) -> tuple[str, ...]:
     """The lower-cased words of a key in any casing: `userSSN_last4` -> user, ssn, last, 4."""
     return tuple(word.lower() for word in _WORDS.findall(name))
@@ -101,12 +105,7 @@ class KeyNames:
         return cls(tuple(dict.fromkeys(words for name in names if (words := _words(name)))))
 
     def match(self, key: str) -> bool:
-        words = _words(key)
-        collapsed = "".join(words)
-        return any(
-            (name[0] in words) if _is_short(name) else ("".join(name) in collapsed)
-            for name in self.names
-        )
+        return _matches(self.names, key)
 
     def text_pattern(self) -> str:
         """A regex alternation finding these names as keys in free text (case ignored)."""
@@ -116,6 +115,15 @@ class KeyNames:
             else r"[_.-]?".join(map(re.escape, name))
             for name in self.names
         )
+
+
+@functools.lru_cache(maxsize=4096)  # records repeat the same few keys
+def _matches(names: tuple[tuple[str, ...], ...], key: str) -> bool:
+    words = _words(key)
+    collapsed = "".join(words)
+    return any(
+        (name[0] in words) if _is_short(name) else ("".join(name) in collapsed) for name in names
+    )
 
 
 def _is_short(name: tuple[str, ...]) -> bool:
@@ -232,8 +240,8 @@ def _key_value_rule(keys: KeyNames) -> Rule:
         (?P<value>\[REDACTED\]|"[^"\n]*+"|'[^'\n]*+'|[^\s&"',;)\]}}>]++)""",
         re.IGNORECASE | re.VERBOSE,
     )
-    first_words = tuple(dict.fromkeys(name[0] for name in keys.names))
-    return Rule("key_value", pattern, _key_value, needles=first_words)
+    first_words = dict.fromkeys(name[0] for name in keys.names)
+    return Rule("key_value", pattern, _key_value, hint=needles(*first_words))
 
 
 def _key_value(match: re.Match[str]) -> str:
@@ -248,13 +256,13 @@ _API_KEY_PREFIXES = (
 )  # fmt: skip
 
 _BEFORE_KEY_VALUE = (
-    Rule("url_credentials", _URL_CREDENTIALS, _url_credentials, needles=("://",)),
-    Rule("auth_header", _AUTH_HEADER, _auth_header, needles=("bearer", "basic")),
-    Rule("jwt", _JWT, _constant(REDACTED), needles=("eyj",)),
-    Rule("api_key", _API_KEY, _constant(REDACTED), needles=_API_KEY_PREFIXES),
+    Rule("url_credentials", _URL_CREDENTIALS, _url_credentials, hint=needles("://")),
+    Rule("auth_header", _AUTH_HEADER, _auth_header, hint=needles("bearer", "basic")),
+    Rule("jwt", _JWT, _constant(REDACTED), hint=needles("eyj")),
+    Rule("api_key", _API_KEY, _constant(REDACTED), hint=needles(*_API_KEY_PREFIXES)),
 )
 _AFTER_KEY_VALUE = (
-    Rule("email", _EMAIL, _constant("[EMAIL]"), personal=True, needles=("@",)),
+    Rule("email", _EMAIL, _constant("[EMAIL]"), personal=True, hint=needles("@")),
     Rule("card", _CARD, _card),  # a credential: a card number is kept nowhere
     Rule("phone", _PHONE, _phone, personal=True),
 )
