@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from typing import Annotated
@@ -87,7 +88,20 @@ def _report(app: App) -> None:
     print_json(failures_json(app.store.recent_failures(limit=5)))
     console.rule("where the failures went")
     console.print(_routes_table(app))
-    console.print(f"forensic records: {app.dlq.blobs.url}   DLQ log: {app.dlq.events.path}")
+    console.print(_forensics_line(app))
+    console.print(f"DLQ log: {app.dlq.events.path}")
+
+
+def _forensics_line(app: App) -> str:
+    """How many forensic records the failures have, and their size (the seed: ~2 KB)."""
+    keys = [row.forensics_key for row in app.store.recent_failures(limit=100_000)]
+    sizes = sorted(len(app.dlq.blobs.get(key)) for key in keys if key)
+    if not sizes:
+        return f"forensic records: none in {app.dlq.blobs.url}"
+    return (
+        f"forensic records: {len(sizes)} in {app.dlq.blobs.url},"
+        f" median {statistics.median(sizes):,.0f} B, largest {sizes[-1]:,} B"
+    )
 
 
 def _routes_table(app: App) -> Table:
