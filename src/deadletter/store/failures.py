@@ -1,15 +1,18 @@
 """Recording handled dead letters: SQL that reads the same on SQLite and PostgreSQL.
 
 Unlike the leasing hot path, these statements are plain ANSI SQL plus
-`ON CONFLICT`, which both databases share; they are written once with `?`
-placeholders, and the PostgreSQL store translates them. Every statement is
-idempotent per dead letter: the failure row's primary key decides whether the
-rest runs, so a dead letter delivered twice is recorded, routed and alerted once.
+`ON CONFLICT ... RETURNING`, which both databases share; they are written once with
+`?` placeholders, and the PostgreSQL store translates them. A batch of dead letters
+costs a fixed handful of statements, not a handful per letter: each step is one
+multi-row statement (`_rows` builds its VALUES list). Every step is idempotent per
+dead letter: the failure row's primary key decides whether the rest runs, so a dead
+letter delivered twice is recorded, routed and alerted once.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,63 +31,70 @@ class Cursor(Protocol):
 
 Execute = Callable[[str, tuple[Any, ...]], Cursor]
 
-INSERT_FAILURE = """
+# Records per statement: 17 columns x 200 stays far below both databases' limits on
+# parameters (SQLite 32,766, PostgreSQL 65,535).
+CHUNK = 200
+
+INSERT_FAILURES = """
 INSERT INTO dlq_failures (dead_letter_id, job_id, queue, task, error_class, rule, fingerprint,
     error_type, error_message, http_status, retry_count, reason, labels, forensics_key,
     created_at, failed_at, handled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES {rows}
 ON CONFLICT (dead_letter_id) DO NOTHING
+RETURNING dead_letter_id
 """
 
 # Step 1 of the seed's handler: the job's status becomes failed.
-MARK_FAILED = "UPDATE queue_jobs SET status = 'failed' WHERE id = ? AND status = 'dead_lettered'"
+MARK_FAILED = (
+    "UPDATE queue_jobs SET status = 'failed' WHERE id IN ({ids}) AND status = 'dead_lettered'"
+)
 
-GROUP_EXISTS = "SELECT 1 FROM dlq_error_groups WHERE fingerprint = ?"
+KNOWN_GROUPS = "SELECT fingerprint FROM dlq_error_groups WHERE fingerprint IN ({ids})"
 
-UPSERT_GROUP = """
+UPSERT_GROUPS = """
 INSERT INTO dlq_error_groups (fingerprint, error_class, error_type, sample_message, queue,
     count, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, 1, ?, ?)
-ON CONFLICT (fingerprint) DO UPDATE SET count = dlq_error_groups.count + 1,
-    last_seen = excluded.last_seen
+VALUES {rows}
+ON CONFLICT (fingerprint) DO UPDATE SET count = dlq_error_groups.count + excluded.count,
+    last_seen = CASE WHEN excluded.last_seen > dlq_error_groups.last_seen
+                     THEN excluded.last_seen ELSE dlq_error_groups.last_seen END
 """
 
 # A job that failed again after a requeue comes back to its own recovery row.
 UPSERT_RECOVERY = """
 INSERT INTO dlq_recovery_queue (job_id, dead_letter_id, queue, status, created_at, updated_at)
-VALUES (?, ?, ?, 'pending', ?, ?)
+VALUES {rows}
 ON CONFLICT (job_id) DO UPDATE SET status = 'pending',
     dead_letter_id = excluded.dead_letter_id, updated_at = excluded.updated_at
 """
 
-INSERT_NOTIFICATION = """
+INSERT_NOTIFICATIONS = """
 INSERT INTO user_notifications (id, job_id, user_id, title, message, status, next_attempt_at,
     created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+VALUES {rows}
 ON CONFLICT (id) DO NOTHING
 """
 
-INSERT_REVIEW = """
+INSERT_REVIEWS = """
 INSERT INTO dlq_review_log (dead_letter_id, job_id, fingerprint, created_at)
-VALUES (?, ?, ?, ?)
+VALUES {rows}
 ON CONFLICT (dead_letter_id) DO NOTHING
 """
 
 # Alerts about one fingerprint within the window are folded into the first one;
 # poison alerts only into poison alerts, so that a quarantine is never hidden.
-RECENT_ALERT = """
-SELECT id FROM ops_alerts
-WHERE fingerprint = ? AND kind IN ('system_error', 'new_failure', 'poison')
-    AND (kind = 'poison') = ? AND created_at >= ?
-ORDER BY created_at DESC
-LIMIT 1
+RECENT_ALERTS = """
+SELECT fingerprint, kind = 'poison', id FROM ops_alerts
+WHERE fingerprint IN ({ids}) AND kind IN ('system_error', 'new_failure', 'poison')
+    AND created_at >= ?
+ORDER BY created_at
 """
 
-COUNT_INTO_ALERT = "UPDATE ops_alerts SET occurrences = occurrences + 1 WHERE id = ?"
+COUNT_INTO_ALERT = "UPDATE ops_alerts SET occurrences = occurrences + ? WHERE id = ?"
 
-INSERT_ALERT = """
+INSERT_ALERTS = """
 INSERT INTO ops_alerts (id, kind, fingerprint, title, body, status, next_attempt_at, created_at)
-VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+VALUES {rows}
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -102,20 +112,10 @@ def record_failures(
     execute: Execute, records: Sequence[FailureRecord], *, now: float, alert_window: float
 ) -> Recorded:
     recorded = Recorded()
-    for record in records:
-        if execute(INSERT_FAILURE, _failure_params(record, now)).rowcount != 1:
-            continue
-        recorded.new.append(record.dead_letter_id)
-        execute(MARK_FAILED, (record.job_id,))
-        is_new = execute(GROUP_EXISTS, (record.fingerprint,)).fetchone() is None
-        execute(UPSERT_GROUP, _group_params(record))
-        if is_new:
-            recorded.new_fingerprints.append(record.fingerprint)
-        _route(execute, record, now)
-        if is_new or record.poison or record.route is Route.ALERT_OPS:
-            alert = _alert(execute, record, is_new, now, alert_window)
-            if alert:
-                recorded.alerts.append(alert)
+    unique = list({record.dead_letter_id: record for record in records}.values())
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        _record_chunk(execute, chunk, recorded, now=now, alert_window=alert_window)
     return recorded
 
 
@@ -123,40 +123,109 @@ def insert_alert(
     execute: Execute, *, alert_id: str, kind: str, title: str, body: str, now: float
 ) -> None:
     """An alert not tied to one failure (parked dead letters, fired thresholds)."""
-    execute(INSERT_ALERT, (alert_id, kind, None, title, body, now, now))
+    _insert(execute, INSERT_ALERTS, [(alert_id, kind, None, title, body, "pending", now, now)])
 
 
-def _route(execute: Execute, record: FailureRecord, now: float) -> None:
-    if record.route is Route.RECOVERY:
-        execute(UPSERT_RECOVERY, (record.job_id, record.dead_letter_id, record.queue, now, now))
-    elif record.route is Route.NOTIFY_USER:
-        status = "pending" if record.user_id else "no_user"
-        title = f"We could not complete your {record.task} request"
-        message = record.user_message or record.summary
-        execute(
-            INSERT_NOTIFICATION,
-            (
-                record.dead_letter_id,
-                record.job_id,
-                record.user_id,
-                title,
-                message,
-                status,
-                now,
-                now,
-            ),
-        )
-    elif record.route is Route.REVIEW:
-        execute(INSERT_REVIEW, (record.dead_letter_id, record.job_id, record.fingerprint, now))
+def _record_chunk(
+    execute: Execute,
+    records: list[FailureRecord],
+    recorded: Recorded,
+    *,
+    now: float,
+    alert_window: float,
+) -> None:
+    new = _insert_failures(execute, records, now)
+    if not new:
+        return
+    recorded.new.extend(record.dead_letter_id for record in new)
+    _run(execute, MARK_FAILED, ids=[record.job_id for record in new])
+    fresh = _new_groups(execute, new)
+    recorded.new_fingerprints.extend(fresh)
+    _route(execute, new, now)
+    recorded.alerts.extend(_alerts(execute, new, fresh, now, alert_window))
 
 
-def _alert(
-    execute: Execute, record: FailureRecord, is_new: bool, now: float, window: float
-) -> str | None:
-    recent = execute(RECENT_ALERT, (record.fingerprint, record.poison, now - window)).fetchone()
-    if recent is not None:
-        execute(COUNT_INTO_ALERT, (recent[0],))
-        return None
+def _insert_failures(
+    execute: Execute, records: list[FailureRecord], now: float
+) -> list[FailureRecord]:
+    """Insert the failures; those that were not recorded already."""
+    rows = [_failure_params(record, now) for record in records]
+    inserted = {row[0] for row in _insert(execute, INSERT_FAILURES, rows).fetchall()}
+    return [record for record in records if record.dead_letter_id in inserted]
+
+
+def _new_groups(execute: Execute, records: list[FailureRecord]) -> list[str]:
+    """Count the records into their groups; the fingerprints never seen before."""
+    fingerprints = list(dict.fromkeys(record.fingerprint for record in records))
+    known = {row[0] for row in _run(execute, KNOWN_GROUPS, ids=fingerprints).fetchall()}
+    counts = Counter(record.fingerprint for record in records)
+    firsts = {record.fingerprint: record for record in reversed(records)}
+    lasts = {record.fingerprint: record for record in records}
+    rows = [_group_params(firsts[fp], counts[fp], lasts[fp].failed_at) for fp in fingerprints]
+    _insert(execute, UPSERT_GROUPS, rows)
+    return [fp for fp in fingerprints if fp not in known]
+
+
+def _route(execute: Execute, records: list[FailureRecord], now: float) -> None:
+    # One recovery row per job: the last of its letters wins, as one upsert each would.
+    recovery = {
+        r.job_id: (r.job_id, r.dead_letter_id, r.queue, "pending", now, now)
+        for r in records
+        if r.route is Route.RECOVERY
+    }
+    notices = [_notification_params(r, now) for r in records if r.route is Route.NOTIFY_USER]
+    reviews = [
+        (r.dead_letter_id, r.job_id, r.fingerprint, now) for r in records if r.route is Route.REVIEW
+    ]
+    for sql, rows in (
+        (UPSERT_RECOVERY, list(recovery.values())),
+        (INSERT_NOTIFICATIONS, notices),
+        (INSERT_REVIEWS, reviews),
+    ):
+        if rows:
+            _insert(execute, sql, rows)
+
+
+def _notification_params(record: FailureRecord, now: float) -> tuple[Any, ...]:
+    status = "pending" if record.user_id else "no_user"
+    title = f"We could not complete your {record.task} request"
+    message = record.user_message or record.summary
+    return (record.dead_letter_id, record.job_id, record.user_id, title, message, status, now, now)
+
+
+def _alerts(
+    execute: Execute, records: list[FailureRecord], fresh: list[str], now: float, window: float
+) -> list[str]:
+    """Raise an alert per fingerprint (new, system error or poison), or count into the
+    one raised within the window; the ids of the alerts raised."""
+    wanted = [
+        r for r in records if r.fingerprint in fresh or r.poison or r.route is Route.ALERT_OPS
+    ]
+    if not wanted:
+        return []
+    ids = list(dict.fromkeys(r.fingerprint for r in wanted))
+    recent_rows = _run(execute, RECENT_ALERTS, ids=ids, after=(now - window,)).fetchall()
+    recent = {(fp, bool(poison)): alert_id for fp, poison, alert_id in recent_rows}
+    unalerted = set(fresh)
+    raised: list[tuple[Any, ...]] = []
+    counted: Counter[str] = Counter()
+    for record in wanted:
+        key = (record.fingerprint, record.poison)
+        if key in recent:
+            counted[recent[key]] += 1
+            continue
+        row = _alert_params(record, record.fingerprint in unalerted, now)
+        unalerted.discard(record.fingerprint)
+        recent[key] = row[0]
+        raised.append(row)
+    if raised:
+        _insert(execute, INSERT_ALERTS, raised)
+    for alert_id, count in counted.items():
+        execute(COUNT_INTO_ALERT, (count, alert_id))
+    return [row[0] for row in raised]
+
+
+def _alert_params(record: FailureRecord, is_new: bool, now: float) -> tuple[Any, ...]:
     kind, what = _alert_kind(record, is_new)
     title = f"{what} on {record.queue}: {record.error_class.value}"
     body = (
@@ -165,8 +234,7 @@ def _alert(
         f"class: {record.error_class.value} (rule {record.rule})  group: {record.fingerprint}"
     )
     alert_id = f"{kind}-{record.dead_letter_id}"
-    execute(INSERT_ALERT, (alert_id, kind, record.fingerprint, title, body, now, now))
-    return alert_id
+    return (alert_id, kind, record.fingerprint, title, body, "pending", now, now)
 
 
 def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
@@ -175,6 +243,18 @@ def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
     if is_new:
         return "new_failure", "New kind of failure"
     return "system_error", "System error"
+
+
+def _insert(execute: Execute, sql: str, rows: Sequence[tuple[Any, ...]]) -> Cursor:
+    """`sql` with its `{rows}` replaced by one `(?, ...)` group per row, run once."""
+    group = f"({', '.join('?' * len(rows[0]))})"
+    values = tuple(value for row in rows for value in row)
+    return execute(sql.format(rows=", ".join([group] * len(rows))), values)
+
+
+def _run(execute: Execute, sql: str, *, ids: Sequence[Any], after: tuple[Any, ...] = ()) -> Cursor:
+    """`sql` with its `{ids}` replaced by one placeholder per id, then `after`'s."""
+    return execute(sql.format(ids=", ".join("?" * len(ids))), (*ids, *after))
 
 
 def _failure_params(r: FailureRecord, now: float) -> tuple[Any, ...]:
@@ -199,7 +279,7 @@ def _failure_params(r: FailureRecord, now: float) -> tuple[Any, ...]:
     )
 
 
-def _group_params(r: FailureRecord) -> tuple[Any, ...]:
+def _group_params(r: FailureRecord, count: int, last_seen: float) -> tuple[Any, ...]:
     message = (r.error_message or "")[:300]
     return (
         r.fingerprint,
@@ -207,6 +287,7 @@ def _group_params(r: FailureRecord) -> tuple[Any, ...]:
         r.error_type,
         message,
         r.queue,
+        count,
         r.failed_at,
-        r.failed_at,
+        last_seen,
     )
