@@ -15,6 +15,7 @@ from deadletter.config import settings_from_mapping
 from deadletter.dlq import forensic
 from deadletter.errors import InvalidInput
 from deadletter.model import JobState
+from deadletter.store.outbox import Outbox
 
 Q = "chart-processing"
 DLQ = "chart-processing-dlq"
@@ -222,3 +223,20 @@ def test_a_job_that_keeps_killing_its_worker_is_quarantined_with_an_alert(app: A
     assert reason.startswith("poison:") and error_class == "RECOVERABLE"
     [(kind, title, body)] = rows(app, "SELECT kind, title, body FROM ops_alerts")
     assert kind == "poison" and "Poison job" in title and job_id in body
+
+
+def test_occurrences_after_an_alert_was_sent_go_out_as_one_summary(app: App) -> None:
+    enqueue(app, "server_error", "1")
+    app.worker().run(burst=True)
+    [alert] = app.store.claim_deliveries(Outbox.ALERTS, now=time.time(), limit=5, claim_seconds=60)
+    app.store.settle_delivery(alert, now=time.time(), error=None, retry_at=0.0)
+    for node in range(2, 5):
+        enqueue(app, "server_error", str(node))
+    app.worker().run(burst=True)
+    assert app.store.summarise_alerts(now=time.time(), window=900) == []  # window not over
+
+    later = time.time() + 901
+    [summary_id] = app.store.summarise_alerts(now=later, window=900)
+    assert app.store.summarise_alerts(now=later, window=900) == []
+    [(kind, body)] = rows(app, f"SELECT kind, body FROM ops_alerts WHERE id = '{summary_id}'")
+    assert kind == "summary" and body.startswith("3 more occurrence(s)")

@@ -28,15 +28,20 @@ class Dispatcher:
     alerts: AppriseChannel | None
     user_url_template: str
     events: EventLog
-    timeout: float = 10.0
+    alert_window: float = 900.0
 
     @classmethod
     def build(cls, store: Store, settings: DlqSettings, events: EventLog) -> Dispatcher:
         alerts = AppriseChannel(settings.alert_urls) if settings.alert_urls else None
-        return cls(store, alerts, settings.user_url_template, events)
+        return cls(
+            store, alerts, settings.user_url_template, events, settings.alert_window_seconds
+        )
 
     def deliver_due(self) -> int:
-        """Send what is due in both outboxes; return how many were sent."""
+        """Send what is due in both outboxes, summaries of ended alert windows first;
+        return how many were sent."""
+        for summary in self.store.summarise_alerts(now=time.time(), window=self.alert_window):
+            self.events.emit("alert.summarised", id=summary)
         sent = 0
         for outbox in Outbox:
             now = time.time()

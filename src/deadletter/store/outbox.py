@@ -41,7 +41,15 @@ DUE = {
 }
 
 CLAIM = "UPDATE {table} SET next_attempt_at = ? WHERE id = ? AND next_attempt_at <= ?"
-SENT = "UPDATE {table} SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?"
+SENT = {
+    Outbox.NOTIFICATIONS: """
+        UPDATE user_notifications SET status = 'sent', sent_at = ?, attempts = attempts + 1
+        WHERE id = ?""",
+    Outbox.ALERTS: """
+        UPDATE ops_alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1,
+            reported = ?
+        WHERE id = ?""",
+}
 RETRY = """
 UPDATE {table} SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?
 """
@@ -62,8 +70,42 @@ def claim(
 def settle(
     execute: Execute, delivery: Delivery, *, now: float, error: str | None, retry_at: float
 ) -> None:
-    table = delivery.outbox.value
     if error is None:
-        execute(SENT.format(table=table), (now, delivery.id))
+        reported = (delivery.occurrences,) if delivery.outbox is Outbox.ALERTS else ()
+        execute(SENT[delivery.outbox], (now, *reported, delivery.id))
     else:
+        table = delivery.outbox.value
         execute(RETRY.format(table=table), (error[:1000], retry_at, delivery.id))
+
+
+# Sent alerts whose window is over and that counted occurrences after they went out.
+UNREPORTED = """
+SELECT id, fingerprint, title, occurrences, reported FROM ops_alerts
+WHERE status = 'sent' AND occurrences > reported AND created_at <= ?
+"""
+MARK_REPORTED = "UPDATE ops_alerts SET reported = ? WHERE id = ? AND reported = ?"
+SUMMARY = """
+INSERT INTO ops_alerts (id, kind, fingerprint, title, body, status, next_attempt_at, created_at)
+VALUES (?, 'summary', ?, ?, ?, 'pending', ?, ?)
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+def summarise(execute: Execute, *, now: float, window: float) -> list[str]:
+    """Queue a summary alert for each sent alert that counted more occurrences in its
+    window; the summaries' ids. Idempotent: a summary is keyed by what it reports."""
+    summaries = []
+    for alert_id, fingerprint, title, occurrences, reported in execute(
+        UNREPORTED, (now - window,)
+    ).fetchall():
+        if execute(MARK_REPORTED, (occurrences, alert_id, reported)).rowcount != 1:
+            continue  # another worker summarised it first
+        summary_id = f"summary-{alert_id}-{occurrences}"
+        body = (
+            f"{occurrences - reported} more occurrence(s) after this alert was sent,"
+            f" within {window / 60:g} minutes of it ({occurrences} in all):\n{title}"
+        )
+        execute(SUMMARY, (summary_id, fingerprint, f"Summary: {title}", body, now, now))
+        summaries.append(summary_id)
+    return summaries
+

@@ -41,7 +41,7 @@ from deadletter.store.base import (
     dump_json,
 )
 from deadletter.store.failures import Execute
-from deadletter.store.outbox import Delivery, Outbox, claim, settle
+from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
 
 CHANNEL = "deadletter_jobs"
@@ -385,6 +385,10 @@ class PostgresStore:
     ) -> None:
         with self._shared() as execute:
             settle(execute, delivery, now=now, error=error, retry_at=retry_at)
+
+    def summarise_alerts(self, *, now: float, window: float) -> list[str]:
+        with self._shared() as execute:
+            return summarise(execute, now=now, window=window)
 
     def dlq_stats(self, *, now: float) -> reports.DlqStats:
         with self._shared() as execute:

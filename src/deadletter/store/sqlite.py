@@ -31,7 +31,7 @@ from deadletter.store.base import (
     dead_letter_payload,
     dump_json,
 )
-from deadletter.store.outbox import Delivery, Outbox, claim, settle
+from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
 
 BUSY_TIMEOUT_MS = 60_000
@@ -348,6 +348,10 @@ class SqliteStore:
     ) -> None:
         with self._write() as conn:
             settle(conn.execute, delivery, now=now, error=error, retry_at=retry_at)
+
+    def summarise_alerts(self, *, now: float, window: float) -> list[str]:
+        with self._write() as conn:
+            return summarise(conn.execute, now=now, window=window)
 
     # -- reading -------------------------------------------------------------------
 
