@@ -94,8 +94,19 @@ def _job_json(job: Job) -> dict[str, object]:
 
 
 def _jobs_table(found: list[Job]) -> Table:
-    table = Table("id", "queue", "task", "status", "tries", "last error")
+    table = Table()
+    # Ids are for copying: never cut short; the other columns give way.
+    table.add_column("id", no_wrap=True, min_width=max((len(j.id) for j in found), default=2))
+    for name in ("queue", "task", "status", "tries"):
+        table.add_column(name)
+    table.add_column("last error", overflow="fold")
     for job in found:
-        error = (job.last_error or "")[:60]
+        error = _short_error(job.last_error or "")[:60]
         table.add_row(job.id, job.queue, job.task, job.status.value, str(job.attempts), error)
     return table
+
+
+def _short_error(error: str) -> str:
+    """`pkg.module.TimeoutError: message` as `TimeoutError: message`, for a narrow table."""
+    error_type, colon, message = error.partition(":")
+    return error_type.rsplit(".", 1)[-1] + colon + message if colon else error
