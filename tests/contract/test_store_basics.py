@@ -475,3 +475,14 @@ def test_migrate_on_a_migrated_database_is_a_no_op(store: Store) -> None:
     assert store.migrate() == []
     assert store.migrate() == []
     assert job_of(store, "a").status is JobState.QUEUED
+
+
+def test_transaction_commits_shared_sql_and_rolls_back_on_error(store: Store) -> None:
+    store.enqueue([new_job("a")])
+    with store.transaction() as execute:
+        execute("UPDATE queue_jobs SET priority = ? WHERE id = ?", (7, "a"))
+    with pytest.raises(RuntimeError), store.transaction() as execute:
+        execute("UPDATE queue_jobs SET priority = ? WHERE id = ?", (9, "a"))
+        raise RuntimeError("after the update")
+    with store.snapshot() as execute:
+        assert execute("SELECT priority FROM queue_jobs WHERE id = ?", ("a",)).fetchone()[0] == 7

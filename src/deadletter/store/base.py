@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +24,7 @@ from deadletter.model import (
     LeasedJob,
     NewJob,
 )
-from deadletter.store.failures import Recorded
+from deadletter.store.failures import Execute, Recorded
 from deadletter.store.outbox import Delivery, Outbox
 from deadletter.store.reports import DlqStats, FailureRow
 from deadletter.store.rows import Row, loads
@@ -98,6 +99,15 @@ class Store(Protocol):
 
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
         """Give leases back without counting the attempt (graceful shutdown)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[Execute]:
+        """One write transaction for SQL written once for both backends, with `?`
+        placeholders (see failures.py): committed on success, rolled back on error."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[Execute]:
+        """One read-only transaction, for consistent reads that hold up no writer."""
         ...
 
     def record_failures(

@@ -18,7 +18,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -353,7 +353,7 @@ class PostgresStore:
     # -- dead-letter records: SQL shared with SQLite ------------------------------------
 
     @contextmanager
-    def _shared(self) -> Iterator[Execute]:
+    def transaction(self) -> Iterator[Execute]:
         """One transaction for statements written once for both backends, with `?`."""
         with self._transaction() as conn:
 
@@ -362,14 +362,17 @@ class PostgresStore:
 
             yield execute
 
+    def snapshot(self) -> AbstractContextManager[Execute]:
+        return self.transaction()
+
     def record_failures(
         self, records: Sequence[FailureRecord], *, now: float, alert_window: float
     ) -> failures.Recorded:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             return failures.record_failures(execute, records, now=now, alert_window=alert_window)
 
     def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             failures.insert_alert(
                 execute, alert_id=alert_id, kind=kind, title=title, body=body, now=now
             )
@@ -377,25 +380,25 @@ class PostgresStore:
     def claim_deliveries(
         self, outbox: Outbox, *, now: float, limit: int, claim_seconds: float
     ) -> list[Delivery]:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             return claim(execute, outbox, now=now, limit=limit, claim_seconds=claim_seconds)
 
     def settle_delivery(
         self, delivery: Delivery, *, now: float, error: str | None, retry_at: float
     ) -> None:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             settle(execute, delivery, now=now, error=error, retry_at=retry_at)
 
     def summarise_alerts(self, *, now: float, window: float) -> list[str]:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             return summarise(execute, now=now, window=window)
 
     def dlq_stats(self, *, now: float) -> reports.DlqStats:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             return reports.dlq_stats(execute, now=now)
 
     def recent_failures(self, *, limit: int) -> list[reports.FailureRow]:
-        with self._shared() as execute:
+        with self.transaction() as execute:
             return reports.recent_failures(execute, limit=limit)
 
     # -- reading -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from deadletter.store.base import (
     dead_letter_payload,
     dump_json,
 )
+from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
 
@@ -163,6 +164,21 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Execute]:
+        with self._write() as conn:
+            yield conn.execute
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Execute]:
+        # A deferred transaction: a consistent read that blocks no writer (WAL).
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn.execute
+        finally:
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._guard:
