@@ -16,7 +16,6 @@ import inspect
 import queue
 import threading
 import time
-import traceback
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from deadletter.errors import JobTimeout
 from deadletter.model import LeasedJob
 from deadletter.worker.retry import Failure
+from deadletter.worker.tracebacks import format_failure
 
 TRACEBACK_LIMIT = 8000
 
@@ -153,7 +153,7 @@ class Slots:
             raise JobTimeout(f"task {job.task} ran past its timeout of {timeout:g}s") from exc
 
     def _failure(self, exc: BaseException, started: float) -> Failure:
-        text = "".join(traceback.format_exception(exc))
+        text = format_failure(exc)
         return Failure(exc, text[-TRACEBACK_LIMIT:], started, time.time(), self._worker)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
