@@ -1,0 +1,172 @@
+"""API tokens with scopes, stored hashed: who may read, operate on and administer failures.
+
+A token is `dl_` and 43 URL-safe characters (256 random bits), shown once when it is
+created. The database keeps a SHA-256 of it, and its first 11 characters (the prefix,
+not secret) to find the row and to name the token in lists. A slow password hash
+(bcrypt, argon2) protects low-entropy secrets whose hash leaked against guessing; a
+256-bit random token cannot be guessed from its hash at any speed, so a fast hash loses
+nothing and keeps checking a token cheap on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from deadletter.store.base import Store
+from deadletter.store.failures import Execute
+
+TOKEN_MARK = "dl_"
+PREFIX_LENGTH = len(TOKEN_MARK) + 8
+TOKEN_PATTERN = re.compile(r"dl_[A-Za-z0-9_-]{43}")
+# How stale last_used_at may grow: a write per request would make every read a write.
+TOUCH_SECONDS = 60.0
+BOOTSTRAP_NAME = "admin (created by serve)"
+
+
+class Scope(StrEnum):
+    """What a token may do; each scope includes the ones before it."""
+
+    READ = "read"
+    OPERATE = "operate"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Scope).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token as stored: everything but the secret."""
+
+    id: str
+    name: str
+    prefix: str
+    scopes: frozenset[Scope]
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    def allows(self, needed: Scope) -> bool:
+        """Whether this token may act where `needed` is required (admin implies operate,
+        operate implies read)."""
+        return any(scope.rank >= needed.rank for scope in self.scopes)
+
+
+COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at"
+
+INSERT = f"""
+INSERT INTO api_tokens (id, name, prefix, token_hash, scopes, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+RETURNING {COLUMNS}
+"""
+BY_PREFIX = f"SELECT {COLUMNS}, token_hash FROM api_tokens WHERE prefix = ?"
+ALL = f"SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, id"
+TOUCH = """
+UPDATE api_tokens SET last_used_at = ?
+WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)
+"""
+# The first revocation's time is kept: revoking twice changes nothing.
+REVOKE = f"""
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?)
+WHERE id = ? OR prefix = ?
+RETURNING {COLUMNS}
+"""
+COUNTS = "SELECT count(*), count(revoked_at) FROM api_tokens"
+
+
+def create(store: Store, name: str, scopes: Iterable[str], *, now: float) -> tuple[Token, str]:
+    """A new token and its plaintext, which exists nowhere else: show it once."""
+    with store.transaction() as execute:
+        created = _insert(execute, secrets.token_hex(8), name, parse_scopes(scopes), now)
+    assert created is not None, "a random 64-bit id collided"
+    return created
+
+
+def verify(store: Store, plaintext: str, *, now: float) -> Token | None:
+    """The live token `plaintext` is, or None (malformed, unknown, wrong or revoked)."""
+    if not TOKEN_PATTERN.fullmatch(plaintext):
+        return None
+    with store.snapshot() as execute:
+        row = execute(BY_PREFIX, (plaintext[:PREFIX_LENGTH],)).fetchone()
+    # The prefix is public, so finding the row by it reveals nothing; the secret part is
+    # only ever compared in constant time, through its hash.
+    if row is None or not hmac.compare_digest(row[-1], _hash(plaintext)):
+        return None
+    token = _token(row)
+    if token.revoked_at is not None:
+        return None
+    if token.last_used_at is None or token.last_used_at <= now - TOUCH_SECONDS:
+        with store.transaction() as execute:
+            execute(TOUCH, (now, token.id, now - TOUCH_SECONDS))
+        token = replace(token, last_used_at=now)
+    return token
+
+
+def list_tokens(store: Store) -> list[Token]:
+    """Every token, revoked ones included, oldest first."""
+    with store.snapshot() as execute:
+        return [_token(row) for row in execute(ALL, ()).fetchall()]
+
+
+def revoke(store: Store, id_or_prefix: str, *, now: float) -> Token | None:
+    """Revoke the token with this id or prefix; None if there is none."""
+    with store.transaction() as execute:
+        row = execute(REVOKE, (now, id_or_prefix, id_or_prefix)).fetchone()
+    return None if row is None else _token(row)
+
+
+def ensure_admin_token(store: Store, *, now: float) -> tuple[Token, str] | None:
+    """For `serve`: an admin token and its plaintext if no live token exists, else None.
+
+    The new token's id counts the tokens ever created, so that servers starting together
+    on one database create one token between them, not one each."""
+    with store.transaction() as execute:
+        total, revoked = execute(COUNTS, ()).fetchone()
+        if total > revoked:
+            return None
+        return _insert(execute, f"initial-{total}", BOOTSTRAP_NAME, {Scope.ADMIN}, now)
+
+
+def parse_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
+    """Scopes by name; ValueError for an unknown one or for none at all."""
+    parsed = frozenset(Scope(scope) for scope in scopes)
+    if not parsed:
+        raise ValueError(f"a token needs a scope: one of {', '.join(Scope)}")
+    return parsed
+
+
+def _insert(
+    execute: Execute, token_id: str, name: str, scopes: Iterable[Scope], now: float
+) -> tuple[Token, str] | None:
+    plaintext = TOKEN_MARK + secrets.token_urlsafe(32)
+    ordered: list[Scope] = sorted(scopes, key=lambda scope: scope.rank)
+    stored = " ".join(ordered)
+    params = (token_id, name, plaintext[:PREFIX_LENGTH], _hash(plaintext), stored, now)
+    row = execute(INSERT, params).fetchone()
+    return None if row is None else (_token(row), plaintext)
+
+
+def _hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _token(row: Any) -> Token:
+    token_id, name, prefix, scopes, created_at, last_used_at, revoked_at = row[:7]
+    return Token(
+        token_id,
+        name,
+        prefix,
+        frozenset(Scope(scope) for scope in scopes.split()),
+        created_at,
+        last_used_at,
+        revoked_at,
+    )
