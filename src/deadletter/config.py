@@ -74,6 +74,17 @@ class DlqSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdSettings:
+    """The seed's key metrics: a metric fires when it is above (not at) its threshold."""
+
+    last_24h: float = 10
+    avg_retries: float = 2.5
+    pending_recovery: float = 5
+    alert_window_seconds: float = 3600.0
+    interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_HOME / 'deadletter.db'}"
     blob_url: str = str(DEFAULT_HOME / "forensics")
@@ -81,6 +92,7 @@ class Settings:
     payload_limit_bytes: int = 1024 * 1024
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     dlq: DlqSettings = field(default_factory=DlqSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] = ()
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
@@ -141,7 +153,7 @@ def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
 
 
 def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    sections = {"worker", "dlq"}
+    sections = {"worker", "dlq", "thresholds"}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
