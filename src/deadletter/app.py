@@ -98,16 +98,21 @@ class App:
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Enqueue jobs in one transaction; returns their ids in order."""
         now = time.time()
+        limit = self.settings.payload_limit_bytes
+        # A batch usually targets one queue: look its policy up once, not per job.
+        policies: dict[str, QueuePolicy] = {}
         jobs = []
         for spec in specs:
-            policy = self.policy(spec.queue)
+            policy = policies.get(spec.queue)
+            if policy is None:
+                policy = policies[spec.queue] = self.policy(spec.queue)
             retries = policy.max_retries if spec.max_retries is None else spec.max_retries
             jobs.append(
                 spec.to_new_job(
                     now=now,
                     max_retries=retries,
                     dead_letter_queue=policy.dlq_for(spec.queue),
-                    limit=self.settings.payload_limit_bytes,
+                    limit=limit,
                 )
             )
         return self.store.enqueue(jobs) if jobs else []

@@ -38,7 +38,6 @@ from deadletter.store.base import (
     Succeeded,
     dead_letter_id,
     dead_letter_payload,
-    dump_json,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
@@ -484,13 +483,13 @@ def _insert_jobs(conn: psycopg.Connection[DictRow], jobs: Sequence[NewJob]) -> N
         [j.id for j in jobs],
         [j.queue for j in jobs],
         [j.task for j in jobs],
-        dump_json([j.payload for j in jobs]),
+        rows.dump_json_array([j.payload for j in jobs]),
         [j.priority for j in jobs],
         [j.max_retries for j in jobs],
         [j.dead_letter_queue for j in jobs],
         _floats([j.run_at for j in jobs]),
         _floats([j.created_at for j in jobs]),
-        dump_json([j.labels for j in jobs]),
+        rows.dump_json([j.labels for j in jobs]),
         [j.idempotency_key for j in jobs],
     ]
     conn.execute(INSERT_JOBS, columns)

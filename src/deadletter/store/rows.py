@@ -25,6 +25,29 @@ ATTEMPT_COLUMNS = (
 )
 
 
+# One encoder for every value: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+class JsonText(str):
+    """A value already encoded as JSON text, stored as it is instead of encoded again.
+
+    The producer encodes a payload once to check that it is JSON and within the size
+    limit (tasks.py); `NewJob.payload` then carries that text to the store."""
+
+    __slots__ = ()
+
+
+def dump_json(value: JSON) -> str:
+    """Compact JSON text of `value`; a `JsonText` is that text already."""
+    return value if isinstance(value, JsonText) else _ENCODER.encode(value)
+
+
+def dump_json_array(values: list[JSON]) -> str:
+    """One JSON array of `values`, for a batch that PostgreSQL parses in one pass."""
+    return f"[{','.join([dump_json(value) for value in values])}]"
+
+
 def loads(value: Any) -> JSON:
     """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values."""
     return json.loads(value) if isinstance(value, str) else value
@@ -107,17 +130,17 @@ def last_error(a: Attempt) -> str:
     return f"{a.error_type}: {a.message}" if a.error_type else str(a.message)
 
 
-def new_job_params(j: NewJob, dump: Any) -> tuple[Any, ...]:
+def new_job_params(j: NewJob) -> tuple[Any, ...]:
     return (
         j.id,
         j.queue,
         j.task,
-        dump(j.payload),
+        dump_json(j.payload),
         j.priority,
         j.max_retries,
         j.dead_letter_queue,
         j.run_at,
         j.created_at,
-        dump(j.labels),
+        dump_json(j.labels) if j.labels else "{}",
         j.idempotency_key,
     )

@@ -29,7 +29,6 @@ from deadletter.store.base import (
     Succeeded,
     dead_letter_id,
     dead_letter_payload,
-    dump_json,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
@@ -212,7 +211,7 @@ class SqliteStore:
     # -- producing -----------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
-        params = [rows.new_job_params(j, dump_json) for j in jobs]
+        params = [rows.new_job_params(j) for j in jobs]
         with self._write() as conn:
             conn.executemany(INSERT_JOB, params)
             existing = self._ids_by_key(
@@ -319,7 +318,7 @@ class SqliteStore:
                     labels=rows.loads(row["labels"]),
                 )
             )
-        conn.executemany(INSERT_JOB, [rows.new_job_params(j, dump_json) for j in letters])
+        conn.executemany(INSERT_JOB, [rows.new_job_params(j) for j in letters])
 
     def _history(self, conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, list[Attempt]]:
         found = self._rows_by_id(conn, "job_attempts", "job_id", job_ids, order="seq")
