@@ -106,6 +106,8 @@ class Worker:
         slots = Slots(self.settings.concurrency, self._resolve, self.name)
         background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
         background.start()
+        # Leases taken from now on are the ones to extend, a third of lease_seconds on.
+        self._clocks.heartbeat = time.time()
         try:
             while not self._stop.is_set():
                 if self._step(slots):
@@ -136,7 +138,11 @@ class Worker:
     # -- one turn of the loop ----------------------------------------------------
 
     def _step(self, slots: Slots) -> bool:
-        """Lease, dispatch, collect, persist; return whether any job is in hand."""
+        """Lease, dispatch, collect, persist; return whether to turn again at once: jobs
+        are in hand, or outcomes were just written. After a write the queue is not known
+        to be empty: more jobs may wait beyond the last batch, and a retry without
+        backoff is due at once; asking whether work is left, or waiting a poll interval,
+        is for when a turn found nothing."""
         now = time.time()
         if now - self._clocks.reclaim >= RECLAIM_EVERY:
             self._clocks.reclaim = now
@@ -147,10 +153,11 @@ class Worker:
         slots.interrupt_overdue()
         running = len(self._inflight) > len(self._unsaved)
         self._collect(_drain(slots, 0.0 if leased or not running else FLUSH_INTERVAL))
-        if self._unsaved and self._flush_due():
+        wrote = bool(self._unsaved) and self._flush_due()
+        if wrote:
             self._persist()
         self._heartbeat()
-        return bool(self._inflight)
+        return wrote or bool(self._inflight)
 
     def _dispatch(self, slots: Slots, leased: list[LeasedJob]) -> None:
         """One submission per job, except jobs of a batch task, which go together."""
