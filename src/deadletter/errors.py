@@ -4,6 +4,7 @@ DeadletterError
 ├── ConfigError            a setting is unknown, malformed or inconsistent
 ├── PayloadError           a job's payload is not JSON or is too large
 ├── UnknownTask            a job names a task this process does not know
+├── InvalidRequest         an operator's request is invalid (also a ValueError)
 ├── StoreError
 │   └── StoreUnavailable   the database cannot be reached
 ├── BlobStoreError
@@ -35,6 +36,16 @@ class PayloadError(DeadletterError):
 
 class UnknownTask(DeadletterError):
     """A job names a task that this process has not registered."""
+
+
+class InvalidRequest(DeadletterError, ValueError):
+    """An operator's request is invalid: a filter value, a cursor, a missing reason.
+
+    `field` names what to correct, so that the API can point at it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
 
 
 class StoreError(DeadletterError):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from deadletter.app import App
 from deadletter.store import open_store
 from deadletter.store.base import Store
+from tests.support.operator import Downstream, make_app
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -31,3 +34,17 @@ def store(store_url: str) -> Iterator[Store]:
     opened = open_store(store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def downstream() -> Downstream:
+    """What the tasks of `dlq_app` depend on: healthy keys, and how often each ran."""
+    return Downstream()
+
+
+@pytest.fixture
+def dlq_app(store_url: str, tmp_path: Path, downstream: Downstream) -> Iterator[App]:
+    """An app whose tasks fail on demand, for operating on failures (tests.support.operator)."""
+    app = make_app(store_url, tmp_path, downstream)
+    yield app
+    app.close()

@@ -1,0 +1,225 @@
+"""Reading failures: pages of the list, one failure's details, failure groups.
+
+A failure is one handled dead letter (a row of dlq_failures); a job requeued and failed
+again has several. Each is shown with its job's status now and its recovery status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from deadletter.dlq import forensic
+from deadletter.errors import BlobStoreError, InvalidRequest
+from deadletter.forensics.base import BlobStore
+from deadletter.model import Attempt, ErrorClass, Job
+from deadletter.ops.filters import (
+    Clause,
+    FailureFilter,
+    Keyset,
+    Page,
+    check_error_class,
+    check_limit,
+    where,
+)
+from deadletter.store.base import Store
+from deadletter.store.failures import Execute
+from deadletter.store.rows import loads
+
+FAILURE_COLUMNS = """f.dead_letter_id, f.job_id, f.queue, f.task, f.error_class, f.rule,
+    f.fingerprint, f.error_type, f.error_message, f.http_status, f.retry_count, f.reason,
+    f.labels, f.forensics_key, f.created_at, f.failed_at, f.handled_at, j.status, r.status"""
+
+FAILURES_FROM = """FROM dlq_failures f
+LEFT JOIN queue_jobs j ON j.id = f.job_id
+LEFT JOIN dlq_recovery_queue r ON r.job_id = f.job_id"""
+
+KEYS = Keyset("f.failed_at", "f.dead_letter_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FailureItem:
+    """One failure as listed: what failed and why, and where its job is now."""
+
+    dead_letter_id: str
+    job_id: str
+    queue: str
+    task: str
+    error_class: str
+    rule: str
+    fingerprint: str
+    error_type: str | None
+    error_message: str | None
+    http_status: int | None
+    retry_count: int
+    reason: str
+    labels: dict[str, str]
+    forensics_key: str | None
+    created_at: float
+    failed_at: float
+    handled_at: float
+    job_status: str | None
+    recovery_status: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ITEM_FIELDS = [f.name for f in fields(FailureItem)]
+
+
+def fetch_failures(
+    execute: Execute, clauses: list[Clause], *, limit: int, payload: bool = False
+) -> list[tuple[Any, ...]]:
+    """Rows of failures matching `clauses`, newest first: FAILURE_COLUMNS, then the job's
+    payload when asked."""
+    condition, params = where(clauses)
+    columns = FAILURE_COLUMNS + (", j.payload" if payload else "")
+    sql = f"SELECT {columns} {FAILURES_FROM} {condition} {KEYS.order_by} LIMIT ?"
+    return [tuple(row) for row in execute(sql, (*params, limit)).fetchall()]
+
+
+def failure_item(row: tuple[Any, ...]) -> FailureItem:
+    # Not strict: a payload read after the columns is left out.
+    values = dict(zip(ITEM_FIELDS, row, strict=False))
+    values["labels"] = loads(values["labels"])
+    return FailureItem(**values)
+
+
+def failure_key(item: FailureItem) -> tuple[float, str]:
+    return item.failed_at, item.dead_letter_id
+
+
+def list_failures(
+    store: Store,
+    failure_filter: FailureFilter | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[FailureItem]:
+    clauses = [*(failure_filter or FailureFilter()).clauses(), *KEYS.after(cursor)]
+    with store.snapshot() as execute:
+        rows = fetch_failures(execute, clauses, limit=check_limit(limit) + 1)
+    return KEYS.page([failure_item(row) for row in rows], limit, failure_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Failures of one cause (one fingerprint); `queue` is where it was first seen."""
+
+    fingerprint: str
+    error_class: str
+    error_type: str | None
+    sample_message: str | None
+    queue: str
+    count: int
+    first_seen: float
+    last_seen: float
+
+
+GROUP_COLUMNS = (
+    "fingerprint, error_class, error_type, sample_message, queue, count, first_seen, last_seen"
+)
+# Both orders end with the fingerprint, so that an index on (column, fingerprint) serves them.
+GROUP_ORDERS = {
+    "count": "ORDER BY count DESC, fingerprint DESC",
+    "last_seen": "ORDER BY last_seen DESC, fingerprint DESC",
+}
+
+
+def groups(
+    store: Store,
+    *,
+    error_class: str | None = None,
+    queue: str | None = None,
+    sort: Literal["count", "last_seen"] = "count",
+    limit: int = 50,
+) -> list[Group]:
+    if sort not in GROUP_ORDERS:
+        raise InvalidRequest("sort", f"must be one of {', '.join(GROUP_ORDERS)}, got {sort!r}")
+    clauses = [
+        (f"{column} = ?", (value,))
+        for column, value in (("error_class", check_error_class(error_class)), ("queue", queue))
+        if value is not None
+    ]
+    condition, params = where(clauses)
+    sql = f"SELECT {GROUP_COLUMNS} FROM dlq_error_groups {condition} {GROUP_ORDERS[sort]} LIMIT ?"
+    with store.snapshot() as execute:
+        rows = execute(sql, (*params, check_limit(limit))).fetchall()
+    return [Group(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadVersion:
+    """A payload that an operator's edit replaced."""
+
+    payload: Any
+    replaced_at: float
+    replaced_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDetails:
+    """Everything known about a failed job. `job.payload`, `payload_history` and the
+    forensic document's `job.payload` carry the job's payload: admin-only data.
+    `forensics_error` says why the forensic document could not be read, if it could not."""
+
+    job: Job
+    failure: FailureItem
+    earlier_failures: list[FailureItem]
+    attempts: list[Attempt]
+    group: Group | None
+    payload_history: list[PayloadVersion]
+    forensics: dict[str, Any] | None
+    forensics_error: str | None
+
+    @property
+    def error_class(self) -> ErrorClass:
+        return ErrorClass(self.failure.error_class)
+
+
+HISTORY = """
+SELECT payload, replaced_at, replaced_by FROM job_payload_history WHERE job_id = ? ORDER BY seq
+"""
+
+# A job fails once per requeue; more than this many failures of one job are not shown.
+MAX_FAILURES = 1000
+
+
+def failure_details(store: Store, blobs: BlobStore, job_id: str) -> FailureDetails | None:
+    """The job's latest failure with its history; None when the job never failed."""
+    job = store.get_job(job_id)
+    if job is None:
+        return None
+    with store.snapshot() as execute:
+        rows = fetch_failures(execute, [("f.job_id = ?", (job_id,))], limit=MAX_FAILURES)
+        if not rows:
+            return None
+        failures = [failure_item(row) for row in rows]
+        group = execute(
+            f"SELECT {GROUP_COLUMNS} FROM dlq_error_groups WHERE fingerprint = ?",
+            (failures[0].fingerprint,),
+        ).fetchone()
+        history = execute(HISTORY, (job_id,)).fetchall()
+    document, error = _forensics(blobs, failures[0].forensics_key)
+    return FailureDetails(
+        job=job,
+        failure=failures[0],
+        earlier_failures=failures[1:],
+        attempts=store.attempts(job_id),
+        group=Group(*group) if group else None,
+        payload_history=[PayloadVersion(loads(p), at, by) for p, at, by in history],
+        forensics=document,
+        forensics_error=error,
+    )
+
+
+def _forensics(blobs: BlobStore, key: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The forensic document, or why it cannot be read: the details are worth showing
+    without it while the blob store is down or the document is damaged."""
+    if key is None:
+        return None, "no forensic record was stored for this failure"
+    try:
+        return forensic.decode(blobs.get(key)), None
+    except (BlobStoreError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,190 @@
+"""What an operator asks for: a filter on failures, checked values, and keyset pages.
+
+SQL fragments here are written once for both backends (see store/failures.py), against
+the aliases of the failure queries: `f` for dlq_failures. Pages are keyset pages, newest
+first, with an opaque cursor: a page costs the same on the millionth row as on the first,
+and a failure recorded meanwhile neither shifts nor repeats rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from deadletter.errors import InvalidRequest
+from deadletter.model import ErrorClass
+
+T = TypeVar("T")
+
+# A condition with its parameters, joined with AND into a WHERE clause.
+Clause = tuple[str, tuple[Any, ...]]
+
+MAX_LIMIT = 1000
+MAX_JOB_IDS = 1000
+# LIKE's escape character: one that needs no escaping in either database's string syntax.
+ESCAPE = "!"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureFilter:
+    """Failures matching every field given; times are epoch seconds on `failed_at`,
+    `since` inclusive and `until` exclusive. `text` is a case-insensitive substring of
+    the message, the exception type or the job id. `fingerprint` selects one group."""
+
+    queue: str | None = None
+    error_class: str | None = None
+    fingerprint: str | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    job_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_error_class(self.error_class)
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidRequest("since", f"since ({self.since}) is after until ({self.until})")
+        if len(self.job_ids) > MAX_JOB_IDS:
+            raise InvalidRequest("job_ids", f"at most {MAX_JOB_IDS} job ids at once")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the filter matches every failure."""
+        return not self.to_json()
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that are set, for the audit log and for display."""
+        values = {
+            "queue": self.queue,
+            "error_class": self.error_class,
+            "fingerprint": self.fingerprint,
+            "since": self.since,
+            "until": self.until,
+            "text": self.text,
+            "job_ids": list(self.job_ids),
+        }
+        return {name: value for name, value in values.items() if value not in (None, "", [])}
+
+    def describe(self) -> str:
+        """One line for people: `queue=a error_class=B`, or `all failures`."""
+        fields = self.to_json()
+        return " ".join(f"{k}={v}" for k, v in fields.items()) or "all failures"
+
+    def clauses(self) -> list[Clause]:
+        equal = [
+            (column, value)
+            for column, value in (
+                ("f.queue", self.queue),
+                ("f.error_class", self.error_class),
+                ("f.fingerprint", self.fingerprint),
+            )
+            if value
+        ]
+        found: list[Clause] = [(f"{column} = ?", (value,)) for column, value in equal]
+        if self.since is not None:
+            found.append(("f.failed_at >= ?", (self.since,)))
+        if self.until is not None:
+            found.append(("f.failed_at < ?", (self.until,)))
+        if self.text:
+            found.append(_text_clause(self.text))
+        if self.job_ids:
+            found.append((f"f.job_id IN ({', '.join('?' * len(self.job_ids))})", self.job_ids))
+        return found
+
+
+def _text_clause(text: str) -> Clause:
+    pattern = "%" + _escape_like(text.lower()) + "%"
+    columns = ("f.error_message", "f.error_type", "f.job_id")
+    tests = [f"lower(coalesce({c}, '')) LIKE ? ESCAPE '{ESCAPE}'" for c in columns]
+    return f"({' OR '.join(tests)})", (pattern,) * len(columns)
+
+
+def _escape_like(text: str) -> str:
+    for special in (ESCAPE, "%", "_"):
+        text = text.replace(special, ESCAPE + special)
+    return text
+
+
+def where(clauses: Sequence[Clause]) -> Clause:
+    """`WHERE a AND b` with the parameters in order; empty when there is no clause."""
+    if not clauses:
+        return "", ()
+    sql = "WHERE " + " AND ".join(f"({condition})" for condition, _ in clauses)
+    return sql, tuple(value for _, params in clauses for value in params)
+
+
+def check_error_class(value: str | None) -> str | None:
+    known = [c.value for c in ErrorClass]
+    if value is not None and value not in known:
+        raise InvalidRequest("error_class", f"unknown class {value!r}; known: {', '.join(known)}")
+    return value
+
+
+def required(value: str, field: str) -> str:
+    """`value` stripped; an InvalidRequest naming `field` when it is blank."""
+    if not value or not value.strip():
+        raise InvalidRequest(field, "is required and may not be blank")
+    return value.strip()
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest("limit", f"must be between 1 and {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page, newest first; `next_cursor` is None on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """Newest-first keyset order over a time column and a unique tie-breaker."""
+
+    time: str
+    id: str
+
+    @property
+    def order_by(self) -> str:
+        return f"ORDER BY {self.time} DESC, {self.id} DESC"
+
+    def after(self, cursor: str | None) -> list[Clause]:
+        """The clause for rows after `cursor`: the first bound lets an index range serve it."""
+        if cursor is None:
+            return []
+        at, key = decode_cursor(cursor)
+        return [(f"{self.time} <= ? AND ({self.time} < ? OR {self.id} < ?)", (at, at, key))]
+
+    def page(self, items: list[T], limit: int, key: Callable[[T], tuple[float, Any]]) -> Page[T]:
+        """`items` read with `LIMIT limit + 1`: one more than the page says there is a next."""
+        if len(items) <= limit:
+            return Page(items, None)
+        kept = items[:limit]
+        return Page(kept, encode_cursor(*key(kept[-1])))
+
+
+def encode_cursor(at: float, key: str | int) -> str:
+    text = json.dumps([at, key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str | int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, key = json.loads(raw)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor", "is not a cursor this API returned") from exc
+    if not _is_number(at) or not isinstance(key, str | int) or isinstance(key, bool):
+        raise InvalidRequest("cursor", "is not a cursor this API returned")
+    return float(at), key
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

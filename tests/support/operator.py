@@ -1,0 +1,121 @@
+"""An app with failures to operate on: real jobs failed by a real worker, or many
+failures recorded through the store contract when a test needs thousands of them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
+from deadletter.errors import InvalidInput
+from deadletter.model import ErrorClass, FailureRecord, JobState, Route
+
+Q = "charts"
+OTHER_Q = "reports"
+
+
+class HTTPError(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code = status_code
+
+
+@dataclass
+class Downstream:
+    """What the tasks depend on: keys that are healthy now, and how often each ran."""
+
+    healthy: set[str] = field(default_factory=set)
+    runs: dict[str, int] = field(default_factory=dict)
+
+    def call(self, key: str) -> None:
+        self.runs[key] = self.runs.get(key, 0) + 1
+        if key not in self.healthy:
+            raise TimeoutError(f"Timeout fetching {key} after 30s")
+
+
+def make_app(url: str, tmp_path: Path, downstream: Downstream) -> App:
+    """Queues with one retry (two attempts), no backoff, so that jobs fail fast."""
+    fast = {"backoff_base": 0.0, "max_retries": 1}
+    settings = settings_from_mapping(
+        {
+            "database_url": url,
+            "blob_url": str(tmp_path / "blobs"),
+            "worker": {"poll_interval": 0.02},
+            "dlq": {"log_file": str(tmp_path / "dlq.log")},
+            "queues": {Q: fast, OTHER_Q: fast},
+        }
+    )
+    app = App(settings)
+
+    @app.task(queue=Q, name="charts.fetch")
+    def fetch(key: str) -> None:
+        downstream.call(key)
+
+    @app.task(queue=OTHER_Q, name="reports.build")
+    def build(kind: str, detail: str = "") -> None:
+        downstream.runs[kind] = downstream.runs.get(kind, 0) + 1
+        if kind == "invalid":
+            raise InvalidInput(f"report {detail} has no date range")
+        if kind == "server_error":
+            raise HTTPError(500, f"Internal Server Error at node {detail}")
+        if kind == "mystery":
+            raise KeyError(f"series_{detail}")
+
+    return app
+
+
+def run_worker(app: App) -> None:
+    app.worker().run(burst=True)
+
+
+def fail(app: App, task: str, *args: str) -> str:
+    """Enqueue one job and run the worker until it has failed through the DLQ."""
+    job_id = app.enqueue(app.tasks[task].spec(*args))
+    run_worker(app)
+    job = app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.FAILED, job
+    return job_id
+
+
+def table(app: App, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with app.store.snapshot() as execute:
+        return [tuple(row) for row in execute(sql, params).fetchall()]
+
+
+def recovery_status(app: App, job_id: str) -> str | None:
+    found = table(app, "SELECT status FROM dlq_recovery_queue WHERE job_id = ?", job_id)
+    return found[0][0] if found else None
+
+
+def record_failures(app: App, count: int, *, ties: int = 3, start: float = 1_000.0) -> None:
+    """`count` failures without jobs, `ties` at a time sharing one failed_at; every
+    third of another queue, class and group."""
+    records = [_record(i, start + i // ties) for i in range(count)]
+    app.store.record_failures(records, now=time.time(), alert_window=900)
+
+
+def _record(i: int, failed_at: float) -> FailureRecord:
+    odd = i % 3 == 0
+    return FailureRecord(
+        dead_letter_id=f"dl-{i:06d}",
+        job_id=f"job-{i:06d}",
+        queue=OTHER_Q if odd else Q,
+        task="charts.fetch",
+        error_class=ErrorClass.SYSTEM_ERROR if odd else ErrorClass.RECOVERABLE,
+        rule="test",
+        fingerprint="fp-odd" if odd else "fp-even",
+        error_type="HTTPError" if odd else "TimeoutError",
+        error_message=f"Timeout fetching item_{i} (50% done), \"quoted\"\nnext line",
+        http_status=500 if odd else None,
+        retry_count=1,
+        reason="retries exhausted after 2 attempts",
+        labels={"site": f"building-{i % 5}"},
+        forensics_key=None,
+        created_at=failed_at - 10,
+        failed_at=failed_at,
+        route=Route.REVIEW,
+        summary="summary",
+    )
