@@ -301,12 +301,6 @@ def check_stored_across_the_outage(app: App, outage: Outage, log: Path) -> None:
         assert outage.bucket.job_id(key) == job_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: the worker classifies a handler step's error with the job rules;"
-    " 'NoSuchBucket (HTTP 404)' is a USER_ERROR, not retried, so the letter is parked"
-    " on its first failure, with no dlq.parked event and no parked alert",
-)
 def test_a_missing_bucket_keeps_letters_retried_then_parks_them_with_an_alert(
     store_url: str, tmp_path: Path, moto_server: MotoServer, aws_credentials: None
 ) -> None:

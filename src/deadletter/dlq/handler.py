@@ -19,6 +19,7 @@ from deadletter.dlq import forensic
 from deadletter.dlq.classify import ErrorInfo, Rule, classify
 from deadletter.dlq.events import EventLog
 from deadletter.dlq.fingerprint import fingerprint
+from deadletter.errors import Retry
 from deadletter.forensics.base import BlobStore
 from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
 from deadletter.notify.redact import Redactor
@@ -64,6 +65,14 @@ class DeadLetterHandler:
     host: forensic.Host = field(default_factory=forensic.Host.current)
 
     def __call__(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
+        """Handle the batch; the letters whose steps failed, each with a `Retry` whose
+        cause is the step's error. A step error is never the job's failure: classified
+        by the job rules, "NoSuchBucket (HTTP 404)" would read as a user error and the
+        letter would be parked on its first try."""
+        failed = self._handle(letters)
+        return {letter_id: _retry(exc) for letter_id, exc in failed.items()}
+
+    def _handle(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
         failed: dict[str, BaseException] = {}
         prepared: dict[str, _Prepared] = {}
         for letter in letters:
@@ -225,6 +234,12 @@ class DeadLetterHandler:
             )
         except Exception:  # the parked letter itself stays visible; this alert is a courtesy
             self.events.emit("dlq.alert_failed", dead_letter_id=letter.id, kind="parked")
+
+
+def _retry(exc: BaseException) -> Retry:
+    retry = Retry(f"{type(exc).__name__}: {exc}")
+    retry.__cause__ = exc
+    return retry
 
 
 def _user_message(task: str, *, http_status: Any, summary: str) -> str:
