@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,3 +245,29 @@ def test_occurrences_after_an_alert_was_sent_go_out_as_one_summary(app: App) -> 
     assert app.store.summarise_alerts(now=later, window=900) == []
     [(kind, body)] = rows(app, f"SELECT kind, body FROM ops_alerts WHERE id = '{summary_id}'")
     assert kind == "summary" and body.startswith("3 more occurrence(s)")
+
+
+def test_a_worker_handling_dead_letters_alerts_when_a_threshold_fires(
+    store_url: str, tmp_path: Path
+) -> None:
+    app = make_app(store_url, tmp_path)
+    thresholds = {"last_24h": 1, "interval_seconds": 0.05}
+    app.settings = dataclasses.replace(
+        app.settings, thresholds=dataclasses.replace(app.settings.thresholds, **thresholds)
+    )
+    for node in range(2):
+        enqueue(app, "mystery", str(node))
+    worker = app.worker()
+    running = threading.Thread(target=worker.run)
+    running.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not rows(app, "SELECT id FROM ops_alerts WHERE kind = 'threshold'"):
+            assert time.monotonic() < deadline, "no threshold alert within 20 s"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        running.join()
+    titles = [t for (t,) in rows(app, "SELECT title FROM ops_alerts WHERE kind = 'threshold'")]
+    assert "Alert: last_24h is 2 (above 1)" in titles
+    app.close()

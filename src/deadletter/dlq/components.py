@@ -17,6 +17,7 @@ from deadletter.forensics.filesystem import FilesystemBlobStore
 from deadletter.model import ErrorClass, Route
 from deadletter.notify.dispatch import Dispatcher
 from deadletter.notify.redact import Redactor
+from deadletter.ops.thresholds import ThresholdWatch
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 
@@ -29,6 +30,7 @@ class DlqComponents:
     blobs: BlobStore
     events: EventLog
     dispatcher: Dispatcher
+    thresholds: ThresholdWatch
 
     @classmethod
     def build(cls, settings: Settings, store: Store, rules: Sequence[Rule]) -> DlqComponents:
@@ -48,10 +50,14 @@ class DlqComponents:
             alert_window=settings.dlq.alert_window_seconds,
         )
         dispatcher = Dispatcher.build(store, settings.dlq, events)
-        return cls(handler, blobs, events, dispatcher)
+        return cls(handler, blobs, events, dispatcher, ThresholdWatch(store, settings.thresholds))
 
     def periodic(self) -> list[Periodic]:
-        return [(DELIVERY_INTERVAL, self.dispatcher.deliver_due)]
+        """What a worker handling dead letters also does, off the job path."""
+        return [
+            (DELIVERY_INTERVAL, self.dispatcher.deliver_due),
+            (self.thresholds.interval, self.thresholds),
+        ]
 
     def close(self) -> None:
         self.events.close()
