@@ -85,15 +85,23 @@ SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
 IDS_BY_KEY = "SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key = ANY(%b::text[])"
 
 # SKIP LOCKED lets concurrent leasers take disjoint batches without waiting for each
-# other; the partial index queue_jobs_ready serves the scan. Oldest first within a priority.
+# other. Oldest first within a priority. Each queue is read on its own, in the order of
+# the partial index queue_jobs_ready, so the scan stops after `limit` rows: with
+# `queue = ANY(...)` PostgreSQL sorted every ready job of the queues on every lease (the
+# lock sits between the sort and the limit), milliseconds per lease for a long backlog.
+# Rows locked by one queue's scan and cut by the final LIMIT are let go at commit.
 LEASE = f"""
 WITH picked AS (
-    SELECT id AS picked_id FROM queue_jobs
-    WHERE queue = ANY(%(queues)b::text[]) AND status IN ('queued', 'retrying')
-        AND run_at <= %(now)s
-    ORDER BY priority DESC, run_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
+    SELECT ready.id AS picked_id
+    FROM unnest(%(queues)b::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM queue_jobs
+        WHERE queue = q.name AND status IN ('queued', 'retrying') AND run_at <= %(now)s
+        ORDER BY priority DESC, run_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED) AS ready
+    ORDER BY ready.priority DESC, ready.run_at
+    LIMIT %(limit)s)
 UPDATE queue_jobs
 SET status = 'running', attempts = attempts + 1, lease_owner = %(worker)s,
     lease_token = lease_token + 1, lease_expires_at = %(expires)s,
@@ -306,17 +314,16 @@ class PostgresStore:
             "expires": now + lease_seconds,
         }
         with self._transaction() as conn:
-            return [rows.leased_job(r) for r in conn.execute(LEASE, params)]
+            leased = conn.cursor(row_factory=tuple_row).execute(LEASE, params)
+            return [rows.leased_job(r) for r in leased]
 
     def reclaim_expired(
         self, *, limit: int, worker: str, now: float, lease_seconds: float
     ) -> list[LostLease]:
         params = {"now": now, "limit": limit, "worker": worker, "expires": now + lease_seconds}
         with self._transaction() as conn:
-            return [
-                LostLease(rows.leased_job(r), r["lost_worker"] or "unknown")
-                for r in conn.execute(RECLAIM, params)
-            ]
+            reclaimed = conn.cursor(row_factory=tuple_row).execute(RECLAIM, params)
+            return [LostLease(rows.leased_job(r[:-1]), r[-1] or "unknown") for r in reclaimed]
 
     def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
         if not leases:

@@ -10,6 +10,7 @@ several processes sharing one file break.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -45,18 +46,25 @@ VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
 """
 
-# Oldest ready job first within a priority; the partial index queue_jobs_ready serves it.
+# Oldest ready job first within a priority. Each queue is read on its own, in the order
+# of the partial index queue_jobs_ready, so that a scan stops after `limit` rows; with
+# `queue IN (...)` SQLite sorted every ready job of the queues on every lease.
 LEASE = f"""
 UPDATE queue_jobs
 SET status = 'running', attempts = attempts + 1, lease_owner = ?,
     lease_token = lease_token + 1, lease_expires_at = ?, attempt_started_at = ?,
     started_at = coalesce(started_at, ?)
-WHERE id IN (
-    SELECT id FROM queue_jobs
-    WHERE status IN ('queued', 'retrying') AND queue IN ({{queues}}) AND run_at <= ?
+WHERE id IN (SELECT id FROM ({{ready}}) ORDER BY priority DESC, run_at LIMIT ?)
+RETURNING {rows.LEASED_COLUMNS}
+"""
+
+# The ready jobs of one queue, as many as a lease may take (queue, now, limit).
+READY = """
+SELECT * FROM (
+    SELECT id, priority, run_at FROM queue_jobs
+    WHERE status IN ('queued', 'retrying') AND queue = ? AND run_at <= ?
     ORDER BY priority DESC, run_at
     LIMIT ?)
-RETURNING {rows.LEASED_COLUMNS}
 """
 
 EXPIRED = """
@@ -233,8 +241,9 @@ class SqliteStore:
     def lease(
         self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
     ) -> list[LeasedJob]:
-        sql = LEASE.format(queues=",".join("?" * len(queues)))
-        params = (worker, now + lease_seconds, now, now, *queues, now, limit)
+        sql = _lease_sql(len(queues))
+        ready = [value for queue in queues for value in (queue, now, limit)]
+        params = (worker, now + lease_seconds, now, now, *ready, limit)
         with self._write() as conn:
             return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
 
@@ -406,6 +415,11 @@ class SqliteStore:
     def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
         # SQLite has no notifications; a short poll is cheap on a local file.
         stop.wait(timeout)
+
+
+@functools.lru_cache(maxsize=16)
+def _lease_sql(queues: int) -> str:
+    return LEASE.format(ready=" UNION ALL ".join([READY] * queues))
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
