@@ -28,13 +28,12 @@ from psycopg_pool import ConnectionPool
 
 from deadletter.errors import StoreUnavailable
 from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import failures, reports, rows
+from deadletter.store import failures, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
     LostLease,
     Outcome,
-    Retrying,
     Succeeded,
     dead_letter_id,
     dead_letter_payload,
@@ -341,7 +340,7 @@ class PostgresStore:
     # -- outcomes ----------------------------------------------------------------
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
-        unique = _unique(outcomes)
+        unique = outcome_rows.unique(outcomes)
         if not unique:
             return set()
         with self._transaction() as conn:
@@ -519,16 +518,8 @@ def _dead_letter(row: DictRow, outcome: DeadLettered, now: float) -> NewJob:
     )
 
 
-def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    """The first outcome per lease: applied in order, a repeat would be fenced out anyway."""
-    first: dict[tuple[str, int], Outcome] = {}
-    for outcome in outcomes:
-        first.setdefault((outcome.lease.job_id, outcome.lease.token), outcome)
-    return list(first.values())
-
-
 def _finish_params(outcomes: list[Outcome], now: float) -> list[list[Any]]:
-    changes = _columns([_change(o, now) for o in outcomes], width=6)
+    changes = _columns([outcome_rows.change(o, now) for o in outcomes], width=6)
     for index in (3, 4):
         changes[index] = _floats(changes[index])
     failed = [o for o in outcomes if not isinstance(o, Succeeded)]
@@ -538,17 +529,6 @@ def _finish_params(outcomes: list[Outcome], now: float) -> list[list[Any]]:
     for index in (3, 4):
         attempts[index] = _floats(attempts[index])
     return [*changes, *attempts]
-
-
-def _change(outcome: Outcome, now: float) -> tuple[Any, ...]:
-    """(id, token, status, run_at, completed_at, last_error); None keeps the column."""
-    key = (outcome.lease.job_id, outcome.lease.token)
-    if isinstance(outcome, Succeeded):
-        return (*key, JobState.SUCCEEDED.value, None, outcome.finished_at, None)
-    error = rows.last_error(outcome.attempt)
-    if isinstance(outcome, Retrying):
-        return (*key, JobState.RETRYING.value, outcome.run_at, None, error)
-    return (*key, JobState.DEAD_LETTERED.value, None, now, error)
 
 
 def _ids(leases: Sequence[Lease]) -> tuple[list[str], list[int]]:

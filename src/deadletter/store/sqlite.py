@@ -17,23 +17,23 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import failures, reports, rows
+from deadletter.store import failures, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
     LostLease,
     Outcome,
-    Retrying,
-    Succeeded,
     dead_letter_id,
     dead_letter_payload,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 60_000
 # SQLite's bound-parameter limit is large, but a chunk keeps statements cheap to prepare.
@@ -85,23 +85,18 @@ UPDATE queue_jobs SET lease_expires_at = ?
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
-SUCCEED = """
+# Every outcome kind of a batch in one UPDATE (see outcome_rows.change): a NULL leaves
+# the column as it was. Fenced by the lease token; RETURNING names the rows applied.
+FINISH = """
+WITH o(id, token, status, run_at, completed_at, last_error) AS (VALUES {rows})
 UPDATE queue_jobs
-SET status = 'succeeded', completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ? AND lease_token = ? AND status = 'running'
-"""
-
-RETRY = """
-UPDATE queue_jobs
-SET status = 'retrying', run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ? AND lease_token = ? AND status = 'running'
-"""
-
-DEAD_LETTER = """
-UPDATE queue_jobs
-SET status = 'dead_lettered', completed_at = ?, last_error = ?,
+SET status = o.status, run_at = coalesce(o.run_at, queue_jobs.run_at),
+    completed_at = coalesce(o.completed_at, queue_jobs.completed_at),
+    last_error = coalesce(o.last_error, queue_jobs.last_error),
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ? AND lease_token = ? AND status = 'running'
+FROM o
+WHERE queue_jobs.id = o.id AND queue_jobs.lease_token = o.token AND queue_jobs.status = 'running'
+RETURNING queue_jobs.id
 """
 
 # A released attempt did not happen: the job goes back with its attempt count restored.
@@ -275,33 +270,25 @@ class SqliteStore:
     # -- outcomes ----------------------------------------------------------------
 
     def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
-        applied: set[str] = set()
-        dead: list[DeadLettered] = []
+        unique = outcome_rows.unique(outcomes)
         with self._write() as conn:
-            for outcome in outcomes:
-                if self._apply(conn, outcome, now):
-                    applied.add(outcome.lease.job_id)
-                    if isinstance(outcome, DeadLettered):
-                        dead.append(outcome)
+            applied = self._apply(conn, unique, now)
+            failed = outcome_rows.failed(unique, applied)
+            conn.executemany(INSERT_ATTEMPT, [rows.attempt_params(o.attempt) for o in failed])
+            dead = [o for o in failed if isinstance(o, DeadLettered)]
             if dead:
                 self._insert_dead_letters(conn, dead, now)
         return applied
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, outcome: Outcome, now: float) -> bool:
-        lease = outcome.lease
-        if isinstance(outcome, Succeeded):
-            params: tuple[Any, ...] = (outcome.finished_at, lease.job_id, lease.token)
-            return conn.execute(SUCCEED, params).rowcount == 1
-        error = rows.last_error(outcome.attempt)
-        if isinstance(outcome, Retrying):
-            done = conn.execute(RETRY, (outcome.run_at, error, lease.job_id, lease.token))
-        else:
-            done = conn.execute(DEAD_LETTER, (now, error, lease.job_id, lease.token))
-        if done.rowcount != 1:
-            return False
-        conn.execute(INSERT_ATTEMPT, rows.attempt_params(outcome.attempt))
-        return True
+    def _apply(conn: sqlite3.Connection, outcomes: list[Outcome], now: float) -> set[str]:
+        """The fenced status changes, a chunk per statement; the ids of those applied."""
+        applied: set[str] = set()
+        for chunk in _chunks(outcomes):
+            sql = FINISH.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)))
+            params = [value for o in chunk for value in outcome_rows.change(o, now)]
+            applied.update(r[0] for r in conn.execute(sql, params))
+        return applied
 
     def _insert_dead_letters(
         self, conn: sqlite3.Connection, dead: list[DeadLettered], now: float
@@ -422,7 +409,7 @@ def _lease_sql(queues: int) -> str:
     return LEASE.format(ready=" UNION ALL ".join([READY] * queues))
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
+def _chunks(items: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
 
