@@ -35,8 +35,6 @@ from deadletter.store.base import (
     LostLease,
     Outcome,
     Succeeded,
-    dead_letter_id,
-    dead_letter_payload,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
@@ -171,13 +169,36 @@ recorded AS (
 SELECT id FROM applied
 """
 
-# The job rows as they now are, each with its whole history, in one round trip.
-DEAD_LETTER_SOURCES = """
-SELECT j.*, coalesce(
-    (SELECT jsonb_agg(to_jsonb(a) ORDER BY a.seq) FROM job_attempts a WHERE a.job_id = j.id),
-    '[]') AS history
-FROM queue_jobs j
-WHERE j.id = ANY(%b::text[])
+# A dead letter per job, built where the rows are: the job's whole history (tracebacks
+# and all) never travels to Python and back. Id and payload are base.dead_letter_id and
+# base.dead_letter_payload, key for key (Attempt.to_json for each attempt; float8
+# values become the same JSON numbers as Python's floats); SQLite builds them there.
+INSERT_DEAD_LETTERS = f"""
+WITH letters AS (
+    SELECT j.*, o.reason, o.dlq_max_retries, h.history, h.attempt_count
+    FROM unnest(%(ids)b::text[], %(reasons)b::text[], %(max_retries)b::int[])
+        AS o(id, reason, dlq_max_retries)
+    JOIN queue_jobs j ON j.id = o.id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS attempt_count, coalesce(jsonb_agg(jsonb_build_object(
+            'number', a.number, 'started_at', a.started_at, 'ended_at', a.ended_at,
+            'worker', a.worker, 'error_type', a.error_type, 'message', a.message,
+            'traceback', a.traceback, 'http_status', a.http_status,
+            'error_class', a.error_class, 'rule', a.rule) ORDER BY a.seq), '[]') AS history
+        FROM job_attempts a WHERE a.job_id = j.id) h),
+inserted AS (
+    INSERT INTO queue_jobs (status, id, queue, task, payload, priority, max_retries,
+        dead_letter_queue, run_at, created_at, labels)
+    SELECT 'queued', 'dl-' || id || '-' || attempt_count, dead_letter_queue,
+        '{DEAD_LETTER_TASK}',
+        jsonb_build_object('job_id', id, 'queue', queue, 'task', task, 'payload', payload,
+            'labels', labels, 'created_at', created_at, 'reason', reason,
+            'attempts', history),
+        priority, dlq_max_retries, dead_letter_queue || '-parked', %(now)s, %(now)s, labels
+    FROM letters
+    ON CONFLICT DO NOTHING
+    RETURNING queue)
+SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
 """
 
 # least() skips NULLs: either kind of pending work alone decides.
@@ -345,14 +366,9 @@ class PostgresStore:
             return set()
         with self._transaction() as conn:
             applied = {r["id"] for r in conn.execute(FINISH, _finish_params(unique, now))}
-            dead = {
-                o.lease.job_id: o
-                for o in unique
-                if isinstance(o, DeadLettered) and o.lease.job_id in applied
-            }
+            dead = [o for o in unique if isinstance(o, DeadLettered) and o.lease.job_id in applied]
             if dead:
-                sources = conn.execute(DEAD_LETTER_SOURCES, (list(dead),)).fetchall()
-                _insert_jobs(conn, [_dead_letter(r, dead[r["id"]], now) for r in sources])
+                conn.execute(INSERT_DEAD_LETTERS, _dead_letter_params(dead, now))
         return applied
 
     # -- dead-letter records: SQL shared with SQLite ------------------------------------
@@ -501,21 +517,13 @@ def _insert_jobs(conn: psycopg.Connection[DictRow], jobs: Sequence[NewJob]) -> N
     conn.execute(INSERT_JOBS, columns)
 
 
-def _dead_letter(row: DictRow, outcome: DeadLettered, now: float) -> NewJob:
-    history = [rows.attempt(a) for a in row["history"]]
-    dlq = row["dead_letter_queue"]
-    return NewJob(
-        id=dead_letter_id(row["id"], len(history)),
-        queue=dlq,
-        task=DEAD_LETTER_TASK,
-        payload=dead_letter_payload(row, history, outcome.reason),
-        max_retries=outcome.dlq_max_retries,
-        dead_letter_queue=f"{dlq}-parked",
-        run_at=now,
-        created_at=now,
-        priority=row["priority"],
-        labels=row["labels"],
-    )
+def _dead_letter_params(dead: list[DeadLettered], now: float) -> dict[str, Any]:
+    return {
+        "ids": [o.lease.job_id for o in dead],
+        "reasons": [o.reason for o in dead],
+        "max_retries": [o.dlq_max_retries for o in dead],
+        "now": now,
+    }
 
 
 def _finish_params(outcomes: list[Outcome], now: float) -> list[list[Any]]:
