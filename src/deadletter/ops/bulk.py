@@ -40,7 +40,6 @@ from deadletter.ops.recovery import (
     Policy,
     Request,
     abandon_in,
-    prepare_requeue,
     requeue_in,
 )
 from deadletter.store.base import Store
@@ -289,8 +288,6 @@ class BulkRun:
     def _apply(self, batch: list[FailureItem]) -> None:
         request = Request(self.actor, self.reason, time.time(), self._run_id)
         with self.store.transaction() as execute:
-            if self.action is BulkAction.REQUEUE:
-                prepare_requeue(self.store, execute)
             results = [self._act(execute, item.job_id, request) for item in batch]
         moved = sum(result.done for result in results)
         self._moved += moved

@@ -79,7 +79,6 @@ def requeue(
     request = Request(required(actor, "actor"), reason.strip(), time.time())
     new_payload = None if payload is None else checked_payload(payload)
     with store.transaction() as execute:
-        prepare_requeue(store, execute)
         return requeue_in(execute, job_id, request, policy=policy, payload=new_payload)
 
 
@@ -110,24 +109,6 @@ def checked_payload(payload: JSON) -> str:
 # SQLite's migration runner cannot hold a trigger (it splits files on semicolons), so the
 # trigger that settles a requeued job's recovery row is created here, in the transaction
 # of a requeue, before any job can need it. PostgreSQL has it from its migration 0004.
-SQLITE_OUTCOME_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS dlq_recovery_outcome AFTER UPDATE OF status ON queue_jobs
-WHEN NEW.requeues > 0 AND NEW.status IN ('succeeded', 'failed') AND OLD.status <> NEW.status
-BEGIN
-    UPDATE dlq_recovery_queue
-    SET status = CASE NEW.status WHEN 'succeeded' THEN 'recovered' ELSE 'pending' END,
-        updated_at = NEW.completed_at
-    WHERE job_id = NEW.id AND status = 'requeued';
-END
-"""
-
-
-def prepare_requeue(store: Store, execute: Execute) -> None:
-    """Make sure the recovery trigger exists before jobs are requeued in this transaction."""
-    if store.url.startswith("sqlite:"):
-        execute(SQLITE_OUTCOME_TRIGGER, ())
-
-
 JOB_QUEUE = "SELECT queue FROM queue_jobs WHERE id = ?"
 
 REQUEUE_JOB = """

@@ -438,9 +438,18 @@ def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) 
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration file; comment lines go first, since they may contain ';'."""
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in code.split(";") if s.strip()]
+    """Split a migration file into statements, as SQLite's own tokenizer ends them: a ';'
+    in a comment, a string or a trigger's body does not end a statement."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())  # a last statement without its ';'
+    return statements
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -41,6 +41,13 @@ CREATE INDEX dlq_failures_queue ON dlq_failures (queue, failed_at);
 CREATE INDEX dlq_error_groups_count ON dlq_error_groups (count, fingerprint);
 CREATE INDEX dlq_error_groups_last_seen ON dlq_error_groups (last_seen, fingerprint);
 
--- The trigger that marks a requeued job's recovery row recovered (or pending again) is
--- not here: this runner splits files on every semicolon, and a trigger body needs one.
--- deadletter.ops.recovery creates it, before it requeues the first job.
+-- A requeued job's recovery row becomes recovered when the job succeeds, and pending
+-- again when it fails again; jobs never re-driven (requeues = 0) pay nothing for it.
+CREATE TRIGGER dlq_recovery_outcome AFTER UPDATE OF status ON queue_jobs
+WHEN NEW.requeues > 0 AND NEW.status IN ('succeeded', 'failed') AND OLD.status <> NEW.status
+BEGIN
+    UPDATE dlq_recovery_queue
+    SET status = CASE NEW.status WHEN 'succeeded' THEN 'recovered' ELSE 'pending' END,
+        updated_at = NEW.completed_at
+    WHERE job_id = NEW.id AND status = 'requeued';
+END;
