@@ -8,6 +8,7 @@ whether to retry) and the DLQ handler (deciding where to route) agree.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -53,9 +54,7 @@ class ErrorInfo:
         """Read an exception; `now` (epoch seconds) resolves a Retry-After given as a date."""
         message = _message(exc)
         return cls(
-            type_names=tuple(
-                f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__ if c is not object
-            ),
+            type_names=_type_names(type(exc)),
             message=message,
             http_status=_status_of(exc) or status_from_message(message),
             retry_after=_retry_after_of(exc, time.time() if now is None else now),
@@ -108,7 +107,7 @@ class Rule:
     def matches(self, error: ErrorInfo) -> bool:
         return (
             self.is_catch_all
-            or any(_names_type(e, t) for e in self.exception_types for t in error.type_names)
+            or _names_any(self.exception_types, error.type_names)
             or error.http_status in self.http_statuses
             or bool(self.message_pattern and self.message_pattern.search(error.message))
         )
@@ -280,6 +279,23 @@ def _retry(where: str, value: object) -> bool | None:
 
 
 # -- reading an exception -----------------------------------------------------------------
+
+
+# Failures come from few exception classes: their names are worked out once each.
+_TYPE_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _type_names(cls: type) -> tuple[str, ...]:
+    names = _TYPE_NAMES.get(cls)
+    if names is None:
+        names = tuple(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__ if c is not object)
+        _TYPE_NAMES[cls] = names
+    return names
+
+
+@functools.lru_cache(maxsize=4096)  # few rules meet few exception classes, again and again
+def _names_any(entries: tuple[str, ...], type_names: tuple[str, ...]) -> bool:
+    return any(_names_type(entry, name) for entry in entries for name in type_names)
 
 
 def _names_type(entry: str, type_name: str) -> bool:

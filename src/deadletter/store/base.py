@@ -7,7 +7,6 @@ moving a job to its dead-letter queue in the same transaction as its status.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -154,10 +153,6 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def dump_json(value: JSON) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def dead_letter_payload(row: Row, history: Iterable[Attempt], reason: str) -> dict[str, JSON]:
