@@ -1,7 +1,7 @@
 """The `deadletter` command: thin commands over the same calls the library makes.
 
-Exit codes: 0 success, 1 a deadletter error (printed with its causes), 2 bad usage,
-3 a check that fired (used by `check`), 130 interrupted.
+Exit codes: 0 success, 1 a deadletter error (printed with its causes), 2 bad usage
+(an invalid request included), 3 a check that fired (used by `check`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from deadletter.cli.context import (
     config_callback,
     print_error,
 )
-from deadletter.errors import DeadletterError
+from deadletter.errors import DeadletterError, InvalidRequest
 
 app = typer.Typer(
     name="deadletter",
@@ -38,16 +38,29 @@ app.command("jobs")(jobs.list_jobs)
 def main() -> None:
     try:
         code = app(standalone_mode=False)
+    except InvalidRequest as exc:
+        print_error(exc)
+        sys.exit(EXIT_USAGE)
     except DeadletterError as exc:
         print_error(exc)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        _show_usage_error(exc)
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(exc: Exception) -> None:
+    # Typer (0.2x on) vendors click: its usage errors derive from TyperException, not
+    # from click's, and like click's they know how to show themselves with the usage.
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        print_error(exc)
