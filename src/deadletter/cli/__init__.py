@@ -11,7 +11,12 @@ import sys
 import click
 import typer
 
-from deadletter.cli import demo, jobs
+from deadletter.cli import (
+    demo,
+    failures,
+    jobs,
+    monitor,
+)
 from deadletter.cli.context import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -33,6 +38,12 @@ app.command("demo")(demo.demo)
 app.command("migrate")(jobs.migrate)
 app.command("worker")(jobs.worker)
 app.command("jobs")(jobs.list_jobs)
+# The operator's commands; docs/cli.md describes each.
+app.command("stats")(monitor.stats)
+app.command("check")(monitor.check)
+app.command("failures")(failures.failures)
+app.command("show")(failures.show)
+app.command("groups")(failures.groups)
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +51,23 @@ def config_callback(
 def settings(ctx: typer.Context) -> Settings:
     obj: CliContext = ctx.ensure_object(CliContext)
     return obj.settings
+
+
+@contextmanager
+def open_app(ctx: typer.Context) -> Iterator[App]:
+    """The app of the settings, closed after the command: operator commands need its
+    store, queue policies and blob store, not the user's tasks."""
+    app = App(settings(ctx))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def actor() -> str:
+    """Who the audit log says acted. The CLI holds the database's credentials, so it acts
+    with full rights; API token scopes govern remote access only."""
+    return f"cli:{getpass.getuser()}"
 
 
 def load_app(spec: str, settings: Settings) -> App:

@@ -70,14 +70,14 @@ def list_jobs(
     finally:
         store.close()
     if as_json:
-        print_json({"jobs": [_job_json(j) for j in found], "count": len(found)})
+        print_json({"jobs": [job_json(j) for j in found], "count": len(found)})
         return
     console.print(_jobs_table(found))
     total = sum(n for (q, _), n in counts.items() if queue in (None, q))
     console.print(f"{len(found)} shown of {total} jobs" + (f" on {queue}" if queue else ""))
 
 
-def _job_json(job: Job) -> dict[str, object]:
+def job_json(job: Job) -> dict[str, object]:
     return {
         "id": job.id,
         "queue": job.queue,
