@@ -16,6 +16,7 @@ from deadletter.cli import (
     failures,
     jobs,
     monitor,
+    recovery,
 )
 from deadletter.cli.context import (
     EXIT_ERROR,
@@ -44,6 +45,10 @@ app.command("check")(monitor.check)
 app.command("failures")(failures.failures)
 app.command("show")(failures.show)
 app.command("groups")(failures.groups)
+app.command("requeue")(recovery.requeue)
+app.command("abandon")(recovery.abandon)
+app.command("recovery")(recovery.recovery)
+app.add_typer(recovery.review_app, name="review")
 
 
 def main() -> None:
