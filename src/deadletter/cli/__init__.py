@@ -13,8 +13,11 @@ import typer
 
 from deadletter.cli import (
     demo,
+    export,
     failures,
     jobs,
+    logs,
+    maintenance,
     monitor,
     recovery,
 )
@@ -45,10 +48,15 @@ app.command("check")(monitor.check)
 app.command("failures")(failures.failures)
 app.command("show")(failures.show)
 app.command("groups")(failures.groups)
+app.command("export")(export.export)
 app.command("requeue")(recovery.requeue)
 app.command("abandon")(recovery.abandon)
 app.command("recovery")(recovery.recovery)
 app.add_typer(recovery.review_app, name="review")
+app.command("logs")(logs.logs)
+app.command("deploy")(maintenance.deploy)
+app.command("archive")(maintenance.archive)
+app.command("purge")(maintenance.purge)
 
 
 def main() -> None:
