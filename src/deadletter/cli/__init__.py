@@ -19,6 +19,7 @@ from deadletter.cli import (
     logs,
     maintenance,
     monitor,
+    recover,
     recovery,
 )
 from deadletter.cli.context import (
@@ -53,6 +54,7 @@ app.command("requeue")(recovery.requeue)
 app.command("abandon")(recovery.abandon)
 app.command("recovery")(recovery.recovery)
 app.add_typer(recovery.review_app, name="review")
+app.command("recover")(recover.recover)
 app.command("logs")(logs.logs)
 app.command("deploy")(maintenance.deploy)
 app.command("archive")(maintenance.archive)
