@@ -85,6 +85,19 @@ class ThresholdSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """`deadletter serve`: where the HTTP API listens, and how fast one caller may ask.
+
+    `rate_limit` requests a second are allowed per token (per client address for
+    requests without a valid token), `rate_burst` at once; `inf` turns limiting off."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    rate_limit: float = 20.0
+    rate_burst: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_HOME / 'deadletter.db'}"
     blob_url: str = str(DEFAULT_HOME / "forensics")
@@ -93,6 +106,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     dlq: DlqSettings = field(default_factory=DlqSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] = ()
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
@@ -153,7 +167,7 @@ def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
 
 
 def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    sections = {"worker", "dlq", "thresholds"}
+    sections = {"worker", "dlq", "thresholds", "serve"}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
