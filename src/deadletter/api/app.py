@@ -1,0 +1,78 @@
+"""The HTTP API of one app: FastAPI routes over the service layer (`deadletter.ops`).
+
+`create_api` builds it; `deadletter serve` runs it on uvicorn. Routes are thin: they
+check the caller (`auth`), call one operation, and shape its answer (`models`,
+`redaction`). Errors keep one shape, `{"detail": …}`; an invalid value names its field
+as FastAPI's own validation errors do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from deadletter.api.auth import Guard
+from deadletter.api.context import ApiContext
+from deadletter.api.ratelimit import RateLimiter
+from deadletter.api.routes import admin, bulk, failures, recovery, system
+from deadletter.app import App
+from deadletter.dlq.components import redaction_from
+from deadletter.errors import InvalidRequest, StoreUnavailable
+from deadletter.forensics import open_blob_store
+
+log = logging.getLogger("deadletter.api")
+
+DESCRIPTION = """Inspect, group, requeue, abandon and export the failed jobs of a
+deadletter app. Send an API token as `Authorization: Bearer dl_…`; scopes are `read`,
+`operate` (includes read) and `admin` (includes both). See docs/api.md."""
+
+
+def create_api(app: App, *, auth: bool = True) -> FastAPI:
+    """The API over `app`'s store and blob store. `auth=False` lets every caller act
+    as an admin: for `serve --no-auth` only."""
+    settings = app.settings
+    serve = settings.serve
+    ctx = ApiContext(
+        app=app,
+        guard=Guard(app.store, RateLimiter(serve.rate_limit, serve.rate_burst), enabled=auth),
+        redactor=redaction_from(settings).pii,
+        blobs=open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Each bulk run records its stop in the audit log before the server goes.
+        ctx.bulk.stop()
+
+    api = FastAPI(
+        title="deadletter",
+        version=version("deadletter"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for module in (failures, recovery, bulk, admin, system):
+        api.include_router(module.router(ctx))
+    api.add_exception_handler(InvalidRequest, _invalid)
+    api.add_exception_handler(StoreUnavailable, _unavailable)
+    return api
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """An operator's invalid value: 422, in the shape of FastAPI's validation errors."""
+    field = exc.field if isinstance(exc, InvalidRequest) else "request"
+    problem = str(exc).removeprefix(f"{field}: ")
+    error = {"loc": [field], "msg": problem, "type": "invalid_request"}
+    return JSONResponse({"detail": [error]}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The cause names hosts and databases: for the log, not for the caller.
+    log.error("the database is unavailable: %s", exc)
+    detail = "the database is unavailable; the server's log says why"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})

@@ -1,0 +1,73 @@
+"""What every route of one server shares, and the error responses routes declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deadletter.api.auth import Caller, Guard
+from deadletter.api.bulkruns import BulkRuns
+from deadletter.api.models import Problem
+from deadletter.api.redaction import Redaction
+from deadletter.app import App
+from deadletter.forensics.base import BlobStore
+from deadletter.notify.redact import Redactor
+from deadletter.ops.recovery import ActionResult
+from deadletter.ops.tokens import Scope
+
+
+@dataclass
+class ApiContext:
+    """The app whose failures are served, the guard, and the bulk runs of this server."""
+
+    app: App
+    guard: Guard
+    redactor: Redactor
+    blobs: BlobStore
+    bulk: BulkRuns = field(default_factory=BulkRuns)
+
+    def __post_init__(self) -> None:
+        # Route dependencies, one per scope, built once.
+        self.read = self.guard.require(Scope.READ)
+        self.operate = self.guard.require(Scope.OPERATE)
+        self.admin = self.guard.require(Scope.ADMIN)
+
+    def view(self, caller: Caller) -> Redaction:
+        """Admins read failures as stored; other callers read them redacted."""
+        return Redaction(None if caller.allows(Scope.ADMIN) else self.redactor)
+
+
+def problem(description: str, **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"model": Problem, "description": description}
+    if headers:
+        response["headers"] = {
+            name: {"description": meaning, "schema": {"type": "string"}, "required": True}
+            for name, meaning in headers.items()
+        }
+    return response
+
+
+# Every protected route answers these before it looks anything up.
+GUARDED: dict[int | str, dict[str, Any]] = {
+    401: problem(
+        "No valid token: missing, malformed, unknown or revoked.",
+        **{"WWW-Authenticate": 'the challenge, `Bearer realm="deadletter"` (RFC 6750)'},
+    ),
+    403: problem(
+        "The token's scope does not allow this.",
+        **{"WWW-Authenticate": 'names the scope needed: `error="insufficient_scope"`'},
+    ),
+    429: problem(
+        "Too many requests from this token (or address).",
+        **{"Retry-After": "whole seconds to wait"},
+    ),
+    503: problem("The database is unavailable."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("There is no such item.")}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ActionResult,
+        "description": "The action does not apply now (already requeued, abandoned or"
+        " reviewed, or not failed); `outcome` says which.",
+    }
+}

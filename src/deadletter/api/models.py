@@ -1,0 +1,288 @@
+"""The API's request and response schemas, as the OpenAPI document shows them.
+
+Records the service layer already defines (a failure, a group, a recovery row, an
+action's result) are its own dataclasses, used as they are: one definition, and a
+stale `docs/openapi.json` when it changes. What is only the API's is here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from deadletter.api.bulkruns import BulkState
+from deadletter.model import ErrorClass
+from deadletter.ops.audit import AuditEntry
+from deadletter.ops.bulk import BulkAction, BulkProgress
+from deadletter.ops.failures import FailureItem, Group
+from deadletter.ops.filters import MAX_JOB_IDS, MAX_LIMIT, FailureFilter
+from deadletter.ops.recovery import RecoveryEntry
+from deadletter.ops.review import ReviewEntry
+from deadletter.ops.tokens import Scope, Token
+
+T = TypeVar("T")
+
+# Neither database stores a NUL character in text, and text with an unpaired surrogate
+# (which a JSON `\ud800` escape makes) is not UTF-8: both are refused at the edge.
+NO_NUL = r"^[^\x00]*$"
+
+
+def storable(value: T) -> T:
+    """`value`, if every string in it (dict keys too) can be stored as UTF-8 text."""
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.items())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, str) and not _storable_text(item):
+            raise ValueError("text may not hold NUL or unpaired surrogate characters")
+    return value
+
+
+def _storable_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+STORABLE = AfterValidator(storable)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL), STORABLE]
+Text = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL), STORABLE]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL), STORABLE]
+Epoch = Annotated[float, Field(allow_inf_nan=False, description="epoch seconds")]
+
+# Parameters many routes take.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+Cursor = Annotated[
+    str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of a page")
+]
+JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+class Problem(BaseModel):
+    """An error: what went wrong and what to do about it."""
+
+    detail: str
+
+
+# -- filters --------------------------------------------------------------------------
+
+
+class FailureQuery(BaseModel):
+    """Failures matching every field given (none: every failure)."""
+
+    queue: Name | None = None
+    error_class: ErrorClass | None = None
+    group: Name | None = Field(default=None, description="a fingerprint, as /api/groups lists them")
+    since: Epoch | None = Field(default=None, description="failed at or after (epoch seconds)")
+    until: Epoch | None = Field(default=None, description="failed before (epoch seconds)")
+    text: Text | None = Field(
+        default=None, description="case-insensitive substring of the message, error type or job id"
+    )
+    job_id: list[Name] = Field(default_factory=list, max_length=MAX_JOB_IDS)
+
+    def to_filter(self) -> FailureFilter:
+        return FailureFilter(
+            queue=self.queue,
+            error_class=self.error_class.value if self.error_class else None,
+            fingerprint=self.group,
+            since=self.since,
+            until=self.until,
+            text=self.text,
+            job_ids=tuple(self.job_id),
+        )
+
+
+class BulkFilter(FailureQuery):
+    """A filter in a request body, where a misspelt field is an error, not a filter
+    that quietly matches more than was meant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- the seed's shapes ----------------------------------------------------------------
+
+
+class SeedRecovery(BaseModel):
+    total_in_recovery: int = Field(description="rows of the recovery queue")
+    pending_recovery: int = Field(description="waiting for an operator: requeue or abandon")
+    recovered: int = Field(description="requeued, then succeeded")
+    abandoned: int = Field(description="given up on, with a reason")
+    requeued: int = Field(description="requeued, not run to an end yet")
+
+
+class SeedStats(BaseModel):
+    total_failed: int = Field(description="jobs failed now, each counted once")
+    permanent_failures: int = Field(
+        description="failed jobs not waiting in the recovery queue (pending or requeued)"
+    )
+    last_24h: int = Field(description="jobs that failed in the last 24 hours")
+    avg_retries: float = Field(description="retries per failed job, on average")
+    recovery: SeedRecovery
+
+
+class StatsResponse(BaseModel):
+    dlq: SeedStats
+
+
+class SeedFailure(BaseModel):
+    job_id: str
+    site_name: str | None = Field(description="the job's `site_name` label")
+    error_message: str | None
+    retry_count: int = Field(description="attempts after the first")
+    created_at: int = Field(description="epoch seconds")
+    completed_at: int | None = Field(description="when it failed, epoch seconds")
+    queue: str
+    task: str
+    error_class: str | None
+    rule: str | None
+    fingerprint: str | None
+
+
+class SeedFailures(BaseModel):
+    failures: list[SeedFailure]
+    count: int
+
+
+# -- pages ----------------------------------------------------------------------------
+
+NextCursor = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class FailurePage(BaseModel):
+    failures: list[FailureItem]
+    count: int
+    next_cursor: str | None = NextCursor
+
+
+class GroupList(BaseModel):
+    groups: list[Group]
+    count: int
+
+
+class RecoveryPage(BaseModel):
+    recovery: list[RecoveryEntry]
+    count: int
+    next_cursor: str | None = NextCursor
+
+
+class ReviewPage(BaseModel):
+    review: list[ReviewEntry]
+    count: int
+    next_cursor: str | None = NextCursor
+
+
+class AuditPage(BaseModel):
+    audit: list[AuditEntry]
+    count: int
+    next_cursor: str | None = NextCursor
+
+
+# -- actions --------------------------------------------------------------------------
+
+
+class CorrectedPayload(BaseModel):
+    """The arguments the task is called with, replacing the job's payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: Annotated[list[Any], STORABLE] = Field(default_factory=list)
+    kwargs: Annotated[dict[str, Any], STORABLE] = Field(default_factory=dict)
+
+
+class RequeueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = ""
+    payload: CorrectedPayload | None = Field(
+        default=None, description="a corrected payload; the old one is kept in the job's history"
+    )
+
+
+class AbandonRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Text = ""
+
+
+class DryRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: BulkFilter = BulkFilter()
+    all: bool = Field(default=False, description="true to mean every failure, with an empty filter")
+    sample_size: int = Field(default=10, ge=1, le=100)
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: BulkAction
+    filter: BulkFilter = BulkFilter()
+    all: bool = Field(default=False, description="true to mean every failure, with an empty filter")
+    reason: Reason
+    rate: float = Field(default=10.0, gt=0, le=10_000, description="jobs moved per second")
+    halt_ratio: float = Field(
+        default=0.25, gt=0, le=1, description="a requeue halts when more re-driven jobs fail again"
+    )
+    halt_after: int = Field(default=20, ge=1, description="re-driven jobs that must have run first")
+
+
+class BulkPlanResponse(BaseModel):
+    count: int = Field(description="jobs the run would move now")
+    sample: list[FailureItem]
+
+
+class BulkStatus(BaseModel):
+    """A bulk run of this server. `state` is `running` or `paused` while it runs."""
+
+    id: str
+    state: BulkState
+    detail: str | None = Field(description="why it stopped, once it has")
+    action: BulkAction
+    filter: dict[str, Any]
+    reason: str
+    started_by: str
+    started_at: float
+    progress: BulkProgress
+
+
+class BulkList(BaseModel):
+    runs: list[BulkStatus]
+    count: int
+
+
+# -- tokens and health ----------------------------------------------------------------
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    scope: Scope
+
+
+class CreatedToken(BaseModel):
+    token: Token
+    secret: str = Field(description="the token itself, shown this once: store it now")
+
+
+class TokenList(BaseModel):
+    tokens: list[Token]
+    count: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
