@@ -21,6 +21,8 @@ from deadletter.cli import (
     monitor,
     recover,
     recovery,
+    serve,
+    tokens,
 )
 from deadletter.cli.context import (
     EXIT_ERROR,
@@ -59,6 +61,9 @@ app.command("logs")(logs.logs)
 app.command("deploy")(maintenance.deploy)
 app.command("archive")(maintenance.archive)
 app.command("purge")(maintenance.purge)
+# The HTTP API and its tokens; docs/api.md describes them.
+app.command("serve")(serve.serve)
+app.add_typer(tokens.token_app, name="token")
 
 
 def main() -> None:

@@ -1,0 +1,128 @@
+"""`deadletter serve`: the HTTP API on uvicorn, locked by default.
+
+Auth is on even on localhost. When no live token exists, `serve` creates an admin token
+and prints it once with the API's address, as Jupyter prints its login link: a
+newcomer is neither locked out nor left open. `--no-auth` is the one way to turn it
+off, and says so loudly at every start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from deadletter.cli.context import open_app, settings
+from deadletter.config import ServeSettings
+from deadletter.ops.tokens import ensure_admin_token
+from deadletter.store.base import Store
+
+log = logging.getLogger("deadletter.api")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on ([serve] host, DEADLETTER_SERVE_HOST; default"
+            " 127.0.0.1, this machine only).",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Port ([serve] port; default 8787)."),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without tokens: anyone who can reach the port acts as an admin.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (docs at /docs) until interrupted."""
+    # Imported here: FastAPI, uvicorn and the blob store's boto3 would otherwise slow
+    # every other command's start by most of a second.
+    import uvicorn
+
+    from deadletter.api import create_api
+
+    chosen = _chosen(settings(ctx).serve, host, port)
+    _log_to_stderr()
+    with open_app(ctx) as app:
+        api = create_api(app, auth=not no_auth)
+        url = base_url(chosen)
+        if no_auth:
+            _warn_open(url)
+        else:
+            _announce(app.store, url)
+        if not _is_loopback(chosen.host):
+            log.warning("listening beyond this machine on %s: put TLS in front of it", url)
+        uvicorn.run(api, host=chosen.host, port=chosen.port, log_level="info")
+
+
+def _chosen(configured: ServeSettings, host: str | None, port: int | None) -> ServeSettings:
+    """The [serve] settings with the command line's choices over them."""
+    return replace(
+        configured,
+        host=configured.host if host is None else host,
+        port=configured.port if port is None else port,
+    )
+
+
+def base_url(serve: ServeSettings) -> str:
+    host = f"[{serve.host}]" if ":" in serve.host else serve.host
+    return f"http://{host}:{serve.port}"
+
+
+def _announce(store: Store, url: str) -> None:
+    """Print the bootstrap token once, if this start created it."""
+    created = ensure_admin_token(store, now=time.time())
+    if created is None:
+        typer.echo(
+            f"deadletter API at {url} (docs: {url}/docs); send a token from"
+            " `deadletter token create` as 'Authorization: Bearer …'"
+        )
+        return
+    _, secret = created
+    # typer.echo, not Rich: the token must not be wrapped or styled, and it is flushed
+    # at once for whoever reads this output through a pipe.
+    typer.echo(
+        f"deadletter API at {url} (docs: {url}/docs)\n"
+        "No API token existed, so this admin token was created. It is shown this once:\n\n"
+        f"    {secret}\n\n"
+        f"    curl -H 'Authorization: Bearer {secret}' {url}/api/queue/dlq/stats\n\n"
+        "Keep it secret. `deadletter token create NAME --scope read` makes narrower"
+        " tokens; `deadletter token revoke` ends this one."
+    )
+
+
+def _warn_open(url: str) -> None:
+    log.warning(
+        "AUTH IS OFF (--no-auth): anyone who can reach %s can read every failure,"
+        " requeue, abandon and export them with their payloads. Use it on a machine"
+        " of your own only.",
+        url,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _log_to_stderr() -> None:
+    """deadletter's own warnings (a health check failing, a bulk run's error) in the
+    shape of uvicorn's lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:  %(message)s"))
+    logger = logging.getLogger("deadletter")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
