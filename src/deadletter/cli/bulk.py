@@ -4,6 +4,7 @@ that Ctrl-C cancels between batches (a batch is one transaction: it is never cut
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -123,19 +124,27 @@ def _show_plan(action: BulkAction, failure_filter: FailureFilter, plan: BulkPlan
 def _drive(run: BulkRun, planned: int) -> BulkResult:
     """Run in a thread while this one draws progress and takes Ctrl-C as a cancel."""
     outcome: list[BulkResult | BaseException] = []
-    thread = threading.Thread(target=lambda: outcome.append(_result(run)), daemon=True)
+    finished = threading.Event()
+
+    def work() -> None:
+        outcome.append(_result(run))
+        finished.set()
+
+    # Waited for with sleep, not join: a join cut short by Ctrl-C can leave the thread
+    # looking finished while it runs on (CPython before 3.13).
+    thread = threading.Thread(target=work, daemon=True)
     columns = (TextColumn(f"{run.action.value:<8}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=errors) as progress:
         bar = progress.add_task(run.action.value, total=planned)
         thread.start()
-        while thread.is_alive():
+        while not finished.is_set():
             try:
-                thread.join(0.1)
+                time.sleep(0.1)
+                done = run.progress
+                progress.update(bar, completed=done.moved + done.skipped, total=done.planned)
             except KeyboardInterrupt:
                 run.cancel()
                 progress.console.print("cancelling after the current batch…")
-            done = run.progress
-            progress.update(bar, completed=done.moved + done.skipped, total=done.planned or None)
     found = outcome[0]
     if isinstance(found, BaseException):
         raise found
