@@ -19,7 +19,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from deadletter.cli.context import errors, settings
+from deadletter.cli.context import settings
 from deadletter.cli.views import when
 from deadletter.config import Settings
 from deadletter.errors import DeadletterError
@@ -142,7 +142,7 @@ def _wait_for(path: Path) -> IO[bytes]:
             return path.open("rb")
         except FileNotFoundError:
             if not said:
-                errors.print(f"waiting for {path} to appear…", highlight=False)
+                typer.echo(f"waiting for {path} to appear…", err=True)
                 said = True
             time.sleep(POLL)
 
@@ -154,9 +154,12 @@ def _reopened(path: Path, handle: IO[bytes]) -> IO[bytes]:
         now = path.stat()
     except FileNotFoundError:
         return handle  # rotated away and not created again yet: keep the old one
+    # Said on stderr, as tail -F says it: lines may have been missed around the change.
     if now.st_ino != os.fstat(handle.fileno()).st_ino:
+        typer.echo(f"{path} was replaced (rotated): following the new file", err=True)
         handle.close()
         return path.open("rb")
     if now.st_size < handle.tell():
+        typer.echo(f"{path} was truncated: following from its start", err=True)
         handle.seek(0)
     return handle
