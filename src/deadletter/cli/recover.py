@@ -39,6 +39,8 @@ def recover(ctx: typer.Context) -> None:
             if choice is None or choice.lower() in QUIT:
                 return
             option = OPTIONS.get(choice)
+            if not choice:
+                continue  # Enter alone shows the menu again
             if option is None:
                 console.print(Text(f"no option {choice!r}", style="yellow"))
                 continue
