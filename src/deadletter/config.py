@@ -46,6 +46,10 @@ class QueuePolicy:
         return self.dead_letter_queue or f"{queue}-dlq"
 
 
+# Shared, since it is frozen: the worker asks for a policy on every outcome.
+DEFAULT_POLICY = QueuePolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     queues: tuple[str, ...] = ()
@@ -112,7 +116,7 @@ class Settings:
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
 
     def policy(self, queue: str) -> QueuePolicy:
-        return self.queues.get(queue, QueuePolicy())
+        return self.queues.get(queue) or DEFAULT_POLICY
 
 
 def load_settings(
