@@ -21,7 +21,7 @@ from deadletter.cli.context import (
     print_json,
 )
 from deadletter.cli.failures import failure_json
-from deadletter.cli.params import confirmed, options_for
+from deadletter.cli.params import Yes, confirmed, options_for
 from deadletter.cli.views import failures_table
 from deadletter.errors import InvalidRequest
 from deadletter.ops.bulk import BulkAction, BulkPlan, BulkResult, BulkRun, StopReason, plan_bulk
@@ -46,8 +46,10 @@ bulk_options = options_for(
         "everything": Annotated[
             bool, typer.Option("--all", help="With no filter: every failed job, knowingly.")
         ],
-        "dry_run": Annotated[bool, typer.Option(help="Only show how many would move, and some.")],
-        "yes": Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")],
+        "dry_run": Annotated[
+            bool, typer.Option("--dry-run", help="Only show how many would move, and some.")
+        ],
+        "yes": Yes,
         "rate": Annotated[
             float,
             typer.Option(min=0.01, help="Jobs a second: a recovering downstream is not flooded."),

@@ -27,7 +27,9 @@ def export(
     ] = None,
     include_payload: Annotated[
         bool,
-        typer.Option(help="Add each job's payload: stored whole, NOT redacted; keep it safe."),
+        typer.Option(
+            "--include-payload", help="Add each job's payload: stored whole, NOT redacted."
+        ),
     ] = False,
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
     *,

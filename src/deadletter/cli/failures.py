@@ -82,7 +82,9 @@ def groups(
     ctx: typer.Context,
     queue: Annotated[str | None, typer.Option("--queue", "-q", help="First seen on this queue.")]
     = None,
-    error_class: Annotated[ErrorClass | None, typer.Option("--class")] = None,
+    error_class: Annotated[
+        ErrorClass | None, typer.Option("--class", help="Only groups of this class.")
+    ] = None,
     sort: Annotated[Literal["count", "last_seen"], typer.Option(help="Order.")] = "count",
     limit: Limit = 20,
     as_json: Json = False,

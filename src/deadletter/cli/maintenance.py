@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deadletter.cli.context import console, errors, open_app, print_json, settings
-from deadletter.cli.params import DURATION_HELP, Json, confirmed, parse_duration
+from deadletter.cli.params import DURATION_HELP, Json, Yes, confirmed, parse_duration
 from deadletter.cli.views import stats_table, when
 from deadletter.errors import DeadletterError
 from deadletter.forensics import open_blob_store
@@ -26,7 +26,6 @@ OlderThan = Annotated[
     typer.Option("--older-than", parser=parse_duration, metavar="DURATION",
                  help=f"Failures older than this: {DURATION_HELP}."),
 ]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def deploy(ctx: typer.Context) -> None:
@@ -95,7 +94,9 @@ def purge(
     older_than: OlderThan,
     include_unarchived: Annotated[
         bool,
-        typer.Option(help="Also remove failures never archived: they are gone for good."),
+        typer.Option(
+            "--include-unarchived", help="Also remove failures never archived: gone for good."
+        ),
     ] = False,
     yes: Yes = False,
     as_json: Json = False,

@@ -32,6 +32,7 @@ TIME_HELP = (
 )
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def parse_duration(text: str) -> float:
