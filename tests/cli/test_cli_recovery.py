@@ -103,3 +103,14 @@ def test_ctrl_c_cancels_a_bulk_run_between_batches(cli: Cli, dlq_app: App) -> No
 def _abandoned(app: App) -> int:
     [(count,)] = table(app, "SELECT count(*) FROM dlq_recovery_queue WHERE status = 'abandoned'")
     return int(count)
+
+
+def test_in_a_terminal_a_bulk_action_asks_first(cli: Cli, dlq_app: App) -> None:
+    job_ids = fail_many(dlq_app, 3)
+    for answer, status in (("n", "failed"), ("y", "queued")):
+        screen = cli.terminal("requeue", "--queue", Q, "--reason", "back", "--rate", "1000")
+        asked = screen.expect("requeue 3 jobs at 1000 a second?")
+        assert "3 failed jobs match queue=charts" in asked
+        screen.type(answer)
+        assert screen.close() == 0
+        assert statuses(dlq_app) == dict.fromkeys(job_ids, status)

@@ -163,4 +163,4 @@ def confirmed(question: str, *, yes: bool) -> bool:
     if not sys.stdin.isatty():
         errors.print("dry run: nothing was changed; pass --yes to go ahead")
         return False
-    return typer.confirm(question, default=False)
+    return typer.confirm(question, default=False, err=True)  # stdout stays for --json
