@@ -59,6 +59,9 @@ def parse_time(text: str) -> float:
         raise typer.BadParameter(f"{text!r} is not {TIME_HELP}") from None
 
 
+PAYLOAD = "'--payload'"
+
+
 def parse_payload(text: str) -> JSON:
     """A payload given inline as JSON, or as `@file` holding JSON."""
     if text.startswith("@"):
@@ -66,11 +69,12 @@ def parse_payload(text: str) -> JSON:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+            problem = f"cannot read {path}: {exc.strerror}"
+            raise typer.BadParameter(problem, param_hint=PAYLOAD) from None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"not JSON: {exc}") from None
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint=PAYLOAD) from None
 
 
 # The options of every command taking a failure filter (`filter_options`).
