@@ -12,7 +12,7 @@ from dataclasses import fields
 import psycopg
 import pytest
 
-from deadletter.errors import StoreUnavailable
+from deadletter.errors import StoreError, StoreUnavailable
 from deadletter.model import Attempt, ErrorClass, Job, JobState, LeasedJob, NewJob
 from deadletter.store import open_store, rows
 from deadletter.store.base import (
@@ -399,6 +399,15 @@ def test_an_unreachable_server_raises_store_unavailable() -> None:
         with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1/nowhere") as raised:
             store.get_job("a")
         assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    finally:
+        store.close()
+
+
+def test_a_database_without_the_schema_says_to_migrate(empty_postgres_url: str) -> None:
+    store = PostgresStore(empty_postgres_url)
+    try:
+        with pytest.raises(StoreError, match="deadletter migrate"):
+            store.dlq_stats(now=time.time())
     finally:
         store.close()
 

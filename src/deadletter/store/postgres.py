@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
-from deadletter.errors import StoreUnavailable
+from deadletter.errors import StoreError, StoreUnavailable
 from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
 from deadletter.store import failures, outcome_rows, reports, rows
 from deadletter.store.base import (
@@ -281,6 +281,11 @@ class PostgresStore:
                 f"PostgreSQL at {self._where} is unavailable ({exc}). Check that the server"
                 " is running and reachable from this machine, and that database_url names"
                 " the right host, port, database and credentials."
+            ) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(
+                f"PostgreSQL at {self._where} has no deadletter schema, or an old one ({exc})."
+                " Run `deadletter migrate` (or `deadletter deploy`) against it first."
             ) from exc
 
     def close(self) -> None:
