@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from deadletter.api.auth import Guard
@@ -39,7 +40,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     serve = settings.serve
     ctx = ApiContext(
         app=app,
-        guard=Guard(app.store, RateLimiter(serve.rate_limit, serve.rate_burst), enabled=auth),
+        guard=Guard(app, RateLimiter(serve.rate_limit, serve.rate_burst), enabled=auth),
         redactor=redaction_from(settings).pii,
         blobs=open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None),
     )
@@ -55,12 +56,41 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
         version=version("deadletter"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unclear_query)],
     )
     for module in (failures, recovery, bulk, admin, system):
         api.include_router(module.router(ctx))
     api.add_exception_handler(InvalidRequest, _invalid)
     api.add_exception_handler(StoreUnavailable, _unavailable)
     return api
+
+
+def refuse_unclear_query(request: Request) -> None:
+    """422 for a query parameter the route does not take, or one given twice that takes
+    one value: a misspelt or repeated filter of a list or an export would otherwise
+    match other failures than were meant, silently."""
+    route = request.scope["route"]
+    declared = request.app.openapi()["paths"][route.path_format][request.method.lower()]
+    takes_list = {
+        p["name"]: p["schema"].get("type") == "array"
+        for p in declared.get("parameters", ())
+        if p["in"] == "query"
+    }
+    problems = []
+    for name in sorted(set(request.query_params)):
+        problem = _query_problem(name, request, takes_list)
+        if problem:
+            problems.append({"loc": ("query", name), "msg": problem, "type": "invalid_query"})
+    if problems:
+        raise RequestValidationError(problems)
+
+
+def _query_problem(name: str, request: Request, takes_list: dict[str, bool]) -> str | None:
+    if name not in takes_list:
+        return "is not a parameter of this route"
+    if not takes_list[name] and len(request.query_params.getlist(name)) > 1:
+        return "takes one value, and was given several"
+    return None
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:

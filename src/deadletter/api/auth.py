@@ -22,8 +22,8 @@ from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from deadletter.api.ratelimit import RateLimiter
+from deadletter.app import App
 from deadletter.ops.tokens import Scope, Token, verify
-from deadletter.store.base import Store
 
 REALM = 'Bearer realm="deadletter"'
 
@@ -54,8 +54,10 @@ class Guard:
     """Tokens and rates for one server. With `enabled=False` (`serve --no-auth`) every
     caller is an admin named by its address; the rate limit still applies."""
 
-    def __init__(self, store: Store, limiter: RateLimiter, *, enabled: bool = True) -> None:
-        self.store, self.limiter, self.enabled = store, limiter, enabled
+    def __init__(self, app: App, limiter: RateLimiter, *, enabled: bool = True) -> None:
+        # The app, not its store: the store is opened at the first request, so that
+        # building the API (for its OpenAPI document, say) touches no database.
+        self.app, self.limiter, self.enabled = app, limiter, enabled
 
     def require(self, needed: Scope) -> Callable[..., Caller]:
         """A route dependency: the caller, if it may act where `needed` is required."""
@@ -107,7 +109,7 @@ class Guard:
     def _token(self, credentials: HTTPAuthorizationCredentials | None) -> Token | None:
         if not self.enabled or credentials is None:
             return None
-        return verify(self.store, credentials.credentials, now=time.time())
+        return verify(self.app.store, credentials.credentials, now=time.time())
 
 
 def address_of(request: Request) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from deadletter.api.auth import Caller, Guard
 from deadletter.api.bulkruns import BulkRuns
-from deadletter.api.models import Problem
+from deadletter.api.models import Invalid, Problem
 from deadletter.api.redaction import Redaction
 from deadletter.app import App
 from deadletter.forensics.base import BlobStore
@@ -61,7 +61,15 @@ GUARDED: dict[int | str, dict[str, Any]] = {
         "Too many requests from this token (or address).",
         **{"Retry-After": "whole seconds to wait"},
     ),
+    422: {
+        "model": Invalid,
+        "description": "A parameter or field is invalid, unknown, or missing; `loc` names it.",
+    },
     503: problem("The database is unavailable."),
+}
+# Routes that take a JSON body also answer this, when it cannot be read at all.
+UNREADABLE: dict[int | str, dict[str, Any]] = {
+    400: problem("The body could not be read: not JSON, or not UTF-8.")
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("There is no such item.")}
 REFUSED: dict[int | str, dict[str, Any]] = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -31,6 +32,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from deadletter.app import App
 from deadletter.store.base import Store
 
 DELAY_WINDOW = 3600.0
@@ -54,10 +56,14 @@ FROM dlq_failures WHERE failed_at >= ?
 
 
 class StoreCollector(Collector):
-    """The figures of one store, read at each collection."""
+    """The figures of an app's store, read at each collection."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
 
     def describe(self) -> list[Metric]:
         # Nothing to describe ahead: registering must not query the database.
@@ -68,7 +74,7 @@ class StoreCollector(Collector):
         yield self._jobs()
         yield from self._dlq(now)
         with self.store.snapshot() as execute:
-            classes = execute(DEAD_LETTERS_BY_CLASS, ()).fetchall()
+            classes = [tuple(row) for row in execute(DEAD_LETTERS_BY_CLASS, ()).fetchall()]
             delays = execute(DELAYS, (*DELAY_BUCKETS, now - DELAY_WINDOW)).fetchone()
         yield _dead_letters(classes)
         yield _delays(tuple(delays))
@@ -106,7 +112,7 @@ class StoreCollector(Collector):
         )
 
 
-def _dead_letters(rows: list[tuple[str, int]]) -> Metric:
+def _dead_letters(rows: list[tuple[Any, ...]]) -> Metric:
     family = CounterMetricFamily(
         "deadletter_dead_letters",
         "Failures handled since the database was created, by the class of their group.",
@@ -129,7 +135,7 @@ def _delays(row: tuple[float, ...]) -> Metric:
     )
 
 
-def registry_for(store: Store) -> CollectorRegistry:
+def registry_for(app: App) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store))
+    registry.register(StoreCollector(app))
     return registry

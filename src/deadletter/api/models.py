@@ -71,6 +71,18 @@ class Problem(BaseModel):
     detail: str
 
 
+class FieldProblem(BaseModel):
+    loc: list[str | int] = Field(description="where: the field, after `query` or `body`")
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """Invalid values, each with where it is (FastAPI's shape of validation errors)."""
+
+    detail: list[FieldProblem]
+
+
 # -- filters --------------------------------------------------------------------------
 
 

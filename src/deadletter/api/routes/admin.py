@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 
 from deadletter.api.auth import Caller
-from deadletter.api.context import GUARDED, NOT_FOUND, ApiContext
+from deadletter.api.context import GUARDED, NOT_FOUND, UNREADABLE, ApiContext
 from deadletter.api.models import (
     CreatedToken,
     FailureQuery,
@@ -80,7 +80,13 @@ def router(ctx: ApiContext) -> APIRouter:
         found = tokens.list_tokens(ctx.app.store)
         return TokenList(tokens=found, count=len(found))
 
-    @api.post("/tokens", response_model=CreatedToken, status_code=201, tags=["tokens"])
+    @api.post(
+        "/tokens",
+        response_model=CreatedToken,
+        status_code=201,
+        responses=UNREADABLE,
+        tags=["tokens"],
+    )
     def create_token(caller: Annotated[Caller, admin], body: TokenRequest) -> CreatedToken:
         """A new token; its secret is in this answer and nowhere else."""
         token, secret = tokens.create(ctx.app.store, body.name, [body.scope], now=time.time())

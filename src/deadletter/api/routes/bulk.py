@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 
 from deadletter.api.auth import Caller
 from deadletter.api.bulkruns import BulkJob, TooManyRuns
-from deadletter.api.context import GUARDED, NOT_FOUND, ApiContext, problem
+from deadletter.api.context import GUARDED, NOT_FOUND, UNREADABLE, ApiContext, problem
 from deadletter.api.models import (
     BulkList,
     BulkPlanResponse,
@@ -56,7 +56,7 @@ def router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(404, f"no bulk run {run_id} on this server")
         return job
 
-    @api.post("/dry-run", response_model=BulkPlanResponse)
+    @api.post("/dry-run", response_model=BulkPlanResponse, responses=UNREADABLE)
     def dry_run(
         caller: Annotated[Caller, Depends(ctx.operate)], body: DryRunRequest
     ) -> BulkPlanResponse:
@@ -67,7 +67,7 @@ def router(ctx: ApiContext) -> APIRouter:
         sample = [ctx.view(caller).failure(item) for item in plan.sample]
         return BulkPlanResponse(count=plan.count, sample=sample)
 
-    @api.post("", response_model=BulkStatus, status_code=202, responses=BUSY)
+    @api.post("", response_model=BulkStatus, status_code=202, responses={**UNREADABLE, **BUSY})
     def start(caller: Annotated[Caller, Depends(ctx.operate)], body: BulkRequest) -> BulkStatus:
         """Start a paced bulk requeue or abandon; it runs on after this answers. A
         requeue halts by itself when too many of its re-driven jobs fail again."""

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
 from deadletter.api.auth import Caller
-from deadletter.api.context import GUARDED, NOT_FOUND, REFUSED, ApiContext
+from deadletter.api.context import GUARDED, NOT_FOUND, REFUSED, UNREADABLE, ApiContext
 from deadletter.api.models import (
     AbandonRequest,
     Cursor,
@@ -29,7 +29,7 @@ from deadletter.api.models import (
 from deadletter.ops import recovery, review
 from deadletter.ops.recovery import ActionResult, Outcome
 
-ACTED = {**NOT_FOUND, **REFUSED}
+ACTED = {**UNREADABLE, **NOT_FOUND, **REFUSED}
 REVIEWED = {"open": False, "reviewed": True, "all": None}
 
 

@@ -43,7 +43,7 @@ def router(ctx: ApiContext) -> APIRouter:
     # One prober: while the database hangs, probes queue here and time out, rather
     # than each holding a thread of the server.
     prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthz")
-    registry = registry_for(ctx.app.store)
+    registry = registry_for(ctx.app)
 
     @api.get(
         "/healthz",
