@@ -1,0 +1,105 @@
+"""Bulk runs over HTTP (dry run, paced run, control) and streamed exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Any
+
+import httpx
+
+from deadletter.app import App
+from deadletter.ops.audit import AuditAction, audit_entries
+from tests.api.conftest import Server, fail_many
+from tests.support.operator import Q, fail
+
+
+def wait_until_stopped(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        status: dict[str, Any] = client.get(f"/api/bulk/{run_id}").json()
+        if status["state"] not in ("running", "paused"):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+
+
+def test_a_dry_run_counts_and_samples_what_a_run_then_moves(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    fail_many(dlq_app, 6)
+    fail(dlq_app, "reports.build", "invalid", "q1")
+    with server.client(secrets["operate"]) as client:
+        everything = client.post("/api/bulk/dry-run", json={})
+        assert everything.status_code == 422  # never all by accident
+        typo = client.post("/api/bulk/dry-run", json={"filter": {"quue": Q}})
+        assert typo.status_code == 422  # a misspelt field is not a wider filter
+        plan = client.post("/api/bulk/dry-run", json={"filter": {"queue": Q}, "sample_size": 4})
+        assert plan.status_code == 200
+        assert plan.json()["count"] == 6 and len(plan.json()["sample"]) == 4
+        started = client.post(
+            "/api/bulk",
+            json={
+                "action": "requeue",
+                "filter": {"queue": Q},
+                "reason": "partner is back",
+                "rate": 1000,
+            },
+        )
+        assert started.status_code == 202 and started.json()["started_by"].startswith("api:")
+        status = wait_until_stopped(client, started.json()["id"])
+        assert client.post(f"/api/bulk/{status['id']}/pause").status_code == 409
+        listed = client.get("/api/bulk").json()
+    assert status["state"] == "done" and status["progress"]["moved"] == 6
+    assert status["filter"] == {"queue": Q}
+    assert [run["id"] for run in listed["runs"]] == [status["id"]]
+    assert len(audit_entries(dlq_app.store, action=AuditAction.BULK_REQUEUE).items) == 1
+
+
+def test_a_paced_run_can_be_paused_resumed_and_cancelled(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    fail_many(dlq_app, 30)
+    with server.client(secrets["operate"]) as client:
+        started = client.post(
+            "/api/bulk",
+            json={"action": "abandon", "filter": {"queue": Q}, "reason": "retired", "rate": 5},
+        ).json()
+        url = f"/api/bulk/{started['id']}"
+        assert client.post(f"{url}/pause").json()["state"] == "paused"
+        time.sleep(0.3)  # a batch taken before the pause may still finish
+        moved = client.get(url).json()["progress"]["moved"]
+        time.sleep(0.5)
+        assert client.get(url).json()["progress"]["moved"] == moved  # nothing while paused
+        assert client.post(f"{url}/resume").json()["state"] == "running"
+        client.post(f"{url}/cancel")
+        status = wait_until_stopped(client, started["id"])
+        assert client.get("/api/bulk/0123abcd").status_code == 404
+    assert status["state"] == "cancelled" and status["progress"]["moved"] < 30
+    assert status["detail"].startswith("cancelled")
+
+
+def test_exports_stream_every_format_and_payloads_only_when_asked(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    job_ids = set(fail_many(dlq_app, 3))
+    with server.client(secrets["admin"]) as client:
+        with client.stream("GET", "/api/export", params={"format": "jsonl"}) as streamed:
+            assert streamed.headers["content-type"] == "application/x-ndjson"
+            assert "attachment" in streamed.headers["content-disposition"]
+            lines = [json.loads(line) for line in streamed.iter_lines() if line]
+        table = client.get("/api/export", params={"format": "csv", "queue": Q}).text
+        array = client.get(
+            "/api/export",
+            params={"format": "json", "include_payload": "true", "reason": "incident 42"},
+        ).json()
+    assert {row["job_id"] for row in lines} == job_ids and "payload" not in lines[0]
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert {row["job_id"] for row in rows} == job_ids and rows[0]["queue"] == Q
+    assert {row["job_id"] for row in array} == job_ids
+    assert all(row["payload"]["args"][0].startswith("tiles/") for row in array)
+    exports = audit_entries(dlq_app.store, action=AuditAction.EXPORT).items
+    assert len(exports) == 3 and exports[0].reason == "incident 42"
+    assert exports[0].actor.startswith("api:admin-bot")

@@ -1,0 +1,109 @@
+"""`deadletter serve` as a newcomer starts it: locked, on loopback, its token printed once."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+COMMAND = [sys.executable, "-c", "from deadletter.cli import main; main()"]
+TOKEN = re.compile(r"dl_[A-Za-z0-9_-]{43}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextmanager
+def serving(
+    store_url: str, folder: Path, *args: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`deadletter serve` in a subprocess, once it answers: its URL and its process.
+    Stopped with SIGTERM, as a service manager stops it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEADLETTER_")}
+    env |= {"DEADLETTER_DATABASE_URL": store_url, "DEADLETTER_BLOB_URL": str(folder / "blobs")}
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--port", str(port), *args],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url, process)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def _wait_for(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", trust_env=False, timeout=1)
+            return
+        except httpx.TransportError:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "serve did not answer"
+            time.sleep(0.05)
+
+
+def announcement(process: subprocess.Popen[str]) -> str:
+    """What serve printed on start, up to its line naming `deadletter token`."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or "`deadletter token" not in lines[-1]:
+        line = process.stdout.readline()
+        assert line, f"serve printed only {lines!r}"
+        lines.append(line)
+    return "".join(lines)
+
+
+def test_serve_prints_a_token_once_and_listens_on_loopback_only(
+    store_url: str, tmp_path: Path
+) -> None:
+    with serving(store_url, tmp_path) as (url, process):
+        printed = announcement(process)
+        [secret] = set(TOKEN.findall(printed))
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=url, trust_env=False) as client:
+            assert client.get("/api/queue/dlq/stats").status_code == 401
+            assert client.get("/api/queue/dlq/stats", headers=headers).status_code == 200
+        listening = [
+            c.laddr.ip
+            for c in psutil.Process(process.pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+    assert listening == ["127.0.0.1"]
+    assert f"{url}/docs" in printed and "shown this once" in printed
+    with serving(store_url, tmp_path) as (url, process):
+        printed_again = announcement(process)
+        with httpx.Client(base_url=url, trust_env=False, headers=headers) as client:
+            assert client.get("/api/queue/dlq/stats").status_code == 200
+    assert not TOKEN.search(printed_again)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_serve_without_auth_says_so_loudly(store_url: str, tmp_path: Path) -> None:
+    with serving(store_url, tmp_path, "--no-auth") as (url, process):
+        assert httpx.get(f"{url}/api/queue/dlq/stats", trust_env=False).status_code == 200
+    printed, logged = process.communicate(timeout=15)
+    assert "AUTH IS OFF" in logged and not TOKEN.search(printed)
