@@ -31,10 +31,11 @@ class ApiContext:
         self.read = self.guard.require(Scope.READ)
         self.operate = self.guard.require(Scope.OPERATE)
         self.admin = self.guard.require(Scope.ADMIN)
+        self._whole, self._redacted = Redaction(None), Redaction(self.redactor)
 
     def view(self, caller: Caller) -> Redaction:
         """Admins read failures as stored; other callers read them redacted."""
-        return Redaction(None if caller.allows(Scope.ADMIN) else self.redactor)
+        return self._whole if caller.allows(Scope.ADMIN) else self._redacted
 
 
 def problem(description: str, **headers: str) -> dict[str, Any]:
