@@ -47,6 +47,9 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Opened here, once, before requests come: the app opens its store on first
+        # use, and concurrent first requests would each open one.
+        _ = app.store
         yield
         # Each bulk run records its stop in the audit log before the server goes.
         ctx.bulk.stop()
