@@ -46,7 +46,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
         # Opened here, once, before requests come: the app opens its store on first
         # use, and concurrent first requests would each open one.
         _ = app.store
