@@ -4,6 +4,7 @@ docs/openapi.json is the document the code declares."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,18 @@ def test_no_request_finds_a_server_error_or_an_undocumented_answer(
         except Unsatisfiable:
             # An operation with no parameter and no body has no invalid request to make.
             assert mode is GenerationMode.NEGATIVE, operation.label
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [("/api/failures", "2"), ("/api/recovery", "2"), ("/api/review", "2"), ("/api/audit", '"x"')],
+)
+def test_a_cursor_of_another_list_is_refused_not_a_server_error(
+    server: Server, secrets: dict[str, str], path: str, key: str
+) -> None:
+    # Well-formed, so beyond what random strings reach: a cursor whose tie-breaker has
+    # the wrong type, which PostgreSQL would compare with an error.
+    forged = base64.urlsafe_b64encode(f"[1,{key}]".encode()).decode().rstrip("=")
+    with server.client(secrets["read"]) as client:
+        answer = client.get(path, params={"cursor": forged})
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["cursor"]

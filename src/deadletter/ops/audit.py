@@ -46,7 +46,7 @@ RETURNING id
 """
 
 SELECT = "SELECT id, at, actor, action, target, reason, details FROM audit_log"
-KEYS = Keyset("at", "id")
+KEYS = Keyset("at", "id", int)
 
 
 def record(

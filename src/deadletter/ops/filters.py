@@ -146,10 +146,12 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Keyset:
-    """Newest-first keyset order over a time column and a unique tie-breaker."""
+    """Newest-first keyset order over a time column and a unique tie-breaker whose
+    values are of `id_type`."""
 
     time: str
     id: str
+    id_type: type[str] | type[int] = str
 
     @property
     def order_by(self) -> str:
@@ -160,6 +162,10 @@ class Keyset:
         if cursor is None:
             return []
         at, key = decode_cursor(cursor)
+        # A cursor of another list (or a forged one) would compare text with a number,
+        # which PostgreSQL refuses with an error rather than an empty page.
+        if not isinstance(key, self.id_type):
+            raise InvalidRequest("cursor", "is not a cursor of this list")
         return [(f"{self.time} <= ? AND ({self.time} < ? OR {self.id} < ?)", (at, at, key))]
 
     def page(self, items: list[T], limit: int, key: Callable[[T], tuple[float, Any]]) -> Page[T]:
