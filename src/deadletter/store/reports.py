@@ -24,14 +24,20 @@ WHERE j.status = 'failed'
 RECOVERY_STATUSES = ("pending", "requeued", "recovered", "abandoned")
 RECOVERY_COUNTS = "SELECT status, count(*) FROM dlq_recovery_queue GROUP BY status"
 
+# Failed jobs by their latest failure, newest first, in the order of the operators'
+# failure list (ops/filters.py): walking the (failed_at, dead_letter_id) index
+# backwards reads no more rows than the page needs. Every failed job has a failure:
+# the handler sets the status in the transaction that records it.
 RECENT_FAILURES = """
 SELECT j.id, j.queue, j.task, j.labels, j.last_error, j.attempts, j.created_at, j.completed_at,
        f.error_class, f.rule, f.fingerprint, f.error_message, f.forensics_key
-FROM queue_jobs j
-LEFT JOIN dlq_failures f ON f.job_id = j.id AND f.dead_letter_id = (
-    SELECT max(dead_letter_id) FROM dlq_failures WHERE job_id = j.id)
-WHERE j.status = 'failed'
-ORDER BY j.completed_at DESC, j.id
+FROM dlq_failures f
+JOIN queue_jobs j ON j.id = f.job_id
+WHERE j.status = 'failed' AND NOT EXISTS (
+    SELECT 1 FROM dlq_failures later
+    WHERE later.job_id = f.job_id AND (later.failed_at > f.failed_at
+        OR (later.failed_at = f.failed_at AND later.dead_letter_id > f.dead_letter_id)))
+ORDER BY f.failed_at DESC, f.dead_letter_id DESC
 LIMIT ?
 """
 
