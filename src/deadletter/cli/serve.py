@@ -29,13 +29,13 @@ def serve(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Address to listen on ([serve] host, DEADLETTER_SERVE_HOST; default"
-            " 127.0.0.1, this machine only).",
+            help="Address to listen on (`host` under serve in deadletter.toml,"
+            " DEADLETTER_SERVE_HOST; default 127.0.0.1, this machine only).",
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(min=1, max=65535, help="Port ([serve] port; default 8787)."),
+        typer.Option(min=1, max=65535, help="Port (DEADLETTER_SERVE_PORT; default 8787)."),
     ] = None,
     no_auth: Annotated[
         bool,
