@@ -89,7 +89,7 @@ SELECT job_id, queue, queue || '.run', {{payload}}, {JOB_STATUS}, attempts, 3,
     'TimeoutError: Timeout fetching building-' || (i % 50) || ' after 30s', {{labels}}
 FROM fill
 """
-PAYLOAD = "'{\"args\":[' || i || '],\"kwargs\":{\"site\":\"building-' || (i % 50) || '\"}}'"
+PAYLOAD = '\'{"args":[\' || i || \'],"kwargs":{"site":"building-\' || (i % 50) || \'"}}\''
 LABELS = "'{\"site_name\":\"building-' || (i % 50) || '\"}'"
 
 # The dead letter that carried each failure: a succeeded job on the queue's DLQ.
@@ -102,7 +102,7 @@ SELECT 'dl-' || job_id || '-' || attempts, queue || '-dlq', 'deadletter.dead_let
     failed_at, failed_at + 0.5, {labels}
 FROM fill
 """
-LETTER_PAYLOAD = "'{\"job_id\":\"' || job_id || '\",\"reason\":\"retries exhausted\"}'"
+LETTER_PAYLOAD = '\'{"job_id":"\' || job_id || \'","reason":"retries exhausted"}\''
 
 INSERT_FAILURES = """
 INSERT INTO dlq_failures (dead_letter_id, job_id, queue, task, error_class, rule, fingerprint,

@@ -196,8 +196,11 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
 
 def machine_line() -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.machine(),
     )
     return f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"

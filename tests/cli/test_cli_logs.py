@@ -21,8 +21,9 @@ class Lines:
 
     def __init__(self, stream: IO[str]) -> None:
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in stream],
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: [self.lines.put(line) for line in stream], daemon=True
+        ).start()
 
     def wait_for(self, text: str, timeout: float = 15) -> str:
         while True:
@@ -36,9 +37,7 @@ class Lines:
 
 # The log is a file: one backend is enough to write it.
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_logs_reads_filters_and_follows_the_dlq_log(
-    cli: Cli, dlq_app: App, tmp_path: Path
-) -> None:
+def test_logs_reads_filters_and_follows_the_dlq_log(cli: Cli, dlq_app: App, tmp_path: Path) -> None:
     first = fail(dlq_app, "charts.fetch", "tiles/1")
     user = fail(dlq_app, "reports.build", "invalid", "q3")
     log = tmp_path / "dlq.log"

@@ -42,8 +42,12 @@ def test_deploy_migrates_creates_the_folder_and_verifies(
 def test_deploy_creates_the_bucket(
     empty_store_url: str, tmp_path: Path, moto_server: MotoServer, aws_credentials: None
 ) -> None:
-    cli = deploy(tmp_path, database_url=empty_store_url, blob_url="s3://dlq-forensics/prod",
-                 s3_endpoint_url=moto_server.endpoint_url)
+    cli = deploy(
+        tmp_path,
+        database_url=empty_store_url,
+        blob_url="s3://dlq-forensics/prod",
+        s3_endpoint_url=moto_server.endpoint_url,
+    )
     assert "s3://dlq-forensics/prod" in cli.ok("deploy")
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
     assert "dlq-forensics" in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]

@@ -14,8 +14,11 @@ def test_check_exits_3_exactly_when_a_threshold_is_exceeded(cli: Cli, dlq_app: A
         fail(dlq_app, "charts.fetch", key)
     report = cli.json("check")
     values = {c["metric"]: (c["value"], c["state"]) for c in report["checks"]}
-    assert values == {"last_24h": (2, "ok"), "avg_retries": (1, "ok"),
-                      "pending_recovery": (2, "ok")}
+    assert values == {
+        "last_24h": (2, "ok"),
+        "avg_retries": (1, "ok"),
+        "pending_recovery": (2, "ok"),
+    }
     at_threshold = {"DEADLETTER_THRESHOLDS_PENDING_RECOVERY": "2"}
     assert cli.json("check", env=at_threshold)["fired"] == []
 

@@ -62,7 +62,10 @@ def test_show_gives_attempts_traceback_rule_group_and_forensics(cli: Cli, dlq_ap
     )
     failure = details["failure"]
     assert (failure["error_class"], failure["rule"], failure["fingerprint"]) == (
-        "RECOVERABLE", rule, fingerprint)
+        "RECOVERABLE",
+        rule,
+        fingerprint,
+    )
     assert [a["number"] for a in details["attempts"]] == [1, 2]
     assert "TimeoutError" in details["attempts"][-1]["traceback"]
     assert details["group"]["count"] == 1 and details["forensics_error"] is None

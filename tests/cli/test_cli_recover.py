@@ -68,7 +68,8 @@ def test_an_operator_lists_inspects_requeues_abandons_and_exports(
     job = dlq_app.store.get_job(timeout)
     assert job is not None and job.status == "succeeded"
     assert recovery_status(dlq_app, timeout) == "recovered"
-    assert table(dlq_app, "SELECT status, reason FROM dlq_recovery_queue WHERE job_id = ?",
-                 invalid) == [("abandoned", "the report was withdrawn")]
+    assert table(
+        dlq_app, "SELECT status, reason FROM dlq_recovery_queue WHERE job_id = ?", invalid
+    ) == [("abandoned", "the report was withdrawn")]
     with (tmp_path / "failures.csv").open(newline="") as file:
         assert {row["job_id"] for row in csv.DictReader(file)} == {timeout, invalid}

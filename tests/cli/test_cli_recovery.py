@@ -44,7 +44,10 @@ def test_a_requeued_job_runs_again_and_recovers(
     assert downstream.runs == {"tiles/1": 3, "tiles/2": 2, "tiles/2-fixed": 1}
     [entry] = audit_entries(dlq_app.store, target=plain).items
     assert (entry.actor, entry.action, entry.reason) == (
-        f"cli:{USER}", AuditAction.REQUEUE, "partner is back")
+        f"cli:{USER}",
+        AuditAction.REQUEUE,
+        "partner is back",
+    )
     bad = cli.run("requeue", edited, "--payload", '{"args": "not a list"}')
     assert bad.returncode == 2 and "payload" in bad.stderr
 
@@ -61,9 +64,7 @@ def test_abandon_needs_a_reason(cli: Cli, dlq_app: App) -> None:
     assert statuses(dlq_app) == {job_id: "failed"}
 
 
-def test_a_bulk_requeue_shows_its_plan_refuses_everything_and_asks(
-    cli: Cli, dlq_app: App
-) -> None:
+def test_a_bulk_requeue_shows_its_plan_refuses_everything_and_asks(cli: Cli, dlq_app: App) -> None:
     job_ids = fail_many(dlq_app, 6)
     other = fail(dlq_app, "reports.build", "invalid", "q1")
     refused = cli.run("requeue", "--reason", "back")

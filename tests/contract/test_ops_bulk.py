@@ -56,7 +56,10 @@ def test_the_dry_run_counts_exactly_what_the_run_moves(dlq_app: App) -> None:
     assert {item.queue for item in plan.sample} == {Q}
     result = bulk(dlq_app, FailureFilter(queue=Q), batch_size=4).run()
     assert (result.stopped, result.progress.moved, result.progress.skipped) == (
-        StopReason.DONE, 11, 0)
+        StopReason.DONE,
+        11,
+        0,
+    )
     assert result.progress.planned == 11 and queued(dlq_app) == 11
     job = dlq_app.store.get_job(job_ids[0])
     assert job is not None and job.status.value == "failed"  # abandoned: left alone
@@ -150,8 +153,15 @@ def test_the_run_halts_when_redriven_jobs_fail_again(
     if healthy:
         downstream.healthy.update(f"tiles/{i}" for i in range(20))
     # Each batch is run by a worker before the run checks on it: no timing involved.
-    run = bulk(dlq_app, FailureFilter(queue=Q), batch_size=5, halt_after=5, halt_ratio=0.5,
-               check_interval=0, on_progress=lambda _: run_worker(dlq_app))
+    run = bulk(
+        dlq_app,
+        FailureFilter(queue=Q),
+        batch_size=5,
+        halt_after=5,
+        halt_ratio=0.5,
+        check_interval=0,
+        on_progress=lambda _: run_worker(dlq_app),
+    )
     result = run.run()
     if healthy:
         assert (result.stopped, result.progress.moved) == (StopReason.DONE, 20)

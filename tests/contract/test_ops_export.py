@@ -33,8 +33,11 @@ def listed(dlq_app: App, failure_filter: FailureFilter) -> list[dict[str, Any]]:
 def as_csv(row: dict[str, Any]) -> dict[str, str]:
     """What a CSV cell holds: JSON for labels and payloads, empty for nothing."""
     return {
-        key: "" if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        if isinstance(value, dict | list) else str(value)
+        key: ""
+        if value is None
+        else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, dict | list)
+        else str(value)
         for key, value in row.items()
     }
 
@@ -63,24 +66,35 @@ def test_the_filter_applies_and_the_export_is_audited_when_asked(dlq_app: App) -
         dlq_app.store, FailureFilter(queue=OTHER_Q), fmt="jsonl", actor="ana", reason="postmortem"
     )
     [record] = audit_entries(dlq_app.store, action=AuditAction.EXPORT).items
-    assert (record.actor, record.reason, record.target) == ("ana", "postmortem",
-                                                            f"queue={OTHER_Q}")
-    assert record.details == {"filter": {"queue": OTHER_Q}, "format": "jsonl",
-                              "include_payload": False}
+    assert (record.actor, record.reason, record.target) == ("ana", "postmortem", f"queue={OTHER_Q}")
+    assert record.details == {
+        "filter": {"queue": OTHER_Q},
+        "format": "jsonl",
+        "include_payload": False,
+    }
     rows = [json.loads(line) for line in "".join(stream).splitlines()]
     assert len(rows) == 10 and {row["queue"] for row in rows} == {OTHER_Q}
 
 
 def test_payloads_only_when_asked(dlq_app: App) -> None:
     job_id = fail(dlq_app, "charts.fetch", "tiles/secret")
-    plain = json.loads("".join(export_failures(dlq_app.store, FailureFilter(), fmt="json",
-                                               actor="ana")))
+    plain = json.loads(
+        "".join(export_failures(dlq_app.store, FailureFilter(), fmt="json", actor="ana"))
+    )
     assert plain[0]["job_id"] == job_id and "payload" not in plain[0]
-    full = json.loads("".join(export_failures(dlq_app.store, FailureFilter(), fmt="json",
-                                              actor="root", include_payload=True)))
+    full = json.loads(
+        "".join(
+            export_failures(
+                dlq_app.store, FailureFilter(), fmt="json", actor="root", include_payload=True
+            )
+        )
+    )
     assert full[0]["payload"] == {"args": ["tiles/secret"], "kwargs": {}}
-    text = "".join(export_failures(dlq_app.store, FailureFilter(), fmt=ExportFormat.CSV,
-                                   actor="root", include_payload=True))
+    text = "".join(
+        export_failures(
+            dlq_app.store, FailureFilter(), fmt=ExportFormat.CSV, actor="root", include_payload=True
+        )
+    )
     [row] = csv.DictReader(io.StringIO(text))
     assert json.loads(row["payload"]) == {"args": ["tiles/secret"], "kwargs": {}}
 

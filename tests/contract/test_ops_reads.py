@@ -156,5 +156,8 @@ def test_review_log_open_then_reviewed_once_with_an_audit_record(dlq_app: App) -
     [reviewed] = review_log(dlq_app.store, reviewed=True).items
     assert (reviewed.reviewed_by, reviewed.note) == ("ana", "known flake")
     [record] = audit_entries(dlq_app.store, action=AuditAction.REVIEW).items
-    assert (record.actor, record.target, record.reason) == ("ana", entry.dead_letter_id,
-                                                            "known flake")
+    assert (record.actor, record.target, record.reason) == (
+        "ana",
+        entry.dead_letter_id,
+        "known flake",
+    )

@@ -23,8 +23,14 @@ from tests.support.operator import (
 
 
 def redo(dlq_app: App, job_id: str, **options: object) -> ActionResult:
-    return requeue(dlq_app.store, job_id, actor="ana", reason="partner is back",
-                   policy=dlq_app.policy, **options)  # type: ignore[arg-type]
+    return requeue(
+        dlq_app.store,
+        job_id,
+        actor="ana",
+        reason="partner is back",
+        policy=dlq_app.policy,
+        **options,
+    )  # type: ignore[arg-type]
 
 
 def test_a_requeued_job_runs_again_and_its_recovery_row_becomes_recovered(
@@ -160,7 +166,10 @@ def test_abandon_needs_a_reason_and_is_recorded_once(dlq_app: App) -> None:
     assert job is not None and job.status is JobState.FAILED
     [record] = audit_entries(dlq_app.store, target=job_id).items
     assert (record.action, record.actor, record.reason) == (
-        AuditAction.ABANDON, "ana", "customer cancelled")
+        AuditAction.ABANDON,
+        "ana",
+        "customer cancelled",
+    )
     assert dlq_app.store.dlq_stats(now=0).recovery["abandoned"] == 1
 
 

@@ -426,6 +426,7 @@ EXPECTED_COLUMNS = {
 }
 EMPTY = {"sqlite": "sqlite_url", "postgres": "empty_postgres_url"}
 
+
 @pytest.fixture(params=list(EMPTY))
 def empty_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(backend, URL) of a database with no tables."""

@@ -108,7 +108,7 @@ def _record(i: int, failed_at: float) -> FailureRecord:
         rule="test",
         fingerprint="fp-odd" if odd else "fp-even",
         error_type="HTTPError" if odd else "TimeoutError",
-        error_message=f"Timeout fetching item_{i} (50% done), \"quoted\"\nnext line",
+        error_message=f'Timeout fetching item_{i} (50% done), "quoted"\nnext line',
         http_status=500 if odd else None,
         retry_count=1,
         reason="retries exhausted after 2 attempts",

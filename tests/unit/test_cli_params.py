@@ -13,8 +13,16 @@ from deadletter.cli.params import parse_duration, parse_time
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30d", 2_592_000), ("12h", 43_200), ("90m", 5_400), ("45s", 45), ("2w", 1_209_600),
-     ("1h30m", 5_400), ("1.5h", 5_400), (" 0S ", 0)],
+    [
+        ("30d", 2_592_000),
+        ("12h", 43_200),
+        ("90m", 5_400),
+        ("45s", 45),
+        ("2w", 1_209_600),
+        ("1h30m", 5_400),
+        ("1.5h", 5_400),
+        (" 0S ", 0),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -57,8 +57,11 @@ bulk_options = options_for(
     },
     BulkOptions,
 )
-EXIT_CODES = {StopReason.DONE: 0, StopReason.CANCELLED: EXIT_INTERRUPTED,
-              StopReason.HALTED: EXIT_ERROR}
+EXIT_CODES = {
+    StopReason.DONE: 0,
+    StopReason.CANCELLED: EXIT_INTERRUPTED,
+    StopReason.HALTED: EXIT_ERROR,
+}
 DONE = {BulkAction.REQUEUE: "requeued", BulkAction.ABANDON: "abandoned"}
 
 
@@ -101,9 +104,7 @@ def bulk(
     raise typer.Exit(EXIT_CODES[result.stopped])
 
 
-def _plan_json(
-    action: BulkAction, failure_filter: FailureFilter, plan: BulkPlan
-) -> dict[str, Any]:
+def _plan_json(action: BulkAction, failure_filter: FailureFilter, plan: BulkPlan) -> dict[str, Any]:
     return {
         "action": action.value,
         "filter": failure_filter.to_json(),

@@ -19,9 +19,7 @@ from deadletter.ops.failures import FailureDetails, FailureItem
 from deadletter.ops.filters import MAX_LIMIT, FailureFilter
 
 Limit = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="How many at most.")]
-Cursor = Annotated[
-    str | None, typer.Option(help="Continue a listing where the last page ended.")
-]
+Cursor = Annotated[str | None, typer.Option(help="Continue a listing where the last page ended.")]
 
 
 @filter_options
@@ -36,8 +34,14 @@ def failures(
     """Recent failures, newest first (the seed's dlq:failures), with filters."""
     with open_app(ctx) as app:
         page = ops.list_failures(app.store, failure_filter, limit=limit, cursor=cursor)
-    show_page(page, name="failures", noun="failures", as_json=as_json, to_json=failure_json,
-              table=failures_table)
+    show_page(
+        page,
+        name="failures",
+        noun="failures",
+        as_json=as_json,
+        to_json=failure_json,
+        table=failures_table,
+    )
 
 
 def failure_json(item: FailureItem) -> dict[str, Any]:
@@ -80,8 +84,9 @@ def job_details(app: App, job_id: str) -> FailureDetails:
 
 def groups(
     ctx: typer.Context,
-    queue: Annotated[str | None, typer.Option("--queue", "-q", help="First seen on this queue.")]
-    = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", help="First seen on this queue.")
+    ] = None,
     error_class: Annotated[
         ErrorClass | None, typer.Option("--class", help="Only groups of this class.")
     ] = None,

@@ -23,8 +23,12 @@ T = TypeVar("T")
 
 OlderThan = Annotated[
     float,
-    typer.Option("--older-than", parser=parse_duration, metavar="DURATION",
-                 help=f"Failures older than this: {DURATION_HELP}."),
+    typer.Option(
+        "--older-than",
+        parser=parse_duration,
+        metavar="DURATION",
+        help=f"Failures older than this: {DURATION_HELP}.",
+    ),
 ]
 
 
@@ -75,18 +79,23 @@ def archive(
     with open_app(ctx) as app:
         count = ops.archivable(app.store, older_than_seconds=older_than, now=now)
         question = (
-            f"archive {count} failures from before {when(now - older_than)}"
-            f" to {app.dlq.blobs.url}?"
+            f"archive {count} failures from before {when(now - older_than)} to {app.dlq.blobs.url}?"
         )
         if count and not confirmed(question, yes=yes):
             _report({"would_archive": count}, as_json, f"{count} failures to archive")
             return
-        done = _with_progress("archive", lambda progress: ops.archive(
-            app.store, app.dlq.blobs, older_than_seconds=older_than, now=now, progress=progress
-        ))
-    _report(asdict(done), as_json,
-            f"archived {done.failures} failures in {len(done.blobs)} blobs; removed"
-            f" {done.removed.failures} failures and {done.removed.jobs} jobs from the database")
+        done = _with_progress(
+            "archive",
+            lambda progress: ops.archive(
+                app.store, app.dlq.blobs, older_than_seconds=older_than, now=now, progress=progress
+            ),
+        )
+    _report(
+        asdict(done),
+        as_json,
+        f"archived {done.failures} failures in {len(done.blobs)} blobs; removed"
+        f" {done.removed.failures} failures and {done.removed.jobs} jobs from the database",
+    )
 
 
 def purge(
@@ -106,17 +115,24 @@ def purge(
     Only archived ones, unless --include-unarchived."""
     now, archived_only = time.time(), not include_unarchived
     with open_app(ctx) as app:
-        count = ops.purgeable(app.store, older_than_seconds=older_than, now=now,
-                              archived_only=archived_only)
+        count = ops.purgeable(
+            app.store, older_than_seconds=older_than, now=now, archived_only=archived_only
+        )
         kind = "archived " if archived_only else ""
         question = f"remove {count} {kind}failures from before {when(now - older_than)}?"
         if count == 0 or not confirmed(question, yes=yes):
             _report({"would_remove": count}, as_json, f"{count} {kind}failures to remove")
             return
-        done = _with_progress("purge", lambda progress: ops.purge(
-            app.store, older_than_seconds=older_than, now=now, archived_only=archived_only,
-            progress=progress,
-        ))
+        done = _with_progress(
+            "purge",
+            lambda progress: ops.purge(
+                app.store,
+                older_than_seconds=older_than,
+                now=now,
+                archived_only=archived_only,
+                progress=progress,
+            ),
+        )
     _report(asdict(done), as_json, f"removed {done.failures} failures and {done.jobs} jobs")
 
 

@@ -86,8 +86,7 @@ FILTER_OPTIONS = {
         ErrorClass | None, typer.Option("--class", help="Only failures of this class.")
     ],
     "group": Annotated[
-        str | None,
-        typer.Option("--group", help="Only failures of this group (a fingerprint).")
+        str | None, typer.Option("--group", help="Only failures of this group (a fingerprint).")
     ],
     "since": Annotated[
         float | None,
@@ -103,9 +102,7 @@ FILTER_OPTIONS = {
 }
 
 
-def options_for(
-    name: str, options: dict[str, Any], build: Callable[..., Any]
-) -> Callable[[F], F]:
+def options_for(name: str, options: dict[str, Any], build: Callable[..., Any]) -> Callable[[F], F]:
     """A decorator giving a command `options` (name -> annotated type, each defaulting
     to None unless its type says otherwise) in place of its parameter `name`, which
     receives `build(**values)`: several commands share one definition of the options."""
@@ -119,8 +116,12 @@ def options_for(
             if parameter.name != name
         ]
         added = [
-            inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, annotation=hint,
-                              default=defaults[option].default)
+            inspect.Parameter(
+                option,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=hint,
+                default=defaults[option].default,
+            )
             for option, hint in options.items()
         ]
 

@@ -52,15 +52,18 @@ cancels."""
         if _one(job, failure_filter, bulk_options.everything):
             edited = None if payload is None else parse_payload(payload)
             result = ops.requeue(
-                app.store, job or "", actor=actor(), reason=reason, policy=app.policy,
+                app.store,
+                job or "",
+                actor=actor(),
+                reason=reason,
+                policy=app.policy,
                 payload=edited,
             )
             _report(result, as_json)
             return
         if payload is not None:
             raise InvalidRequest("payload", "corrects one job at a time: give its id")
-        bulk(app, BulkAction.REQUEUE, failure_filter, bulk_options, reason=reason,
-             as_json=as_json)
+        bulk(app, BulkAction.REQUEUE, failure_filter, bulk_options, reason=reason, as_json=as_json)
 
 
 @bulk_options
@@ -83,8 +86,7 @@ cancels."""
         if _one(job, failure_filter, bulk_options.everything):
             _report(ops.abandon(app.store, job or "", actor=actor(), reason=reason), as_json)
             return
-        bulk(app, BulkAction.ABANDON, failure_filter, bulk_options, reason=reason,
-             as_json=as_json)
+        bulk(app, BulkAction.ABANDON, failure_filter, bulk_options, reason=reason, as_json=as_json)
 
 
 def _one(job: str | None, failure_filter: FailureFilter, everything: bool) -> bool:
@@ -112,8 +114,9 @@ def _report(result: ActionResult, as_json: bool) -> None:
 
 def recovery(
     ctx: typer.Context,
-    status: Annotated[RecoveryStatus | None, typer.Option(help="Only entries in this status.")]
-    = None,
+    status: Annotated[
+        RecoveryStatus | None, typer.Option(help="Only entries in this status.")
+    ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
     as_json: Json = False,
@@ -121,8 +124,9 @@ def recovery(
     """The recovery queue (RECOVERABLE failures and requeued jobs), by status."""
     with open_app(ctx) as app:
         page = ops.recovery_queue(app.store, status=status, limit=limit, cursor=cursor)
-    show_page(page, name="recovery", noun="entries", as_json=as_json, to_json=asdict,
-              table=recovery_table)
+    show_page(
+        page, name="recovery", noun="entries", as_json=as_json, to_json=asdict, table=recovery_table
+    )
 
 
 review_app = typer.Typer(help="The review log: UNKNOWN failures waiting for a person.")
@@ -140,10 +144,12 @@ def review(
     if ctx.invoked_subcommand is not None:
         return
     with open_app(ctx) as app:
-        page = review_log(app.store, reviewed=None if everything else False, limit=limit,
-                          cursor=cursor)
-    show_page(page, name="review", noun="entries", as_json=as_json, to_json=asdict,
-              table=review_table)
+        page = review_log(
+            app.store, reviewed=None if everything else False, limit=limit, cursor=cursor
+        )
+    show_page(
+        page, name="review", noun="entries", as_json=as_json, to_json=asdict, table=review_table
+    )
 
 
 @review_app.command("mark")

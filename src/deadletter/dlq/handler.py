@@ -113,8 +113,9 @@ class DeadLetterHandler:
         attempts = body.get("attempts") or [{}]
         last = attempts[-1]
         error_class, rule = self._classification(last)
-        group = fingerprint(last.get("error_type") or "", last.get("message") or "",
-                            last.get("traceback"))
+        group = fingerprint(
+            last.get("error_type") or "", last.get("message") or "", last.get("traceback")
+        )
         failed_at = float(last.get("ended_at") or time.time())
         key = forensic.key(body["queue"], failed_at, letter.id)
         doc = forensic.document(
@@ -173,8 +174,11 @@ class DeadLetterHandler:
             route=route,
             summary=summary,
             user_id=labels.get(USER_LABEL),
-            user_message=_user_message(body["task"], http_status=last.get("http_status"),
-                                       summary=summary) if route is Route.NOTIFY_USER else None,
+            user_message=_user_message(
+                body["task"], http_status=last.get("http_status"), summary=summary
+            )
+            if route is Route.NOTIFY_USER
+            else None,
         )
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------
@@ -229,7 +233,10 @@ class DeadLetterHandler:
         )
         try:
             self.store.add_alert(
-                alert_id=f"parked-{letter.id}", kind="parked", title=title, body=body,
+                alert_id=f"parked-{letter.id}",
+                kind="parked",
+                title=title,
+                body=body,
                 now=time.time(),
             )
         except Exception:  # the parked letter itself stays visible; this alert is a courtesy

@@ -33,9 +33,7 @@ class Dispatcher:
     @classmethod
     def build(cls, store: Store, settings: DlqSettings, events: EventLog) -> Dispatcher:
         alerts = AppriseChannel(settings.alert_urls) if settings.alert_urls else None
-        return cls(
-            store, alerts, settings.user_url_template, events, settings.alert_window_seconds
-        )
+        return cls(store, alerts, settings.user_url_template, events, settings.alert_window_seconds)
 
     def deliver_due(self) -> int:
         """Send what is due in both outboxes, summaries of ended alert windows first;
@@ -58,7 +56,7 @@ class Dispatcher:
         except DeadletterError as exc:
             error = str(exc)
         now = time.time()
-        retry_at = now + min(MAX_BACKOFF, 10.0 * 2 ** delivery.attempts)
+        retry_at = now + min(MAX_BACKOFF, 10.0 * 2**delivery.attempts)
         self.store.settle_delivery(delivery, now=now, error=error, retry_at=retry_at)
         self.events.emit(
             "delivery.sent" if error is None else "delivery.failed",

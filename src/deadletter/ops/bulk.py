@@ -247,8 +247,11 @@ class BulkRun:
         with self.store.snapshot() as execute:
             self._planned = _count(execute, self.clauses)
         action = START_ACTIONS[self.action]
-        details = {"filter": self.filter.to_json(), "planned": self._planned,
-                   "rate": self.pacer.rate}
+        details = {
+            "filter": self.filter.to_json(),
+            "planned": self._planned,
+            "rate": self.pacer.rate,
+        }
         with self.store.transaction() as execute:
             self._run_id = self._record(execute, action, time.time(), details)
 

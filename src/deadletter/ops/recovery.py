@@ -189,9 +189,7 @@ def _replace_payload(execute: Execute, job_id: str, payload: str, request: Reque
     _audit(execute, AuditAction.EDIT, job_id, request, {"field": "payload"})
 
 
-def _set_recovery(
-    execute: Execute, job_id: str, queue: str, status: str, request: Request
-) -> bool:
+def _set_recovery(execute: Execute, job_id: str, queue: str, status: str, request: Request) -> bool:
     """Move the job's recovery row to `status`; False when it was abandoned already."""
     added = 1 if status == "requeued" else 0
     params = (job_id, job_id, queue, status, request.reason, added, request.bulk_run)
@@ -250,8 +248,7 @@ class RecoveryEntry:
 
 RECOVERY_KEYS = Keyset("updated_at", "job_id")
 RECOVERY_COLUMNS = (
-    "job_id, dead_letter_id, queue, status, reason, requeue_count, bulk_run, created_at,"
-    " updated_at"
+    "job_id, dead_letter_id, queue, status, reason, requeue_count, bulk_run, created_at, updated_at"
 )
 
 

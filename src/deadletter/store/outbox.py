@@ -108,4 +108,3 @@ def summarise(execute: Execute, *, now: float, window: float) -> list[str]:
         execute(SUMMARY, (summary_id, fingerprint, f"Summary: {title}", body, now, now))
         summaries.append(summary_id)
     return summaries
-

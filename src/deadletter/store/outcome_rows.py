@@ -37,6 +37,4 @@ def change(outcome: Outcome, now: float) -> tuple[Any, ...]:
 
 def failed(outcomes: Sequence[Outcome], applied: set[str]) -> list[Retrying | DeadLettered]:
     """The applied outcomes that record a failed attempt."""
-    return [
-        o for o in outcomes if not isinstance(o, Succeeded) and o.lease.job_id in applied
-    ]
+    return [o for o in outcomes if not isinstance(o, Succeeded) and o.lease.job_id in applied]

@@ -96,6 +96,17 @@ def _failure_row(row: tuple[Any, ...]) -> FailureRow:
     job_id, queue, task, labels, last_error, attempts, created_at, completed_at, *rest = row
     error_class, rule, fingerprint, error_message, forensics_key = rest
     return FailureRow(
-        job_id, queue, task, loads(labels), last_error, attempts, created_at, completed_at,
-        error_class, rule, fingerprint, error_message, forensics_key,
+        job_id,
+        queue,
+        task,
+        loads(labels),
+        last_error,
+        attempts,
+        created_at,
+        completed_at,
+        error_class,
+        rule,
+        fingerprint,
+        error_message,
+        forensics_key,
     )
