@@ -7,16 +7,23 @@ that names it: a typo must never be silently ignored.
 Environment names: top-level keys are `DEADLETTER_<KEY>`, keys of a section are
 `DEADLETTER_<SECTION>_<KEY>` (e.g. `DEADLETTER_WORKER_CONCURRENCY`). Per-queue
 policies live only in the file, under `[queues."<name>"]`.
+
+The environment is shared with everything else on the machine: a deploy script's
+`DEADLETTER_GIT_SHA`, or the `DEADLETTER_SERVICE_HOST` and `DEADLETTER_PORT` that
+Kubernetes gives every pod beside a Service named `deadletter`. So an unknown
+`DEADLETTER_*` variable is named in one warning and ignored, while an unknown key in
+the file, which only deadletter reads, stays an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +33,8 @@ from deadletter.errors import ConfigError
 CONFIG_FILE_NAME = "deadletter.toml"
 ENV_PREFIX = "DEADLETTER_"
 DEFAULT_HOME = Path(".deadletter")
+
+log = logging.getLogger("deadletter.config")
 
 T = TypeVar("T")
 
@@ -124,10 +133,21 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    not_settings: Collection[str] = (),
+    warn: Callable[[str], None] = log.warning,
 ) -> Settings:
-    """Read the file (given, or `deadletter.toml` in `cwd` if present) and the environment."""
+    """Read the file (given, or `deadletter.toml` in `cwd` if present) and the environment.
+
+    `not_settings` are `DEADLETTER_*` variables read by someone else (the command line's
+    `DEADLETTER_APP`, `DEADLETTER_CONFIG`); any other unknown one is passed to `warn`."""
     data = _read_file(config_file, cwd or Path.cwd())
-    _merge_environment(data, os.environ if environ is None else environ)
+    ignored = _merge_environment(data, os.environ if environ is None else environ)
+    unknown = sorted(set(ignored) - set(not_settings))
+    if unknown:
+        warn(
+            f"ignoring environment variable{'s' if len(unknown) > 1 else ''}"
+            f" {', '.join(unknown)}: not a deadletter setting (docs/configuration.md lists them)"
+        )
     return settings_from_mapping(data, source=str(config_file or CONFIG_FILE_NAME))
 
 
@@ -170,17 +190,35 @@ def _read_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    sections = {"worker", "dlq", "thresholds", "serve"}
+def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Put the settings among `DEADLETTER_*` variables into `data`; return the names of
+    the others."""
+    sections = _environment_keys()
+    ignored = []
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower()
         section, _, rest = key.partition("_")
-        if section in sections and rest:
+        if section and rest in sections.get(section, ()):
             data.setdefault(section, {})[rest] = value
-        else:
+        elif key in sections[""]:
             data[key] = value
+        else:
+            ignored.append(name)
+    return ignored
+
+
+def _environment_keys() -> dict[str, set[str]]:
+    """The keys the environment may set, by section ("" for the top level): every field
+    but the tables and lists of tables, which only the file can hold."""
+    keys: dict[str, set[str]] = {"": set()}
+    for name, hint in typing.get_type_hints(Settings).items():
+        if dataclasses.is_dataclass(hint):
+            keys[name] = {f.name for f in fields(hint)}
+        elif hint in (str, int, float, bool):
+            keys[""].add(name)
+    return keys
 
 
 def _build(cls: type[T], values: object, where: str) -> T:

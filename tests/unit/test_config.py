@@ -62,9 +62,42 @@ def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) ->
         load_settings(write(tmp_path, text), environ={})
 
 
-def test_unknown_environment_key_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="threads"):
-        load_settings(environ={"DEADLETTER_WORKER_THREADS": "3"}, cwd=tmp_path)
+def test_unknown_environment_variables_are_named_once_and_ignored(tmp_path: Path) -> None:
+    # A typo, a deploy script's variable, and what Kubernetes sets beside a Service
+    # named `deadletter`: none of them may stop a command.
+    environ = {
+        "DEADLETTER_WORKER_THREADS": "3",
+        "DEADLETTER_GIT_SHA": "abc123",
+        "DEADLETTER_SERVICE_HOST": "10.0.0.7",
+        "DEADLETTER_PORT": "tcp://10.0.0.7:8787",
+        "DEADLETTER_PORT_8787_TCP_ADDR": "10.0.0.7",
+        "DEADLETTER_APP": "myjobs:app",
+        "DEADLETTER_WORKER_CONCURRENCY": "5",
+    }
+    warnings: list[str] = []
+    settings = load_settings(
+        environ=environ, cwd=tmp_path, not_settings={"DEADLETTER_APP"}, warn=warnings.append
+    )
+    assert settings.worker.concurrency == 5
+    assert len(warnings) == 1
+    for name in environ.keys() - {"DEADLETTER_APP", "DEADLETTER_WORKER_CONCURRENCY"}:
+        assert name in warnings[0]
+    assert "DEADLETTER_APP" not in warnings[0]
+
+
+def test_known_environment_variable_with_a_bad_value_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="concurrency"):
+        load_settings(environ={"DEADLETTER_WORKER_CONCURRENCY": "many"}, cwd=tmp_path)
+
+
+def test_only_the_file_holds_tables(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    settings = load_settings(
+        environ={"DEADLETTER_QUEUES": "x", "DEADLETTER_WORKER": "y"},
+        cwd=tmp_path,
+        warn=warnings.append,
+    )
+    assert settings.queues == {} and "DEADLETTER_QUEUES" in warnings[0]
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import getpass
 import importlib
 import json
+import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deadletter.app import App
 from deadletter.config import Settings, load_settings
@@ -45,7 +49,20 @@ def config_callback(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = CliContext(load_settings(config))
+    root = ctx.find_root().command
+    ctx.obj = CliContext(load_settings(config, not_settings=option_variables(root), warn=warn))
+
+
+def option_variables(command: Any) -> set[str]:
+    """The environment variables the options of `command` and its subcommands read."""
+    names = {p.envvar for p in command.params if isinstance(p.envvar, str)}
+    for sub in getattr(command, "commands", {}).values():
+        names |= option_variables(sub)
+    return names
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -71,14 +88,18 @@ def actor() -> str:
 
 
 def load_app(spec: str, settings: Settings) -> App:
-    """`module:attribute`, where the attribute is an App or a function of Settings -> App."""
+    """`module:attribute`, where the attribute is an App or a function of Settings -> App.
+
+    The working directory comes first on the import path, as with Celery, RQ and
+    Dramatiq: `--app myjobs:app` run beside `myjobs.py` finds it."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"--app {spec!r} must look like 'package.module:app'")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load app {spec!r}: {exc}") from exc
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    target = getattr(_import_app_module(module_name, spec), attribute, None)
+    if target is None:
+        raise ConfigError(f"--app {spec!r}: module {module_name!r} has no {attribute!r}")
     if isinstance(target, App):
         return target
     if callable(target):
@@ -88,14 +109,45 @@ def load_app(spec: str, settings: Settings) -> App:
     raise ConfigError(f"{spec!r} is neither a deadletter.App nor a function returning one")
 
 
+def _import_app_module(module_name: str, spec: str) -> ModuleType:
+    """The module, or a ConfigError saying in one line why it would not import: the
+    user's own code failing to import is their error to read, not a traceback of ours."""
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:  # whatever the user's module raises while it is imported
+        problem = _import_problem(exc, module_name)
+    raise ConfigError(f"--app {spec!r}: {problem}")
+
+
+def _import_problem(exc: Exception, module_name: str) -> str:
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing and f"{module_name}.".startswith(f"{missing}."):
+        return (
+            f"no module named {missing!r} in {Path.cwd()} or on the Python path;"
+            " run the command from the folder that holds it, or set PYTHONPATH"
+        )
+    if missing:
+        return f"{module_name!r} imports {missing!r}, which is not installed"
+    if isinstance(exc, SyntaxError):
+        return f"{module_name!r} has a syntax error: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    where = f"{frame.filename}, line {frame.lineno}"
+    return f"importing {module_name!r} raised {type(exc).__name__}: {exc} ({where})"
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
 def print_error(exc: BaseException) -> None:
-    """The error and the chain of causes under it, one line each."""
-    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+    """The error and the chain of causes under it, one line each (never wrapped, so
+    that a log search finds the whole line)."""
+    errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     cause = exc.__cause__ or exc.__context__
     while cause is not None:
-        errors.print(f"  caused by {type(cause).__name__}: {cause}", highlight=False)
+        errors.print(
+            f"  caused by {type(cause).__name__}: {escape(str(cause))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         cause = cause.__cause__ or cause.__context__

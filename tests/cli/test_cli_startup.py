@@ -1,0 +1,86 @@
+"""What a newcomer meets first: their own app loading from the folder they are in, an
+import error told in one line, and an environment shared with everything else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from deadletter.cli import app as cli_app
+from deadletter.cli.context import option_variables
+from tests.cli.conftest import Cli, command_env
+
+MYJOBS = """
+from deadletter import App
+
+app = App()
+
+
+@app.task(queue="hello")
+def greet(name: str) -> str:
+    return f"hello {name}"
+"""
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Cli:
+    """A folder of its own with a SQLite database in it, as a newcomer's project is."""
+    database = tmp_path / "data" / "deadletter.db"
+    (tmp_path / "deadletter.toml").write_text(
+        f'database_url = "sqlite:///{database}"\nblob_url = "{tmp_path / "blobs"}"\n'
+        f'[dlq]\nlog_file = "{tmp_path / "dlq.log"}"\n'
+    )
+    return Cli(tmp_path, command_env())
+
+
+def test_the_worker_finds_an_app_beside_it(local: Cli) -> None:
+    (local.cwd / "myjobs.py").write_text(MYJOBS)
+    done = local.run("worker", "--app", "myjobs:app", "--burst")
+    assert done.returncode == 0, done.stderr
+    assert "consuming hello" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        (None, "no module named 'myjobs' in"),
+        ("import not_installed_anywhere\n", "'myjobs' imports 'not_installed_anywhere'"),
+        ("def broken(:\n", "'myjobs' has a syntax error"),
+        ("raise RuntimeError('no API key')\n", "raised RuntimeError: no API key"),
+        ("x = 1\n", "module 'myjobs' has no 'app'"),
+    ],
+)
+def test_an_app_that_will_not_import_is_one_line(local: Cli, source: str | None, said: str) -> None:
+    if source is not None:
+        (local.cwd / "myjobs.py").write_text(source)
+    done = local.run("worker", "--app", "myjobs:app", "--burst")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--app 'myjobs:app'" in lines[0], done.stderr
+    assert said in lines[0]
+
+
+def test_every_variable_an_option_declares_loads_cleanly(local: Cli) -> None:
+    declared = option_variables(typer.main.get_command(cli_app))
+    assert {"DEADLETTER_APP", "DEADLETTER_CONFIG"} <= declared
+    values = {name: "myjobs:app" for name in declared}
+    values["DEADLETTER_CONFIG"] = str(local.cwd / "deadletter.toml")
+    done = local.run("stats", env=values)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_unknown_variables_get_one_warning_and_change_nothing(local: Cli) -> None:
+    stray = {
+        "DEADLETTER_GIT_SHA": "abc123",
+        "DEADLETTER_SERVICE_HOST": "10.0.0.7",
+        "DEADLETTER_PORT_8787_TCP": "tcp://10.0.0.7:8787",
+    }
+    done = local.run("stats", "--json", env=stray)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(name in lines[0] for name in stray)
+    assert json.loads(done.stdout)["dlq"]["total_failed"] == 0
