@@ -25,6 +25,37 @@ import pytest
 
 from deadletter.store.postgres import PostgresStore
 
+# -- the developer's own files: never written by a test ---------------------------
+
+# Where `make demo` and the developer's own runs keep their database, forensics and DLQ
+# log: settings a test forgets to point at its tmp_path default to this folder.
+OWN_FILES = Path(__file__).resolve().parents[1] / ".deadletter"
+
+
+def _changes_seen(folder: Path) -> dict[str, int]:
+    """Modification times of the folder's subfolders and of its own files: a new file
+    anywhere changes its folder's time, an appended log or a database its own. Files
+    deeper down are not read one by one, so that a large forensics folder costs little."""
+    seen: dict[str, int] = {}
+    for parent, _folders, files in os.walk(folder):
+        seen[parent] = os.stat(parent).st_mtime_ns
+        for name in files if parent == str(folder) else ():
+            seen[os.path.join(parent, name)] = os.stat(os.path.join(parent, name)).st_mtime_ns
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def _leaves_own_files_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test that wrote into the working tree's `.deadletter/`."""
+    before = _changes_seen(OWN_FILES)
+    yield
+    changed = sorted(
+        path for path, mtime in _changes_seen(OWN_FILES).items() if before.get(path) != mtime
+    )
+    if changed:
+        pytest.fail(f"{request.node.nodeid} wrote into {OWN_FILES}: {', '.join(changed)}")
+
+
 # -- databases: a fresh one of each backend per test ----------------------------------
 
 POSTGRES = os.environ.get("DEADLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

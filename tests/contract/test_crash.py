@@ -55,8 +55,8 @@ def workers(store_url: str, tmp_path: Path) -> Iterator[Workers]:
     group.kill_all()
 
 
-def enqueue(url: str, count: int, sleep: float = 0.0) -> tuple[App, list[str]]:
-    app = worker_process.build(url, "/dev/null", "producer", 1.0)
+def enqueue(workers: Workers, count: int, sleep: float = 0.0) -> tuple[App, list[str]]:
+    app = worker_process.build(workers.url, str(workers.log), "producer", 1.0)
     task = app.tasks["crash.work"]
     return app, app.enqueue_many(task.spec(n, sleep) for n in range(count))
 
@@ -83,7 +83,7 @@ def successes_within_lost_leases(app: App, workers: Workers) -> list[str]:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(workers: Workers) -> None:
-    app, ids = enqueue(workers.url, 3000)
+    app, ids = enqueue(workers, 3000)
     rng = random.Random(7)
     running = [workers.start() for _ in range(2)]
     for _ in range(12):
@@ -103,7 +103,7 @@ def test_sigkill_at_random_moments_loses_nothing(workers: Workers) -> None:
 
 @pytest.mark.slow
 def test_several_workers_never_run_one_job_twice(workers: Workers) -> None:
-    app, ids = enqueue(workers.url, 2000)
+    app, ids = enqueue(workers, 2000)
     for _ in range(3):
         workers.start(lease=30.0)
     finish(workers, app, ids)
@@ -113,7 +113,7 @@ def test_several_workers_never_run_one_job_twice(workers: Workers) -> None:
 
 
 def test_frozen_worker_cannot_overwrite_a_later_outcome(workers: Workers) -> None:
-    app, [job_id] = enqueue(workers.url, 1, sleep=1.0)
+    app, [job_id] = enqueue(workers, 1, sleep=1.0)
     frozen = workers.start("doomed", lease=1.0)
     assert wait_for(lambda: any(f[4] == "start" for f in workers.executions()), 20)
     frozen.send_signal(signal.SIGSTOP)

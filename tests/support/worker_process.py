@@ -11,6 +11,7 @@ import random
 import signal
 import sys
 import time
+from pathlib import Path
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -22,9 +23,13 @@ FAILURE_RATE = 0.2
 
 
 def build(url: str, log_path: str, role: str, lease_seconds: float) -> App:
+    """The app of one role; its forensics and DLQ log go beside LOG, in the test's folder."""
+    folder = Path(log_path).parent
     settings = settings_from_mapping(
         {
             "database_url": url,
+            "blob_url": str(folder / "blobs"),
+            "dlq": {"log_file": str(folder / "dlq.log")},
             "worker": {"lease_seconds": lease_seconds, "poll_interval": 0.05, "batch_size": 50},
             "queues": {QUEUE: {"backoff_base": 0.0, "max_retries": 3}},
         }
