@@ -32,6 +32,7 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
+from deadletter.store.sqlite_files import prepare
 
 T = TypeVar("T")
 
@@ -130,6 +131,7 @@ class SqliteStore:
     """A `Store` on one SQLite file, shared safely by several processes."""
 
     def __init__(self, path: Path) -> None:
+        prepare(path)
         self.path = path
         self.url = f"sqlite:///{path}"
         self._local = threading.local()
@@ -148,7 +150,6 @@ class SqliteStore:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # Each connection serves one thread; close() may run on another, hence no thread check.
         conn = sqlite3.connect(
             self.path,
