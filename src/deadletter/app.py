@@ -27,9 +27,18 @@ R = TypeVar("R")
 class App:
     """Tasks, the queues they run on, and the store that holds their jobs."""
 
-    def __init__(self, settings: Settings | None = None, *, rules: Sequence[Rule] = ()) -> None:
-        """`rules` come before the configured ones (and the defaults, unless replaced)."""
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        rules: Sequence[Rule] = (),
+        fail_fast: bool = False,
+    ) -> None:
+        """`rules` come before the configured ones (and the defaults, unless replaced).
+        `fail_fast`: a database that cannot be reached is an error at once (see
+        `open_store`), for tools that run once; workers keep trying."""
         self.settings = settings if settings is not None else load_settings()
+        self.fail_fast = fail_fast
         configured = rules_from_config(self.settings.rules)
         self.rules = build_rules(
             (*rules, *configured), replace_defaults=self.settings.dlq.replace_default_rules
@@ -42,7 +51,7 @@ class App:
     def store(self) -> Store:
         """The store, opened on first use; the embedded SQLite default migrates itself."""
         if self._store is None:
-            store = open_store(self.settings.database_url)
+            store = open_store(self.settings.database_url, fail_fast=self.fail_fast)
             if store.url.startswith("sqlite:"):
                 store.migrate()
             self._store = store

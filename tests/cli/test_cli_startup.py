@@ -68,6 +68,7 @@ def test_every_variable_an_option_declares_loads_cleanly(local: Cli) -> None:
     assert {"DEADLETTER_APP", "DEADLETTER_CONFIG"} <= declared
     values = {name: "myjobs:app" for name in declared}
     values["DEADLETTER_CONFIG"] = str(local.cwd / "deadletter.toml")
+    local.ok("migrate")
     done = local.run("stats", env=values)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -79,8 +80,48 @@ def test_unknown_variables_get_one_warning_and_change_nothing(local: Cli) -> Non
         "DEADLETTER_SERVICE_HOST": "10.0.0.7",
         "DEADLETTER_PORT_8787_TCP": "tcp://10.0.0.7:8787",
     }
+    local.ok("migrate")
     done = local.run("stats", "--json", env=stray)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and all(name in lines[0] for name in stray)
     assert json.loads(done.stdout)["dlq"]["total_failed"] == 0
+
+
+def test_a_new_database_is_announced_once(local: Cli) -> None:
+    first = local.run("stats")
+    assert first.returncode == 0
+    assert "created a new SQLite database at" in first.stderr
+    assert local.run("stats").stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [("folder", "is a folder"), ("file/deeper/x.db", "cannot create folder")],
+)
+def test_a_sqlite_path_mistake_is_one_line(local: Cli, where: str, problem: str) -> None:
+    (local.cwd / "folder").mkdir()
+    (local.cwd / "file").write_text("in the way")
+    url = {"DEADLETTER_DATABASE_URL": f"sqlite:///{local.cwd / where}"}
+    done = local.run("stats", env=url)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0] and str(local.cwd) in lines[0], done.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("127.0.0.1:1/test", "Connection refused"),
+        ("127.0.0.1:5432/no_such_database", 'database "no_such_database" does not exist'),
+    ],
+)
+@pytest.mark.parametrize("command", ["stats", "jobs", "migrate"])
+def test_a_wrong_postgresql_url_fails_on_the_first_try_in_one_line(
+    local: Cli, postgres_server: str, command: str, where: str, reason: str
+) -> None:
+    url = {"DEADLETTER_DATABASE_URL": f"postgresql://postgres@{where}"}
+    done = local.run(command, env=url)
+    assert done.returncode == 1
+    # One line: no pool trying again, no driver lines repeated.
+    assert done.stderr == f"error: cannot connect to PostgreSQL at {where}: {reason}\n"

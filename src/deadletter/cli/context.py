@@ -71,10 +71,11 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def open_app(ctx: typer.Context) -> Iterator[App]:
+def open_app(ctx: typer.Context, *, fail_fast: bool = True) -> Iterator[App]:
     """The app of the settings, closed after the command: operator commands need its
-    store, queue policies and blob store, not the user's tasks."""
-    app = App(settings(ctx))
+    store, queue policies and blob store, not the user's tasks. A command that runs
+    once fails at once when the database cannot be reached (`fail_fast`)."""
+    app = App(settings(ctx), fail_fast=fail_fast)
     try:
         yield app
     finally:
@@ -143,11 +144,19 @@ def print_error(exc: BaseException) -> None:
     """The error and the chain of causes under it, one line each (never wrapped, so
     that a log search finds the whole line)."""
     errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    cause = exc.__cause__ or exc.__context__
+    cause = _cause(exc)
     while cause is not None:
         errors.print(
             f"  caused by {type(cause).__name__}: {escape(str(cause))}",
             highlight=False,
             soft_wrap=True,
         )
-        cause = cause.__cause__ or cause.__context__
+        cause = _cause(cause)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What `exc` was raised from, or during: none for `raise ... from None`, as Python
+    itself shows it."""
+    if exc.__cause__ is not None or exc.__suppress_context__:
+        return exc.__cause__
+    return exc.__context__

@@ -17,7 +17,7 @@ APP_HELP = "Your app as 'package.module:app' (an App, or a function of Settings 
 
 def migrate(ctx: typer.Context) -> None:
     """Apply pending database migrations (safe to run again)."""
-    store = open_store(settings(ctx).database_url)
+    store = open_store(settings(ctx).database_url, fail_fast=True)
     try:
         applied = store.migrate()
     finally:
@@ -63,7 +63,7 @@ def list_jobs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List jobs, newest first; dead letters are on the '<queue>-dlq' queues."""
-    store = open_store(settings(ctx).database_url)
+    store = open_store(settings(ctx).database_url, fail_fast=True)
     try:
         found = store.list_jobs(queue=queue, state=state, limit=limit)
         counts = store.count_states()

@@ -38,7 +38,7 @@ def deploy(ctx: typer.Context) -> None:
     Safe to run again: what is done already is kept."""
     config = settings(ctx)
     with _step("database", "check database_url (deadletter.toml or DEADLETTER_DATABASE_URL)"):
-        store = open_store(config.database_url)
+        store = open_store(config.database_url, fail_fast=True)
         try:
             applied = store.migrate()
             figures = store.dlq_stats(now=time.time())

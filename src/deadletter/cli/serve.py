@@ -54,7 +54,7 @@ def serve(
 
     chosen = _chosen(settings(ctx).serve, host, port)
     _log_to_stderr()
-    with open_app(ctx) as app:
+    with open_app(ctx, fail_fast=False) as app:
         api = create_api(app, auth=not no_auth)
         url = base_url(chosen)
         if no_auth:

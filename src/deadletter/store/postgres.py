@@ -238,10 +238,20 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
 
 
+def driver_reason(exc: psycopg.Error) -> str:
+    """The reason in libpq's message, without what the message of the store says anyway:
+    'connection to server at "h", port 5999 failed: Connection refused' -> 'Connection
+    refused'; 'FATAL:  database "x" does not exist' -> 'database "x" does not exist'."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0].rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
+
+
 class PostgresStore:
     """A `Store` on one PostgreSQL database, shared by workers on many machines."""
 
-    def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT) -> None:
+    def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT, fail_fast: bool = False) -> None:
+        """`fail_fast`: try one connection first and raise StoreUnavailable at once if it
+        fails, rather than let the pool try again for `timeout` seconds."""
         self.url = url
         options = conninfo_to_dict(url)
         self._where = (
@@ -251,6 +261,8 @@ class PostgresStore:
         self._connect_options: dict[str, Any] = (
             {} if "connect_timeout" in options else {"connect_timeout": CONNECT_TIMEOUT}
         )
+        if fail_fast:
+            self._connect_once()
         self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             url,
             connection_class=psycopg.Connection[DictRow],
@@ -269,6 +281,14 @@ class PostgresStore:
         self._guard = threading.Lock()
 
     # -- connections ---------------------------------------------------------
+
+    def _connect_once(self) -> None:
+        try:
+            psycopg.connect(self.url, **self._connect_options).close()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {self._where}: {driver_reason(exc)}"
+            ) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[DictRow]]:
