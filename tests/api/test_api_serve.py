@@ -107,3 +107,33 @@ def test_serve_without_auth_says_so_loudly(store_url: str, tmp_path: Path) -> No
         assert httpx.get(f"{url}/api/queue/dlq/stats", trust_env=False).status_code == 200
     printed, logged = process.communicate(timeout=15)
     assert "AUTH IS OFF" in logged and not TOKEN.search(printed)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_serve_on_a_taken_port_says_so_and_mints_nothing(store_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEADLETTER_")}
+    env |= {"DEADLETTER_DATABASE_URL": store_url, "DEADLETTER_BLOB_URL": str(tmp_path / "blobs")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*COMMAND, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: cannot listen on http://127.0.0.1:{port}: Address already in use: another"
+        " program (another `deadletter serve`?) listens there; choose a port with --port"
+        " or [serve] port"
+    ]
+    # Nothing was minted: the next start that works still creates the first token.
+    with serving(store_url, tmp_path) as (_, process):
+        assert TOKEN.search(announcement(process))

@@ -8,8 +8,10 @@ off, and says so loudly at every start.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import socket
 import time
 from dataclasses import replace
 from typing import Annotated
@@ -18,6 +20,7 @@ import typer
 
 from deadletter.cli.context import open_app, settings
 from deadletter.config import ServeSettings
+from deadletter.errors import ConfigError
 from deadletter.ops.tokens import ensure_admin_token
 from deadletter.store.base import Store
 
@@ -54,7 +57,10 @@ def serve(
 
     chosen = _chosen(settings(ctx).serve, host, port)
     _log_to_stderr()
-    with open_app(ctx, fail_fast=False) as app:
+    # Bound before anything is announced: a start that fails on a taken port says so,
+    # and prints and mints nothing.
+    listener = _bind(chosen)
+    with listener, open_app(ctx, fail_fast=False) as app:
         api = create_api(app, auth=not no_auth)
         url = base_url(chosen)
         if no_auth:
@@ -63,7 +69,26 @@ def serve(
             _announce(app.store, url)
         if not _is_loopback(chosen.host):
             log.warning("listening beyond this machine on %s: put TLS in front of it", url)
-        uvicorn.run(api, host=chosen.host, port=chosen.port, log_level="info")
+        uvicorn.Server(uvicorn.Config(api, log_level="info")).run(sockets=[listener])
+
+
+def _bind(chosen: ServeSettings) -> socket.socket:
+    """A socket bound to the chosen address (as uvicorn binds one), or a ConfigError."""
+    family = socket.AF_INET6 if ":" in chosen.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((chosen.host, chosen.port))
+    except OSError as exc:
+        listener.close()
+        advice = (
+            ": another program (another `deadletter serve`?) listens there; choose a port"
+            " with --port or [serve] port"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ConfigError(f"cannot listen on {base_url(chosen)}: {exc.strerror}{advice}") from None
+    return listener
 
 
 def _chosen(configured: ServeSettings, host: str | None, port: int | None) -> ServeSettings:
