@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from deadletter.cli.context import console, load_app, print_json, settings
+from deadletter.cli.context import EXIT_INTERRUPTED, console, load_app, print_json, settings
 from deadletter.model import Job, JobState
 from deadletter.store import open_store
+from deadletter.worker.loop import Worker, WorkerStats
 
 APP_HELP = "Your app as 'package.module:app' (an App, or a function of Settings returning one)."
 
@@ -40,18 +41,63 @@ def worker(
         bool, typer.Option("--dlq-only", help="Handle dead letters only (scale the DLQ apart).")
     ] = False,
 ) -> None:
-    """Run jobs until SIGTERM/SIGINT; in-flight jobs get the grace period to finish."""
+    """Run jobs until SIGTERM or Ctrl-C: running jobs get the grace period to finish; a
+    second signal gives their leases back at once (they run again elsewhere). Exits 130
+    after Ctrl-C, 0 after SIGTERM."""
     application = load_app(app, settings(ctx))
     overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
     runner = application.worker(queues=queue or None, dlq=dlq, dlq_only=dlq_only, **overrides)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop())
+    received = _stop_on_signals(runner)
     console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}")
     stats = runner.run(burst=burst)
     application.close()
-    console.print(
-        f"stopped: {stats.succeeded} succeeded, {stats.retried} retried,"
+    console.print(f"stopped: {summary(stats)}")
+    if signal.SIGINT in received:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _stop_on_signals(runner: Worker) -> list[int]:
+    """Handle SIGTERM and SIGINT: the first asks for a graceful stop and says what it
+    waits for, the next stops now. Returns the signals received, as they come."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        received.append(signum)
+        # typer.echo, not Rich: a signal handler may interrupt Rich in mid-print.
+        if len(received) > 1:
+            runner.stop(now=True)
+            typer.echo(f"stopping now: giving back {_running(runner)}", err=True)
+            return
+        runner.stop()
+        typer.echo(
+            f"stopping: waiting up to {runner.settings.grace_seconds:g}s for"
+            f" {_running(runner)}; press Ctrl-C again to stop now"
+            " (they will run again, nothing is lost)",
+            err=True,
+        )
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+    return received
+
+
+def _running(runner: Worker) -> str:
+    count = runner.running()
+    return f"{count} running job{'' if count == 1 else 's'}"
+
+
+def summary(stats: WorkerStats) -> str:
+    """Jobs, then dead letters: the handler's letters are not jobs that succeeded."""
+    jobs = (
+        f"jobs: {stats.succeeded} succeeded, {stats.retried} retried,"
         f" {stats.dead_lettered} dead-lettered, {stats.reclaimed} reclaimed"
+    )
+    handled = stats.letters_handled + stats.letters_retried + stats.letters_parked
+    if not handled:
+        return jobs
+    return (
+        f"{jobs}; dead letters: {stats.letters_handled} handled,"
+        f" {stats.letters_retried} to try again, {stats.letters_parked} parked"
     )
 
 

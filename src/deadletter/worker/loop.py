@@ -14,14 +14,21 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from deadletter.config import QueuePolicy, WorkerSettings
 from deadletter.dlq.classify import Rule
 from deadletter.errors import WorkerLost
 from deadletter.model import LeasedJob
-from deadletter.store.base import LostLease, Outcome, Retrying, Store, Succeeded
+from deadletter.store.base import (
+    DEAD_LETTER_TASK,
+    LostLease,
+    Outcome,
+    Retrying,
+    Store,
+    Succeeded,
+)
 from deadletter.worker.retry import Failure, decide
 from deadletter.worker.slots import Finished, Resolve, Slots
 
@@ -37,22 +44,42 @@ Periodic = tuple[float, Callable[[], object]]
 
 @dataclass(slots=True)
 class WorkerStats:
+    """Outcomes of jobs, and apart from them of dead letters (the DLQ handler's own
+    work): a letter handled is not a job that succeeded."""
+
     succeeded: int = 0
     retried: int = 0
     dead_lettered: int = 0
     fenced: int = 0
     reclaimed: int = 0
+    letters_handled: int = 0
+    letters_retried: int = 0
+    letters_parked: int = 0
 
-    def count(self, outcomes: Sequence[Outcome], applied: set[str]) -> None:
+    def count(
+        self, outcomes: Sequence[Outcome], applied: set[str], letters: frozenset[str]
+    ) -> None:
+        """`letters`: the ids among `outcomes` that are dead letters."""
         for outcome in outcomes:
-            if outcome.lease.job_id not in applied:
+            job_id = outcome.lease.job_id
+            if job_id not in applied:
                 self.fenced += 1
+            elif job_id in letters:
+                self._count_letter(outcome)
             elif isinstance(outcome, Succeeded):
                 self.succeeded += 1
             elif isinstance(outcome, Retrying):
                 self.retried += 1
             else:
                 self.dead_lettered += 1
+
+    def _count_letter(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Succeeded):
+            self.letters_handled += 1
+        elif isinstance(outcome, Retrying):
+            self.letters_retried += 1
+        else:
+            self.letters_parked += 1
 
 
 @dataclass(slots=True)
@@ -93,14 +120,23 @@ class Worker:
         self._rules = tuple(rules)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
+        self._stop_now = threading.Event()
         # Leased and not yet persisted, whether still running or finished.
         self._inflight: dict[str, LeasedJob] = {}
         self._unsaved: list[Finished] = []
         self._clocks = _Clocks()
 
-    def stop(self) -> None:
-        """Ask the worker to finish in-flight jobs and return; safe from a signal handler."""
+    def stop(self, *, now: bool = False) -> None:
+        """Ask the worker to finish in-flight jobs and return; with `now`, or when asked
+        again, to give their leases back at once instead: the jobs run again, uncharged,
+        on the next worker. Safe from a signal handler."""
+        if now:
+            self._stop_now.set()
         self._stop.set()
+
+    def running(self) -> int:
+        """Jobs leased and not finished yet: what a stop waits for."""
+        return len(self._inflight) - len(self._unsaved)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
         slots = Slots(self.settings.concurrency, self._resolve, self.name)
@@ -199,7 +235,7 @@ class Worker:
         finished, self._unsaved = self._unsaved, []
         outcomes = [self._outcome(item) for item in finished]
         applied = self.store.finish(outcomes, now=time.time())
-        self.stats.count(outcomes, applied)
+        self.stats.count(outcomes, applied, _letters(item.job for item in finished))
         for item in finished:
             self._inflight.pop(item.job.id, None)
 
@@ -233,7 +269,7 @@ class Worker:
             outcomes = [self._decide(item.job, _lost_failure(item, now)) for item in lost]
             applied = self.store.finish(outcomes, now=now)
             self.stats.reclaimed += len(applied)
-            self.stats.count(outcomes, applied)
+            self.stats.count(outcomes, applied, _letters(item.job for item in lost))
             log.warning("reclaimed %d jobs from lost workers", len(applied))
 
     def _heartbeat(self) -> None:
@@ -262,7 +298,7 @@ class Worker:
     def _shutdown(self, slots: Slots) -> None:
         """Let in-flight jobs finish within the grace period, then give back the rest."""
         deadline = time.monotonic() + self.settings.grace_seconds
-        while len(self._inflight) > len(self._unsaved) and time.monotonic() < deadline:
+        while self.running() and time.monotonic() < deadline and not self._stop_now.is_set():
             self._collect(_drain(slots, min(FLUSH_INTERVAL, max(deadline - time.monotonic(), 0))))
         if self._unsaved:
             self._persist()
@@ -271,6 +307,10 @@ class Worker:
             released = self.store.release(leases, now=time.time())
             log.warning("released %d unfinished jobs at shutdown", released)
             self._inflight.clear()
+
+
+def _letters(jobs: Iterable[LeasedJob]) -> frozenset[str]:
+    return frozenset(job.id for job in jobs if job.task == DEAD_LETTER_TASK)
 
 
 def _drain(slots: Slots, wait: float) -> list[Finished]:
