@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from deadletter.classify import Rule, build_rules, rules_from_config
 from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
-from deadletter.dlq.classify import Rule, build_rules, rules_from_config
 from deadletter.errors import ConfigError, UnknownTask
 from deadletter.model import LeasedJob
 from deadletter.store import open_store
@@ -18,7 +18,7 @@ from deadletter.worker.loop import Worker
 from deadletter.worker.slots import Resolved
 
 if TYPE_CHECKING:
-    from deadletter.dlq.components import DlqComponents
+    from deadletter.wiring import DlqComponents
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,7 +62,7 @@ class App:
         """The dead-letter handler and what it needs, built on first use."""
         if self._dlq is None:
             # Imported here: the handler pulls in boto3 and Apprise, which producers never need.
-            from deadletter.dlq.components import DlqComponents
+            from deadletter.wiring import DlqComponents
 
             self._dlq = DlqComponents.build(self.settings, self.store, self.rules)
         return self._dlq

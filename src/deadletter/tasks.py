@@ -8,14 +8,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from deadletter.errors import PayloadError
 from deadletter.model import NewJob
 from deadletter.store.rows import JsonText
-
-if TYPE_CHECKING:
-    from deadletter.app import App
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,10 +84,16 @@ class JobSpec:
         )
 
 
+class Producer(Protocol):
+    """What a task enqueues through: the `App` that registered it."""
+
+    def enqueue(self, spec: JobSpec) -> str: ...
+
+
 class Task(Generic[P, R]):
     """A registered function: call it directly, or `enqueue` it to run on a worker."""
 
-    def __init__(self, app: App, function: Callable[P, R], options: TaskOptions) -> None:
+    def __init__(self, app: Producer, function: Callable[P, R], options: TaskOptions) -> None:
         self.app = app
         self.function = function
         self.options = options

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from deadletter.app import App
-from deadletter.dlq.reports import stats_json
+from deadletter.ops.reports import stats_json
 from tests.cli.conftest import USER, Cli
 from tests.support.operator import OTHER_Q, Q, run_worker, table
 

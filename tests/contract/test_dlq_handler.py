@@ -15,8 +15,8 @@ import pytest
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
-from deadletter.dlq import forensic
 from deadletter.errors import InvalidInput
+from deadletter.forensics import document as forensic
 from deadletter.model import JobState
 from deadletter.store.outbox import Outbox
 

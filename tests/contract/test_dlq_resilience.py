@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
-from deadletter.dlq import forensic
+from deadletter.forensics import document as forensic
 from deadletter.model import JobState
 from deadletter.worker.loop import Worker
 from tests.contract.test_crash import wait_for

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deadletter.dlq.classify import (
+from deadletter.classify import (
     DEFAULT_RULES,
     Classification,
     ErrorInfo,

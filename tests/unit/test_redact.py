@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deadletter.errors import ConfigError
-from deadletter.notify.redact import DEFAULT_REDACTOR, REDACTED, Redactor
+from deadletter.redact import DEFAULT_REDACTOR, REDACTED, Redactor
 
 redact = DEFAULT_REDACTOR.redact_text
 

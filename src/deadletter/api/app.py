@@ -22,9 +22,9 @@ from deadletter.api.context import ApiContext
 from deadletter.api.ratelimit import RateLimiter
 from deadletter.api.routes import admin, bulk, failures, recovery, system
 from deadletter.app import App
-from deadletter.dlq.components import redaction_from
 from deadletter.errors import InvalidRequest, StoreUnavailable
 from deadletter.forensics import open_blob_store
+from deadletter.wiring import redactors_from
 
 log = logging.getLogger("deadletter.api")
 
@@ -41,7 +41,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     ctx = ApiContext(
         app=app,
         guard=Guard(app, RateLimiter(serve.rate_limit, serve.rate_burst), enabled=auth),
-        redactor=redaction_from(settings).pii,
+        redactor=redactors_from(settings).pii,
         blobs=open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None),
     )
 

@@ -11,9 +11,9 @@ from deadletter.api.models import Invalid, Problem
 from deadletter.api.redaction import Redaction
 from deadletter.app import App
 from deadletter.forensics.base import BlobStore
-from deadletter.notify.redact import Redactor
 from deadletter.ops.recovery import ActionResult
 from deadletter.ops.tokens import Scope
+from deadletter.redact import Redactor
 
 
 @dataclass

@@ -13,11 +13,11 @@ from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 from deadletter.model import Attempt, Job
-from deadletter.notify.redact import Redactor
 from deadletter.ops.audit import AuditEntry
 from deadletter.ops.failures import FailureDetails, FailureItem, Group, PayloadVersion
 from deadletter.ops.recovery import RecoveryEntry
 from deadletter.ops.review import ReviewEntry
+from deadletter.redact import Redactor
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from rich.table import Table
 from deadletter import demo as demo_app
 from deadletter.app import App
 from deadletter.cli.context import console, print_json, settings
-from deadletter.dlq.components import routes_from
-from deadletter.dlq.reports import failures_json, stats_json
 from deadletter.model import ErrorClass, JobState, Route
+from deadletter.ops.reports import failures_json, stats_json
+from deadletter.wiring import routes_from
 
 
 def demo(

@@ -11,7 +11,7 @@ from rich.text import Text
 from deadletter.cli.context import EXIT_CHECK_FIRED, console, open_app, print_json
 from deadletter.cli.params import Json
 from deadletter.cli.views import checks_table, stats_table
-from deadletter.dlq.reports import stats_json
+from deadletter.ops.reports import stats_json
 from deadletter.ops.thresholds import MEANINGS, evaluate
 
 

@@ -14,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 
 from deadletter.cli.context import console, print_json
-from deadletter.dlq.reports import stats_json
 from deadletter.ops.failures import FailureItem, Group
 from deadletter.ops.filters import Page
 from deadletter.ops.recovery import ActionResult, RecoveryEntry
+from deadletter.ops.reports import stats_json
 from deadletter.ops.review import ReviewEntry
 from deadletter.ops.thresholds import Check
 from deadletter.store.reports import DlqStats

@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deadletter.dlq import forensic
-from deadletter.dlq.classify import ErrorInfo, Rule, classify
-from deadletter.dlq.events import EventLog
+from deadletter.classify import ErrorInfo, Rule, classify
 from deadletter.dlq.fingerprint import fingerprint
 from deadletter.errors import Retry
+from deadletter.events import EventLog
+from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
 from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
-from deadletter.notify.redact import Redactor
+from deadletter.redact import Redactor
 from deadletter.store.base import Store
 
 DEFAULT_ROUTES: Mapping[ErrorClass, Route] = {
@@ -46,7 +46,7 @@ class _Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class Redaction:
+class Redactors:
     """`secrets` for what stays inside (forensics); `pii` for what leaves (alerts, mail)."""
 
     secrets: Redactor
@@ -58,7 +58,7 @@ class DeadLetterHandler:
     store: Store
     blobs: BlobStore
     rules: Sequence[Rule]
-    redaction: Redaction
+    redactors: Redactors
     events: EventLog
     routes: Mapping[ErrorClass, Route] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     alert_window: float = 900.0
@@ -119,7 +119,7 @@ class DeadLetterHandler:
         failed_at = float(last.get("ended_at") or time.time())
         key = forensic.key(body["queue"], failed_at, letter.id)
         doc = forensic.document(
-            self.redaction.secrets.redact_value(body),  # type: ignore[arg-type]
+            self.redactors.secrets.redact_value(body),  # type: ignore[arg-type]
             classification={"class": error_class.value, "rule": rule},
             fingerprint=group,
             host=self.host,
@@ -150,9 +150,9 @@ class DeadLetterHandler:
     ) -> FailureRecord:
         labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
         error_type = last.get("error_type")
-        message = self.redaction.secrets.redact_text(last.get("message") or "")
+        message = self.redactors.secrets.redact_text(last.get("message") or "")
         short_type = (error_type or "Error").rsplit(".", 1)[-1]
-        summary = self.redaction.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
+        summary = self.redactors.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
         route = self.routes[error_class]
         return FailureRecord(
             dead_letter_id=letter.id,
@@ -226,7 +226,7 @@ class DeadLetterHandler:
 
     def _alert_parked(self, letter: LeasedJob, step: str, exc: BaseException) -> None:
         title = f"Dead letter parked on {letter.dead_letter_queue}"
-        body = self.redaction.pii.redact_text(
+        body = self.redactors.pii.redact_text(
             f"dead letter {letter.id} (job {letter.payload.get('job_id')}) could not be handled"
             f" after {letter.attempt} attempts; step {step} failed with"
             f" {type(exc).__name__}: {exc}. It is kept on {letter.dead_letter_queue}."

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import apprise
 
 from deadletter.errors import ConfigError, DeliveryError
-from deadletter.notify.redact import DEFAULT_REDACTOR
+from deadletter.redact import DEFAULT_REDACTOR
 
 DEFAULT_TIMEOUT = 10.0
 USER_PLACEHOLDER = "{user}"

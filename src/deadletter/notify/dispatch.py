@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 
 from deadletter.config import DlqSettings
-from deadletter.dlq.events import EventLog
 from deadletter.errors import DeadletterError
+from deadletter.events import EventLog
 from deadletter.notify.deliver import AppriseChannel, user_target
 from deadletter.store.base import Store
 from deadletter.store.outbox import Delivery, Outbox

@@ -43,7 +43,7 @@ from deadletter.errors import BlobStoreError
 from deadletter.forensics.base import BlobStore
 from deadletter.model import JSON
 from deadletter.store.base import DEAD_LETTER_TASK, Store
-from deadletter.store.failures import Cursor, Execute
+from deadletter.store.failures import DbCursor, Execute
 from deadletter.store.rows import loads
 
 # Failures per blob: a blob of a few hundred kilobytes, and statements whose parameters
@@ -320,14 +320,14 @@ def _delete(execute: Execute, ids: list[str], job_ids: list[str], removed: Remov
 # -- helpers -------------------------------------------------------------------------
 
 
-class _Described(Cursor, Protocol):
+class _Described(DbCursor, Protocol):
     """A cursor that names its columns, as every DB-API 2.0 driver's does."""
 
     @property
     def description(self) -> Sequence[Sequence[Any]]: ...
 
 
-def _dicts(cursor: Cursor) -> list[dict[str, JSON]]:
+def _dicts(cursor: DbCursor) -> list[dict[str, JSON]]:
     """Rows as dicts; JSON columns parsed (SQLite hands back text, PostgreSQL values)."""
     names = [column[0] for column in cast(_Described, cursor).description]
     rows = [zip(names, row, strict=True) for row in cursor.fetchall()]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from deadletter.dlq import forensic
 from deadletter.errors import BlobStoreError, InvalidRequest
+from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
 from deadletter.model import Attempt, ErrorClass, Job
 from deadletter.ops.filters import (

@@ -54,7 +54,7 @@ class DeadLettered:
     dlq_max_retries: int
 
 
-Outcome = Succeeded | Retrying | DeadLettered
+JobOutcome = Succeeded | Retrying | DeadLettered
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ class Store(Protocol):
         """Heartbeat: push lease expiry; return the leases that are no longer ours."""
         ...
 
-    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+    def finish(self, outcomes: Sequence[JobOutcome], *, now: float) -> set[str]:
         """Apply outcomes in one transaction; return ids applied (others were fenced out)."""
         ...
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from deadletter.model import FailureRecord, Route
 
 
-class Cursor(Protocol):
+class DbCursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
@@ -29,7 +29,7 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-Execute = Callable[[str, tuple[Any, ...]], Cursor]
+Execute = Callable[[str, tuple[Any, ...]], DbCursor]
 
 # Records per statement: 17 columns x 200 stays far below both databases' limits on
 # parameters (SQLite 32,766, PostgreSQL 65,535).
@@ -245,14 +245,16 @@ def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
     return "system_error", "System error"
 
 
-def _insert(execute: Execute, sql: str, rows: Sequence[tuple[Any, ...]]) -> Cursor:
+def _insert(execute: Execute, sql: str, rows: Sequence[tuple[Any, ...]]) -> DbCursor:
     """`sql` with its `{rows}` replaced by one `(?, ...)` group per row, run once."""
     group = f"({', '.join('?' * len(rows[0]))})"
     values = tuple(value for row in rows for value in row)
     return execute(sql.format(rows=", ".join([group] * len(rows))), values)
 
 
-def _run(execute: Execute, sql: str, *, ids: Sequence[Any], after: tuple[Any, ...] = ()) -> Cursor:
+def _run(
+    execute: Execute, sql: str, *, ids: Sequence[Any], after: tuple[Any, ...] = ()
+) -> DbCursor:
     """`sql` with its `{ids}` replaced by one placeholder per id, then `after`'s."""
     return execute(sql.format(ids=", ".join("?" * len(ids))), (*ids, *after))
 

@@ -32,8 +32,8 @@ from deadletter.store import failures, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
+    JobOutcome,
     LostLease,
-    Outcome,
     Succeeded,
 )
 from deadletter.store.failures import Execute
@@ -385,7 +385,7 @@ class PostgresStore:
 
     # -- outcomes ----------------------------------------------------------------
 
-    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+    def finish(self, outcomes: Sequence[JobOutcome], *, now: float) -> set[str]:
         unique = outcome_rows.unique(outcomes)
         if not unique:
             return set()
@@ -551,7 +551,7 @@ def _dead_letter_params(dead: list[DeadLettered], now: float) -> dict[str, Any]:
     }
 
 
-def _finish_params(outcomes: list[Outcome], now: float) -> list[list[Any]]:
+def _finish_params(outcomes: list[JobOutcome], now: float) -> list[list[Any]]:
     changes = _columns([outcome_rows.change(o, now) for o in outcomes], width=6)
     for index in (3, 4):
         changes[index] = _floats(changes[index])

@@ -24,8 +24,8 @@ from deadletter.store import failures, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
+    JobOutcome,
     LostLease,
-    Outcome,
     dead_letter_id,
     dead_letter_payload,
 )
@@ -277,7 +277,7 @@ class SqliteStore:
 
     # -- outcomes ----------------------------------------------------------------
 
-    def finish(self, outcomes: Sequence[Outcome], *, now: float) -> set[str]:
+    def finish(self, outcomes: Sequence[JobOutcome], *, now: float) -> set[str]:
         unique = outcome_rows.unique(outcomes)
         with self._write() as conn:
             applied = self._apply(conn, unique, now)
@@ -289,7 +289,7 @@ class SqliteStore:
         return applied
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, outcomes: list[Outcome], now: float) -> set[str]:
+    def _apply(conn: sqlite3.Connection, outcomes: list[JobOutcome], now: float) -> set[str]:
         """The fenced status changes, a chunk per statement; the ids of those applied."""
         applied: set[str] = set()
         for chunk in _chunks(outcomes):

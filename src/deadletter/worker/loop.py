@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from deadletter.classify import Rule
 from deadletter.config import QueuePolicy, WorkerSettings
-from deadletter.dlq.classify import Rule
 from deadletter.errors import WorkerLost
 from deadletter.model import LeasedJob
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
+    JobOutcome,
     LostLease,
-    Outcome,
     Retrying,
     Store,
     Succeeded,
@@ -57,7 +57,7 @@ class WorkerStats:
     letters_parked: int = 0
 
     def count(
-        self, outcomes: Sequence[Outcome], applied: set[str], letters: frozenset[str]
+        self, outcomes: Sequence[JobOutcome], applied: set[str], letters: frozenset[str]
     ) -> None:
         """`letters`: the ids among `outcomes` that are dead letters."""
         for outcome in outcomes:
@@ -73,7 +73,7 @@ class WorkerStats:
             else:
                 self.dead_lettered += 1
 
-    def _count_letter(self, outcome: Outcome) -> None:
+    def _count_letter(self, outcome: JobOutcome) -> None:
         if isinstance(outcome, Succeeded):
             self.letters_handled += 1
         elif isinstance(outcome, Retrying):
@@ -239,12 +239,12 @@ class Worker:
         for item in finished:
             self._inflight.pop(item.job.id, None)
 
-    def _outcome(self, item: Finished) -> Outcome:
+    def _outcome(self, item: Finished) -> JobOutcome:
         if item.failure is None:
             return Succeeded(item.job.lease, item.ended_at)
         return self._decide(item.job, item.failure)
 
-    def _decide(self, job: LeasedJob, failure: Failure) -> Outcome:
+    def _decide(self, job: LeasedJob, failure: Failure) -> JobOutcome:
         return decide(
             job,
             failure,

@@ -10,11 +10,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from deadletter.classify import Classification, ErrorInfo, Rule, classify
 from deadletter.config import QueuePolicy
-from deadletter.dlq.classify import Classification, ErrorInfo, Rule, classify
 from deadletter.errors import PermanentFailure, Retry, WorkerLost
 from deadletter.model import POISON_REASON, Attempt, ErrorClass, LeasedJob
-from deadletter.store.base import DeadLettered, Outcome, Retrying
+from deadletter.store.base import DeadLettered, JobOutcome, Retrying
 
 MESSAGE_LIMIT = 2000
 
@@ -46,7 +46,7 @@ def decide(
     rules: Sequence[Rule],
     dlq_max_retries: int,
     rng: random.Random,
-) -> Outcome:
+) -> JobOutcome:
     exc = failure.exception
     info = ErrorInfo.from_exception(exc)
     verdict = classify(info, rules)

@@ -26,11 +26,11 @@ from deadletter.api.models import (
     SeedFailures,
     StatsResponse,
 )
-from deadletter.dlq.reports import failures_json, stats_json
 from deadletter.model import ErrorClass
 from deadletter.ops import failures
 from deadletter.ops.audit import AuditAction, audit_entries
 from deadletter.ops.failures import FailureDetails
+from deadletter.ops.reports import failures_json, stats_json
 
 
 def router(ctx: ApiContext) -> APIRouter:

@@ -42,7 +42,7 @@ Replacer = Callable[[re.Match[str]], str | None]
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class RedactionRule:
     """A named pattern and what replaces each match; `personal`: PII, not a credential.
 
     `hint` finds the lower-case needles of which every match holds one (`needles()`).
@@ -76,7 +76,7 @@ class Rule:
 
 
 def needles(*words: str) -> re.Pattern[str]:
-    """A `Rule.hint` finding any of `words` (lower-case) literally."""
+    """A `RedactionRule.hint` finding any of `words` (lower-case) literally."""
     return re.compile("|".join(map(re.escape, words)))
 
 
@@ -235,7 +235,7 @@ def _phone(match: re.Match[str]) -> str | None:
     return "[PHONE]" if digits in PHONE_DIGITS else None
 
 
-def _key_value_rule(keys: KeyNames) -> Rule:
+def _key_value_rule(keys: KeyNames) -> RedactionRule:
     pattern = re.compile(
         rf"""(?P<key>(?:{keys.text_pattern()})[\w.-]{{0,64}}+)
         (?P<sep>["']?[ \t]*+[=:][ \t]*+)
@@ -244,7 +244,7 @@ def _key_value_rule(keys: KeyNames) -> Rule:
         re.IGNORECASE | re.VERBOSE,
     )
     first_words = dict.fromkeys(name[0] for name in keys.names)
-    return Rule("key_value", pattern, _key_value, hint=needles(*first_words))
+    return RedactionRule("key_value", pattern, _key_value, hint=needles(*first_words))
 
 
 def _key_value(match: re.Match[str]) -> str:
@@ -259,15 +259,17 @@ _API_KEY_PREFIXES = (
 )  # fmt: skip
 
 _BEFORE_KEY_VALUE = (
-    Rule("url_credentials", _URL_CREDENTIALS, _url_credentials, hint=needles("://")),
-    Rule("auth_header", _AUTH_HEADER, _auth_header, hint=needles("bearer", "basic")),
-    Rule("jwt", _JWT, _constant(REDACTED), hint=needles("eyj")),
-    Rule("api_key", _API_KEY, _constant(REDACTED), hint=needles(*_API_KEY_PREFIXES)),
+    RedactionRule("url_credentials", _URL_CREDENTIALS, _url_credentials, hint=needles("://")),
+    RedactionRule("auth_header", _AUTH_HEADER, _auth_header, hint=needles("bearer", "basic")),
+    RedactionRule("jwt", _JWT, _constant(REDACTED), hint=needles("eyj")),
+    RedactionRule("api_key", _API_KEY, _constant(REDACTED), hint=needles(*_API_KEY_PREFIXES)),
 )
 _AFTER_KEY_VALUE = (
-    Rule("email", _EMAIL, _constant("[EMAIL]"), personal=True, hint=needles("@")),
-    Rule("card", _CARD, _card, hint=_CARD_HINT),  # a credential: a card number is kept nowhere
-    Rule("phone", _PHONE, _phone, personal=True, hint=_PHONE_HINT),
+    RedactionRule("email", _EMAIL, _constant("[EMAIL]"), personal=True, hint=needles("@")),
+    RedactionRule(
+        "card", _CARD, _card, hint=_CARD_HINT
+    ),  # a credential: a card number is kept nowhere
+    RedactionRule("phone", _PHONE, _phone, personal=True, hint=_PHONE_HINT),
 )
 
 
@@ -278,7 +280,7 @@ _AFTER_KEY_VALUE = (
 class Redactor:
     """Built once (patterns compiled), then shared: it holds no mutable state."""
 
-    rules: tuple[Rule, ...]
+    rules: tuple[RedactionRule, ...]
     keys: KeyNames
 
     @classmethod
@@ -327,7 +329,7 @@ class Redactor:
         return self.redact_value(item)
 
 
-def _extra_rule(name: str, regex: str) -> Rule:
+def _extra_rule(name: str, regex: str) -> RedactionRule:
     label = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
     if not label:
         raise ConfigError(f"redact_patterns: pattern name {name!r} has no letters or digits")
@@ -337,7 +339,7 @@ def _extra_rule(name: str, regex: str) -> Rule:
         raise ConfigError(
             f"redact_patterns.{name}: invalid regular expression {regex!r}: {exc}"
         ) from exc
-    return Rule(name, pattern, _constant(f"[{label}]"))
+    return RedactionRule(name, pattern, _constant(f"[{label}]"))
 
 
 DEFAULT_REDACTOR = Redactor.from_config()

@@ -1,4 +1,9 @@
-"""The dead-letter side of an app, built from settings: handler, blobs, log, delivery."""
+"""Composition of the dead-letter side of an app: handler, blobs, event log, delivery.
+
+With `app.py` this is the composition root: the only place that builds the pipeline
+(`dlq/`), delivery (`notify/`) and the threshold watch (`ops/`) from settings and
+hands them to a worker. Nothing below imports it (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deadletter.classify import Rule
 from deadletter.config import Settings
-from deadletter.dlq.classify import Rule
-from deadletter.dlq.events import EventLog
-from deadletter.dlq.handler import DeadLetterHandler, Redaction
+from deadletter.dlq.handler import DeadLetterHandler, Redactors
 from deadletter.errors import ConfigError
+from deadletter.events import EventLog
 from deadletter.forensics import open_blob_store
 from deadletter.forensics.base import BlobStore
 from deadletter.forensics.filesystem import FilesystemBlobStore
 from deadletter.model import ErrorClass, Route
 from deadletter.notify.dispatch import Dispatcher
-from deadletter.notify.redact import Redactor
 from deadletter.ops.thresholds import ThresholdWatch
+from deadletter.redact import Redactor
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 
@@ -34,17 +39,17 @@ class DlqComponents:
 
     @classmethod
     def build(cls, settings: Settings, store: Store, rules: Sequence[Rule]) -> DlqComponents:
-        redaction = redaction_from(settings)
+        redactors = redactors_from(settings)
         blobs = open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None)
         if isinstance(blobs, FilesystemBlobStore):
             # The embedded default sets itself up; a bucket is created by `deadletter deploy`.
             blobs.ensure()
-        events = EventLog(Path(settings.dlq.log_file), redaction.pii)
+        events = EventLog(Path(settings.dlq.log_file), redactors.pii)
         handler = DeadLetterHandler(
             store=store,
             blobs=blobs,
             rules=rules,
-            redaction=redaction,
+            redactors=redactors,
             events=events,
             routes=routes_from(settings),
             alert_window=settings.dlq.alert_window_seconds,
@@ -63,9 +68,9 @@ class DlqComponents:
         self.events.close()
 
 
-def redaction_from(settings: Settings) -> Redaction:
+def redactors_from(settings: Settings) -> Redactors:
     full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
-    return Redaction(secrets=full.secrets_only(), pii=full)
+    return Redactors(secrets=full.secrets_only(), pii=full)
 
 
 def routes_from(settings: Settings) -> dict[ErrorClass, Route]:

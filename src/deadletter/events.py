@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deadletter.notify.redact import Redactor
+from deadletter.redact import Redactor
 
 Hook = Callable[[str, dict[str, Any]], None]
 
