@@ -21,9 +21,12 @@ class Lines:
 
     def __init__(self, stream: IO[str]) -> None:
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(
-            target=lambda: [self.lines.put(line) for line in stream], daemon=True
-        ).start()
+
+        def read() -> None:
+            for line in stream:
+                self.lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
 
     def wait_for(self, text: str, timeout: float = 15) -> str:
         while True:

@@ -75,7 +75,9 @@ def successes_within_lost_leases(app: App, workers: Workers) -> list[str]:
     ok = Counter(fields[0] for fields in workers.executions() if fields[4] == "ok")
     suspicious = []
     for job_id, count in ok.items():
-        lost = [a for a in app.store.attempts(job_id) if a.error_type.endswith("WorkerLost")]
+        lost = [
+            a for a in app.store.attempts(job_id) if (a.error_type or "").endswith("WorkerLost")
+        ]
         if count > 1 + len(lost):
             suspicious.append(job_id)
     return suspicious

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +22,8 @@ ROWS = 2500
 
 
 def listed(dlq_app: App, failure_filter: FailureFilter) -> list[dict[str, Any]]:
-    rows, cursor = [], None
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
     while True:
         page = list_failures(dlq_app.store, failure_filter, limit=1000, cursor=cursor)
         rows.extend(item.to_json() for item in page.items)
@@ -42,7 +44,7 @@ def as_csv(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
-PARSE = {
+PARSE: dict[ExportFormat, Callable[[str], Any]] = {
     ExportFormat.JSONL: lambda text: [json.loads(line) for line in text.splitlines()],
     ExportFormat.JSON: json.loads,
     ExportFormat.CSV: lambda text: list(csv.DictReader(io.StringIO(text))),

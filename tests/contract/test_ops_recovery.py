@@ -30,7 +30,7 @@ def redo(dlq_app: App, job_id: str, **options: object) -> ActionResult:
         reason="partner is back",
         policy=dlq_app.policy,
         **options,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_a_requeued_job_runs_again_and_its_recovery_row_becomes_recovered(

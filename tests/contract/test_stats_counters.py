@@ -180,12 +180,12 @@ def random_statement(rng: random.Random) -> tuple[str, tuple[Any, ...]]:
     if choice == 5:
         return f"DELETE FROM queue_jobs WHERE id IN ({marks})", tuple(ids)
     if choice == 6:
-        rows = [(i, f"dl-{i}", rng.choice(RECOVERY_STATUSES)) for i in ids]
+        recovery = [(i, f"dl-{i}", rng.choice(RECOVERY_STATUSES)) for i in ids]
         sql = "INSERT INTO dlq_recovery_queue (job_id, dead_letter_id, queue, status,"
         sql += " created_at, updated_at) VALUES "
         sql += ", ".join(["(?, ?, 'q', ?, 0, 0)"] * len(ids))
         sql += " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status"
-        return sql, tuple(v for row in rows for v in row)
+        return sql, tuple(v for row in recovery for v in row)
     if choice == 7:
         sql = f"UPDATE dlq_recovery_queue SET status = ? WHERE job_id IN ({marks})"
         return sql, (rng.choice(RECOVERY_STATUSES), *ids)

@@ -18,6 +18,7 @@ from deadletter.store import open_store, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
+    JobOutcome,
     Retrying,
     Store,
     Succeeded,
@@ -176,7 +177,7 @@ def test_concurrent_leasers_never_get_the_same_job(store: Store) -> None:
 
     def take(worker: str) -> list[str]:
         start.wait()
-        taken = []
+        taken: list[str] = []
         while batch := lease(store, limit=7, worker=worker):
             taken.extend(job.id for job in batch)
         return taken
@@ -196,7 +197,7 @@ def test_finish_with_a_stale_token_is_fenced_out(store: Store) -> None:
     [first] = lease(store, worker="w1", lease_seconds=5)
     [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 10, lease_seconds=30)
 
-    stale = [
+    stale: list[JobOutcome] = [
         Succeeded(first.lease, NOW + 11),
         Retrying(first.lease, failure(first, NOW + 11), run_at=NOW + 20),
     ]
@@ -264,7 +265,7 @@ def test_finish_applies_a_mixed_batch_in_one_call(store: Store) -> None:
     store.enqueue([new_job(f"j{n}", max_retries=0) for n in range(4)])
     ok, retry, dead, released = lease(store)
     store.release([released.lease], now=NOW)
-    outcomes = [
+    outcomes: list[JobOutcome] = [
         Succeeded(ok.lease, NOW + 1),
         Retrying(retry.lease, failure(retry, NOW + 1), run_at=NOW + 5),
         DeadLettered(dead.lease, failure(dead, NOW + 1), reason="permanent", dlq_max_retries=3),

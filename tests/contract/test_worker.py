@@ -73,8 +73,8 @@ def test_exhausted_retries_dead_letter_with_full_history(app: App) -> None:
     def broken(site_name: str) -> None:
         raise KeyError(f"no series for {site_name}")
 
-    job_id = broken.spec("building-a").options(labels={"site_name": "building-a"})
-    job_id = app.enqueue(job_id)
+    spec = broken.spec("building-a").options(labels={"site_name": "building-a"})
+    job_id = app.enqueue(spec)
     run(app)
     job = app.store.get_job(job_id)
     assert job is not None and job.status is JobState.DEAD_LETTERED

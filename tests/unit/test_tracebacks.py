@@ -41,7 +41,7 @@ def in_handler() -> None:
     try:
         plain()
     except ValueError:
-        {}["missing"]
+        dict[str, int]()["missing"]
 
 
 def recursive(n: int = 0) -> None:

@@ -1,0 +1,122 @@
+"""The package layering of docs/architecture.md, checked by walking every import.
+
+Each unit (a top-level module or a package of `deadletter`) may import only the units
+listed for it. Every import counts: at module level, inside a function, and under
+`if TYPE_CHECKING:`, since a type-only import is a dependency too. A new package must
+be declared here and in docs/architecture.md before it can land.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "deadletter"
+
+FOUNDATION = {"errors", "model", "config"}
+SHARED = {"classify", "redact", "events"}
+SERVICES = FOUNDATION | SHARED | {"store", "forensics", "ops"}
+
+# Lowest layer first; each unit may import the units of its set, nothing else.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "model": {"errors"},
+    "config": {"errors"},
+    # cross-cutting pieces: depend on nothing above the foundation
+    "classify": {"errors", "model"},
+    "redact": {"errors"},
+    "events": {"redact"},
+    # persistence
+    "store": {"errors", "model"},
+    "forensics": {"errors", "model"},
+    # running jobs, handling dead letters, delivering what they raise
+    "tasks": {"errors", "model", "store"},
+    "worker": FOUNDATION | {"classify", "store"},
+    "dlq": FOUNDATION | SHARED | {"store", "forensics"},
+    "notify": FOUNDATION | {"redact", "events", "store"},
+    # the service layer operators use
+    "ops": FOUNDATION | {"redact", "store", "forensics"},
+    # the composition root
+    "wiring": FOUNDATION | SHARED | {"store", "forensics", "worker", "dlq", "notify", "ops"},
+    "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring"},
+    "demo": FOUNDATION | {"app", "worker"},
+    # faces: over the service layer and the composition root
+    "api": SERVICES | {"app", "wiring"},
+    "web": SERVICES | {"app", "wiring", "api"},
+    "cli": SERVICES | {"app", "wiring", "api", "demo", "worker"},
+    "integrations": FOUNDATION | {"classify", "redact", "store", "tasks", "app"},
+}
+# The package's own `__init__`: the public surface, re-exported from any unit.
+PUBLIC = "deadletter"
+
+
+def unit_of(module: str) -> str:
+    """`deadletter.store.sqlite` -> `store`; `deadletter.App` -> `App` (not a unit: refused)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else PUBLIC
+
+
+def module_name(path: Path, source: Path = SOURCE) -> str:
+    parts = path.relative_to(source.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, source: Path = SOURCE) -> Iterator[tuple[int, str]]:
+    """(line, module) of every `deadletter` import in the file, at any depth."""
+    package = module_name(path, source).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # `from deadletter import demo` imports the unit `demo`, so the names count.
+            names = [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        yield from ((node.lineno, name) for name in names if name.split(".")[0] == PUBLIC)
+
+
+def forbidden() -> Iterator[str]:
+    for path in sorted(SOURCE.rglob("*.py")):
+        source = unit_of(module_name(path))
+        if source == PUBLIC:
+            continue
+        if source not in ALLOWED:
+            yield f"{path}: unit {source!r} is not declared in tests/unit/test_layering.py"
+            continue
+        for line, target in imports(path):
+            wanted = unit_of(target)
+            if wanted != source and wanted not in ALLOWED[source]:
+                yield f"{path}:{line}: {source} may not import {target}"
+
+
+def test_no_unit_imports_above_its_layer() -> None:
+    assert list(forbidden()) == []
+
+
+def test_the_allowed_imports_have_no_cycle() -> None:
+    try:
+        TopologicalSorter(ALLOWED).prepare()
+    except CycleError as exc:  # pragma: no cover - the failure message is the point
+        pytest.fail(f"the layering table has a cycle: {exc.args[1]}")
+
+
+def test_a_forbidden_import_is_found(tmp_path: Path) -> None:
+    """The walk sees imports inside functions and under TYPE_CHECKING."""
+    module = tmp_path / "deadletter" / "store" / "probe.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from deadletter.ops.failures import FailureItem\n"
+        "def f() -> None:\n    from ..dlq import handler\n"
+    )
+    found = [target for _, target in imports(module, tmp_path / "deadletter")]
+    assert found == ["deadletter.ops.failures.FailureItem", "deadletter.dlq.handler"]
+    assert all(unit_of(target) not in ALLOWED["store"] for target in found)
