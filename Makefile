@@ -19,7 +19,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 test: lint
 	$(BIN)/pytest -q
