@@ -39,6 +39,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as click writes it: Typer's panels give a flag a `<bool>` as if it took
+    # a value, and squeeze the help text into a third of an 80-column terminal.
+    rich_markup_mode=None,
 )
 app.callback()(config_callback)
 app.command("demo")(demo.demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import importlib
+import importlib.metadata
 import json
 import sys
 import traceback
@@ -37,6 +38,12 @@ class CliContext:
     settings: Settings
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"deadletter {importlib.metadata.version('deadletter')}")
+        raise typer.Exit()
+
+
 def config_callback(
     ctx: typer.Context,
     config: Annotated[
@@ -48,6 +55,15 @@ def config_callback(
             " come from DEADLETTER_* variables, e.g. DEADLETTER_DATABASE_URL.",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print the version of deadletter and exit.",
+        ),
+    ] = False,
 ) -> None:
     root = ctx.find_root().command
     ctx.obj = CliContext(load_settings(config, not_settings=option_variables(root), warn=warn))

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from deadletter.cli.context import EXIT_ERROR, console, errors, open_app, print_json
 from deadletter.cli.params import Json
-from deadletter.cli.views import add_row, when
+from deadletter.cli.views import add_row, id_column, stacked, when
 from deadletter.ops import tokens
 from deadletter.ops.tokens import Scope, Token
 
@@ -38,19 +38,19 @@ def token_json(token: Token) -> dict[str, Any]:
 
 
 def tokens_table(found: list[Token]) -> Table:
-    table = Table(
-        "id", "name", "prefix", "scope", "created", "last used", "revoked", title="API tokens"
-    )
+    """Two lines a row, so that 80 columns hold it with the ids whole: `token revoke`
+    takes the id as shown."""
+    table = Table(title="API tokens")
+    id_column(table, "id / name", [token.id for token in found])
+    for name in ("scope / prefix", "created / last used", "revoked"):
+        table.add_column(name)
     for token in found:
         scope = max(token.scopes, key=lambda s: s.rank).value
         add_row(
             table,
-            token.id,
-            token.name,
-            token.prefix,
-            scope,
-            when(token.created_at),
-            when(token.last_used_at),
+            stacked(token.id, token.name),
+            stacked(scope, token.prefix),
+            stacked(when(token.created_at), when(token.last_used_at) or "never"),
             when(token.revoked_at),
         )
     return table

@@ -69,7 +69,7 @@ def id_column(table: Table, name: str, ids: Sequence[str]) -> None:
     """A first column as wide as its widest id: ids are for copying, never cut short.
     What is under an id wraps within ID_WIDTH, to leave the other columns room."""
     widest = max((len(i) for i in ids), default=2)
-    table.add_column(name, min_width=widest, max_width=max(widest, ID_WIDTH))
+    table.add_column(name, min_width=widest, max_width=max(widest, ID_WIDTH), overflow="fold")
 
 
 def add_row(table: Table, *cells: str | Text) -> None:
@@ -148,18 +148,20 @@ def recovery_table(entries: Sequence[RecoveryEntry]) -> Table:
 
 
 def review_table(entries: Sequence[ReviewEntry]) -> Table:
+    # Three columns, two lines a row: the entry's id alone is 41 characters, and the
+    # table must fit 80 columns without cutting it.
     table = Table(title="review log (UNKNOWN failures), newest first")
     id_column(table, "entry / error", [entry.dead_letter_id for entry in entries])
-    table.add_column("queue")
-    table.add_column("logged", no_wrap=True)
+    table.add_column("queue / logged")
     table.add_column("reviewed")
     for entry in entries:
-        reviewed = f"{entry.reviewed_by}, {ago(entry.reviewed_at)}" if entry.reviewed_at else ""
+        reviewed = (
+            stacked(entry.reviewed_by or "", ago(entry.reviewed_at)) if entry.reviewed_at else ""
+        )
         add_row(
             table,
             stacked(entry.dead_letter_id, error_text(entry.error_type, entry.error_message)),
-            entry.queue or "",
-            ago(entry.created_at),
+            stacked(entry.queue or "", ago(entry.created_at)),
             reviewed,
         )
     return table
