@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -72,9 +73,12 @@ def test_a_bulk_requeue_shows_its_plan_refuses_everything_and_asks(cli: Cli, dlq
 
     plan = cli.json("requeue", "--queue", Q, "--dry-run")["plan"]
     assert plan["count"] == 6 and {f["job_id"] for f in plan["sample"]} == set(job_ids)
-    unasked = cli.run("requeue", "--queue", Q, "--reason", "back")
-    assert unasked.returncode == 0 and "dry run" in unasked.stderr
+    unasked = cli.run("requeue", "--queue", Q, "--reason", "back", "--since", "1h")
+    # A script without --yes changes nothing and says so with its exit code.
+    assert unasked.returncode == 2 and "pass --yes" in unasked.stderr
     assert "6 failed jobs match queue=charts" in unasked.stdout
+    # Times in the plan as people read them, not epoch seconds.
+    assert re.search(r" since=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", unasked.stdout)
     assert set(statuses(dlq_app).values()) == {"failed"}
 
     ran = cli.json("requeue", "--queue", Q, "--reason", "back", "--yes", "--rate", "1000")

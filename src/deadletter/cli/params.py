@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from deadletter.cli.context import errors
+from deadletter.cli.context import EXIT_USAGE, errors
 from deadletter.model import JSON, ErrorClass
 from deadletter.ops.filters import FailureFilter
 
@@ -162,10 +162,15 @@ filter_options = options_for("failure_filter", FILTER_OPTIONS, failure_filter)
 
 def confirmed(question: str, *, yes: bool) -> bool:
     """True when the operator said yes (`--yes`, or at the prompt). Without a terminal to
-    ask at, the command stays a dry run: a script must say --yes to change anything."""
+    ask at, nothing is changed and the command fails (exit 2): a cron job missing --yes
+    must not look as if it had done its work."""
     if yes:
         return True
     if not sys.stdin.isatty():
-        errors.print("dry run: nothing was changed; pass --yes to go ahead")
-        return False
+        errors.print(
+            "[bold red]error:[/] nothing was changed: there is no terminal to ask at;"
+            " pass --yes to go ahead (--dry-run shows the plan alone)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
     return typer.confirm(question, default=False, err=True)  # stdout stays for --json

@@ -13,6 +13,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from deadletter.errors import InvalidRequest
@@ -69,8 +70,13 @@ class FailureFilter:
         return {name: value for name, value in values.items() if value not in (None, "", [])}
 
     def describe(self) -> str:
-        """One line for people: `queue=a error_class=B`, or `all failures`."""
+        """One line for people: `queue=a error_class=B since=2024-10-12T08:30:00Z`, or
+        `all failures`. Times in UTC, not as the epoch seconds the filter holds."""
         fields = self.to_json()
+        for name in ("since", "until"):
+            if name in fields:
+                at = datetime.fromtimestamp(fields[name], UTC)
+                fields[name] = at.isoformat(timespec="seconds").replace("+00:00", "Z")
         return " ".join(f"{k}={v}" for k, v in fields.items()) or "all failures"
 
     def clauses(self) -> list[Clause]:
