@@ -20,7 +20,21 @@ def test_demo_runs_the_seed_flow_on_the_embedded_default(tmp_path: Path) -> None
         DEMO, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert '"total_failed": 27' in done.stdout and '"failures": [' in done.stdout
+    assert '"total_failed": 27' in done.stdout and '"job_id": "job_' in done.stdout
+    # The story, one sentence per class, and where to go next.
+    for said in (
+        "This run: 33 of 60 jobs succeeded",
+        "9 RECOVERABLE (rate-limit, timeout): retried 3 times, then put in the recovery",
+        "9 USER_ERROR (client-error, invalid-input): not retried",
+        "6 SYSTEM_ERROR (server-error): retried 3 times, then ops were alerted",
+        "3 UNKNOWN (KeyError): retried 3 times, then written to the review log",
+        "deadletter failures",
+        "deadletter recover",
+        "deadletter serve",
+    ):
+        assert said in " ".join(done.stdout.split()), said
+    assert len(done.stdout.splitlines()) < 70
+    assert "created a new SQLite database at .deadletter/deadletter.db" in done.stderr
 
     with sqlite3.connect(tmp_path / ".deadletter" / "deadletter.db") as db:
         states = Counter(
@@ -39,3 +53,11 @@ def test_demo_runs_the_seed_flow_on_the_embedded_default(tmp_path: Path) -> None
     records = [json.loads(gzip.decompress((blobs / key).read_bytes())) for key in keys]
     assert len(records) == 27 and all(len(r["attempts"]) >= 1 for r in records)
     assert all((blobs / key).stat().st_size < 1024 for key in keys)
+
+    again = subprocess.run(
+        DEMO, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    # This run's figures are this run's; the totals say they are totals.
+    assert "This run: 33 of 60 jobs succeeded" in again.stdout
+    assert "totals of every run so far" in again.stdout
+    assert '"total_failed": 54' in again.stdout

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 import threading
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from deadletter import demo as demo_app
 from deadletter.app import App
 from deadletter.cli.context import console, print_json, settings
+from deadletter.cli.serve import base_url
 from deadletter.model import ErrorClass, JobState, Route
 from deadletter.ops.reports import failures_json, stats_json
+from deadletter.store.reports import FailureRow
 from deadletter.wiring import routes_from
 
 
@@ -29,7 +32,7 @@ def demo(
         ids = _enqueue(app, jobs)
         console.print(f"enqueued {len(ids)} jobs on {demo_app.QUEUE} ({app.store.url})")
         _run_with_progress(app, len(ids))
-        _report(app)
+        _report(app, ids)
     finally:
         app.close()
 
@@ -64,10 +67,10 @@ def _run_with_progress(app: App, total: int) -> None:
             if not alive:
                 break
             time.sleep(0.1)
-    stats = worker.stats
-    console.print(
-        f"{done - dead} succeeded, {dead} dead-lettered after {stats.retried} retries;"
-        f" {handled} dead letters handled"
+    _say(
+        f"This run: {done - dead} of {done} jobs succeeded, some after a retry;"
+        f" {dead} failed for good and became dead letters, and the DLQ handler"
+        f" handled {handled} of them ({worker.stats.retried} retries in all)."
     )
 
 
@@ -80,43 +83,97 @@ def _finished(app: App, dlq: str) -> tuple[int, int, int]:
     return done, dead, counts.get((dlq, JobState.SUCCEEDED), 0)
 
 
-def _report(app: App) -> None:
-    now = time.time()
-    console.rule("GET /api/queue/dlq/stats")
-    print_json(stats_json(app.store.dlq_stats(now=now)))
-    console.rule("GET /api/queue/dlq/failures?limit=5")
-    print_json(failures_json(app.store.recent_failures(limit=5)))
-    console.rule("where the failures went")
-    console.print(_routes_table(app))
-    console.print(_forensics_line(app))
-    console.print(f"DLQ log: {app.dlq.events.path}")
+def _report(app: App, ids: list[str]) -> None:
+    """What happened to this run's failures, in sentences; then the seed's two answers
+    (the database's totals, one failure in full); then what to try next."""
+    mine = set(ids)
+    rows = [row for row in app.store.recent_failures(limit=100_000) if row.job_id in mine]
+    console.print()
+    for line in _what_happened(app, rows):
+        _say(line, indent="  ")
+    _say(_forensics_line(app, rows))
+    console.rule("GET /api/queue/dlq/stats: totals of every run so far")
+    print_json(stats_json(app.store.dlq_stats(now=time.time())))
+    console.rule("GET /api/queue/dlq/failures?limit=5: the first in full")
+    _failures_answer(app.store.recent_failures(limit=5))
+    console.rule("try next")
+    for line in _next_steps(app):
+        console.print(line, markup=False, soft_wrap=True)
 
 
-def _forensics_line(app: App) -> str:
+def _say(text: str, *, indent: str = "") -> None:
+    """A sentence wrapped to the terminal, its later lines indented by `indent`."""
+    width = max(console.width, 40)
+    console.print(textwrap.fill(text, width, subsequent_indent=indent), markup=False)
+
+
+def _what_happened(app: App, rows: Sequence[FailureRow]) -> list[str]:
+    """One sentence per class: how many, of what, and what was done about them."""
+    routes = routes_from(app.settings)
+    lines = []
+    for error_class in ErrorClass:
+        found = [row for row in rows if row.error_class == error_class.value]
+        if not found:
+            continue
+        retries = max(row.attempts - 1 for row in found)
+        tried = (
+            f"retried {retries} times, then" if retries else "not retried (same input, same error);"
+        )
+        kinds = ", ".join(sorted({_kind(row) for row in found}))
+        done = _ROUTE_TEXT[routes[error_class]]
+        lines.append(f"{len(found)} {error_class.value} ({kinds}): {tried} {done}.")
+    return lines
+
+
+def _kind(row: FailureRow) -> str:
+    """The rule that classified a failure (`timeout:type` as `timeout`), or its error's
+    type when no rule did."""
+    if row.rule and row.rule != "default":
+        return row.rule.split(":")[0]
+    error_type = (row.last_error or "").partition(":")[0]
+    return error_type.rsplit(".", 1)[-1] or "unknown"
+
+
+def _failures_answer(rows: Sequence[FailureRow]) -> None:
+    """The answer's first failure as the API gives it, the others in a line each."""
+    failures = failures_json(rows)["failures"]
+    assert isinstance(failures, list)
+    if not failures:
+        console.print("no failures")
+        return
+    print_json(failures[0])
+    if len(rows) > 1:
+        console.print(f"and the other {len(rows) - 1}:")
+    width = max(console.width, 40)
+    for row in rows[1:]:
+        line = f"  {row.job_id}  {row.error_class}: {row.error_message}"
+        console.print(line if len(line) <= width else line[: width - 1] + "…", markup=False)
+
+
+def _forensics_line(app: App, rows: Sequence[FailureRow]) -> str:
     """How many forensic records the failures have, and their size (the seed: ~2 KB)."""
-    keys = [row.forensics_key for row in app.store.recent_failures(limit=100_000)]
-    sizes = sorted(len(app.dlq.blobs.get(key)) for key in keys if key)
+    sizes = sorted(len(app.dlq.blobs.get(row.forensics_key)) for row in rows if row.forensics_key)
     if not sizes:
-        return f"forensic records: none in {app.dlq.blobs.url}"
+        return f"No forensic records in {app.dlq.blobs.url}."
     return (
-        f"forensic records: {len(sizes)} in {app.dlq.blobs.url},"
-        f" median {statistics.median(sizes):,.0f} B, largest {sizes[-1]:,} B"
+        f"Each failure has a forensic record ({statistics.median(sizes):,.0f} B typical) in"
+        f" {app.dlq.blobs.url}, and every step is in the DLQ log, {app.dlq.events.path}."
     )
 
 
-def _routes_table(app: App) -> Table:
-    rows = app.store.recent_failures(limit=100_000)
-    table = Table("class", "failures", "routed to")
-    routes = routes_from(app.settings)
-    for error_class in ErrorClass:
-        count = sum(1 for row in rows if row.error_class == error_class.value)
-        table.add_row(error_class.value, str(count), _ROUTE_TEXT[routes[error_class]])
-    return table
+def _next_steps(app: App) -> list[str]:
+    url = base_url(app.settings.serve)
+    return [
+        "deadletter failures   the failures, newest first; `deadletter show ID` for one",
+        "deadletter recover    requeue or abandon them, one by one or by filter",
+        "deadletter serve      the HTTP API, with its docs at",
+        f"                      {url}/docs",
+    ]
 
 
 _ROUTE_TEXT = {
-    Route.RECOVERY: "recovery queue (dlq_recovery_queue)",
-    Route.NOTIFY_USER: "user notification (user_notifications)",
-    Route.ALERT_OPS: "ops alert (ops_alerts)",
-    Route.REVIEW: "review log (dlq_review_log)",
+    Route.RECOVERY: "put in the recovery queue, to requeue once the cause is gone",
+    Route.NOTIFY_USER: "the user was notified, with personal data redacted",
+    Route.ALERT_OPS: "ops were alerted, once per cause",
+    Route.REVIEW: "written to the review log for a person to look at",
 }
