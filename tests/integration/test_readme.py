@@ -1,0 +1,26 @@
+"""The README's code does what it says: every line that looks like an enqueue enqueues."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_example_enqueues_every_job_it_builds(tmp_path: Path) -> None:
+    [code] = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (tmp_path / "deadletter.toml").write_text(
+        f'database_url = "sqlite:///{tmp_path / "deadletter.db"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "deadletter.db") as db:
+        rows = db.execute("SELECT priority, labels FROM queue_jobs").fetchall()
+    assert len(rows) == 1 + 1000 + 1
+    assert (5, '{"site_name":"building-b"}') in rows
