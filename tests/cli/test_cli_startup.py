@@ -125,3 +125,13 @@ def test_a_wrong_postgresql_url_fails_on_the_first_try_in_one_line(
     assert done.returncode == 1
     # One line: no pool trying again, no driver lines repeated.
     assert done.stderr == f"error: cannot connect to PostgreSQL at {where}: {reason}\n"
+
+
+def test_a_postgresql_database_without_the_schema_says_what_to_run(
+    local: Cli, empty_postgres_url: str
+) -> None:
+    done = local.run("stats", env={"DEADLETTER_DATABASE_URL": empty_postgres_url})
+    assert done.returncode == 1
+    error, cause = done.stderr.splitlines()  # the driver's LINE and caret left out
+    assert "has no deadletter schema" in error and "Run `deadletter migrate`" in error
+    assert cause.startswith("  caused by UndefinedTable: relation")

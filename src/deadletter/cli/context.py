@@ -159,15 +159,22 @@ def print_json(value: Any) -> None:
 def print_error(exc: BaseException) -> None:
     """The error and the chain of causes under it, one line each (never wrapped, so
     that a log search finds the whole line)."""
-    errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(_first_line(exc))}", highlight=False, soft_wrap=True)
     cause = _cause(exc)
     while cause is not None:
         errors.print(
-            f"  caused by {type(cause).__name__}: {escape(str(cause))}",
+            f"  caused by {type(cause).__name__}: {escape(_first_line(cause))}",
             highlight=False,
             soft_wrap=True,
         )
         cause = _cause(cause)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver's message may go on for lines (PostgreSQL's `LINE 7: ...` and a caret
+    under it): its first line says what happened."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _cause(exc: BaseException) -> BaseException | None:

@@ -304,7 +304,8 @@ class PostgresStore:
             ) from exc
         except psycopg.errors.UndefinedTable as exc:
             raise StoreError(
-                f"PostgreSQL at {self._where} has no deadletter schema, or an old one ({exc})."
+                f"PostgreSQL at {self._where} has no deadletter schema, or an old one"
+                f" ({driver_reason(exc)})."
                 " Run `deadletter migrate` (or `deadletter deploy`) against it first."
             ) from exc
 
