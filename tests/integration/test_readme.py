@@ -1,7 +1,9 @@
-"""The README's code does what it says: every line that looks like an enqueue enqueues."""
+"""The README's code does what it says: every line that looks like an enqueue enqueues
+(the worker finding `myjobs.py` beside it is tests/cli/test_cli_startup.py's)."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -12,12 +14,20 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_example_enqueues_every_job_it_builds(tmp_path: Path) -> None:
-    [code] = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    module, producer = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (tmp_path / "myjobs.py").write_text(module)
     (tmp_path / "deadletter.toml").write_text(
         f'database_url = "sqlite:///{tmp_path / "deadletter.db"}"\n'
+        f'blob_url = "{tmp_path / "blobs"}"\n[dlq]\nlog_file = "{tmp_path / "dlq.log"}"\n'
     )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEADLETTER_")}
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+        [sys.executable, "-c", producer],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(tmp_path / "deadletter.db") as db:
