@@ -157,9 +157,9 @@ def print_json(value: Any) -> None:
 
 
 def print_error(exc: BaseException) -> None:
-    """The error and the chain of causes under it, one line each (never wrapped, so
-    that a log search finds the whole line)."""
-    errors.print(f"[bold red]error:[/] {escape(_first_line(exc))}", highlight=False, soft_wrap=True)
+    """The error, and the chain of causes under it a line each; lines are never
+    wrapped, so that a log search finds them whole."""
+    errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     cause = _cause(exc)
     while cause is not None:
         errors.print(
@@ -171,8 +171,9 @@ def print_error(exc: BaseException) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    """A driver's message may go on for lines (PostgreSQL's `LINE 7: ...` and a caret
-    under it): its first line says what happened."""
+    """A cause is often a driver's error, whose message may go on for lines
+    (PostgreSQL's `LINE 7: ...` and a caret under it): its first line says what
+    happened. deadletter's own message, on top, is shown whole."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 

@@ -51,6 +51,8 @@ def _prepare_folder(folder: Path) -> None:
     if not folder.exists():
         try:
             folder.mkdir(parents=True, mode=FOLDER_MODE)
+        except FileExistsError:
+            return  # another process made it meanwhile: theirs to have made private
         except OSError as exc:
             raise ConfigError(
                 f"cannot create folder {folder} for the SQLite database: {exc.strerror}"
