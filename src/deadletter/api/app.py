@@ -63,6 +63,8 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     )
     for module in (failures, recovery, bulk, admin, system):
         api.include_router(module.router(ctx))
+    # The dashboard (deadletter.web) mounted beside the API shares this context.
+    api.state.context = ctx
     api.add_exception_handler(InvalidRequest, _invalid)
     api.add_exception_handler(StoreUnavailable, _unavailable)
     return api

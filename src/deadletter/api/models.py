@@ -55,6 +55,10 @@ STORABLE = AfterValidator(storable)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL), STORABLE]
 Text = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL), STORABLE]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL), STORABLE]
+# A label filter, `name=value`: the name is up to the first `=`.
+Label = Annotated[
+    str, StringConstraints(min_length=2, max_length=400, pattern=r"^[^=\x00]+=[^\x00]*$"), STORABLE
+]
 Epoch = Annotated[float, Field(allow_inf_nan=False, description="epoch seconds")]
 
 # Parameters many routes take.
@@ -86,11 +90,18 @@ class Invalid(BaseModel):
 # -- filters --------------------------------------------------------------------------
 
 
+def label_pair(label: str) -> tuple[str, str]:
+    name, _, value = label.partition("=")
+    return name, value
+
+
 class FailureQuery(BaseModel):
     """Failures matching every field given (none: every failure)."""
 
     queue: Name | None = None
+    task: Name | None = None
     error_class: ErrorClass | None = None
+    rule: Name | None = Field(default=None, description="the classification rule that matched")
     group: Name | None = Field(default=None, description="a fingerprint, as /api/groups lists them")
     since: Epoch | None = Field(default=None, description="failed at or after (epoch seconds)")
     until: Epoch | None = Field(default=None, description="failed before (epoch seconds)")
@@ -98,10 +109,18 @@ class FailureQuery(BaseModel):
         default=None, description="case-insensitive substring of the message, error type or job id"
     )
     job_id: list[Name] = Field(default_factory=list, max_length=MAX_JOB_IDS)
+    label: list[Label] = Field(
+        default_factory=list,
+        max_length=20,
+        description="`name=value`: the job's label `name` is `value`, e.g. `site_name=berlin`",
+    )
 
     def to_filter(self) -> FailureFilter:
         return FailureFilter(
             queue=self.queue,
+            task=self.task,
+            rule=self.rule,
+            labels=tuple(label_pair(label) for label in self.label),
             error_class=self.error_class.value if self.error_class else None,
             fingerprint=self.group,
             since=self.since,

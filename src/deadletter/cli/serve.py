@@ -48,12 +48,12 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the HTTP API (docs at /docs) until interrupted."""
+    """Serve the HTTP API (docs at /docs) and the web dashboard (at /) until interrupted."""
     # Imported here: FastAPI, uvicorn and the blob store's boto3 would otherwise slow
     # every other command's start by most of a second.
     import uvicorn
 
-    from deadletter.api import create_api
+    from deadletter.web import create_server
 
     chosen = _chosen(settings(ctx).serve, host, port)
     _log_to_stderr()
@@ -61,7 +61,7 @@ def serve(
     # and prints and mints nothing.
     listener = _bind(chosen)
     with listener, open_app(ctx, fail_fast=False) as app:
-        api = create_api(app, auth=not no_auth)
+        api = create_server(app, auth=not no_auth)
         url = base_url(chosen)
         if no_auth:
             _warn_open(url)
@@ -110,7 +110,7 @@ def _announce(store: Store, url: str) -> None:
     created = ensure_admin_token(store, now=time.time())
     if created is None:
         typer.echo(
-            f"deadletter API at {url} (docs: {url}/docs); send a token from"
+            f"deadletter API at {url} (docs: {url}/docs, dashboard: {url}/); send a token from"
             " `deadletter token create` as 'Authorization: Bearer …'"
         )
         return
@@ -118,10 +118,11 @@ def _announce(store: Store, url: str) -> None:
     # typer.echo, not Rich: the token must not be wrapped or styled, and it is flushed
     # at once for whoever reads this output through a pipe.
     typer.echo(
-        f"deadletter API at {url} (docs: {url}/docs)\n"
+        f"deadletter API at {url} (docs: {url}/docs, dashboard: {url}/)\n"
         "No API token existed, so this admin token was created. It is shown this once:\n\n"
         f"    {secret}\n\n"
         f"    curl -H 'Authorization: Bearer {secret}' {url}/api/queue/dlq/stats\n\n"
+        f"Log in to the dashboard at {url}/ with it too.\n"
         "Keep it secret. `deadletter token create NAME --scope read` makes narrower"
         " tokens; `deadletter token revoke` ends this one."
     )

@@ -34,15 +34,20 @@ ESCAPE = "!"
 class FailureFilter:
     """Failures matching every field given; times are epoch seconds on `failed_at`,
     `since` inclusive and `until` exclusive. `text` is a case-insensitive substring of
-    the message, the exception type or the job id. `fingerprint` selects one group."""
+    the message, the exception type or the job id. `fingerprint` selects one group;
+    `labels` are (name, value) pairs the job's labels must all have, such as
+    `("site_name", "berlin")`."""
 
     queue: str | None = None
+    task: str | None = None
     error_class: str | None = None
+    rule: str | None = None
     fingerprint: str | None = None
     since: float | None = None
     until: float | None = None
     text: str | None = None
     job_ids: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         check_error_class(self.error_class)
@@ -60,14 +65,17 @@ class FailureFilter:
         """The fields that are set, for the audit log and for display."""
         values = {
             "queue": self.queue,
+            "task": self.task,
             "error_class": self.error_class,
+            "rule": self.rule,
             "fingerprint": self.fingerprint,
             "since": self.since,
             "until": self.until,
             "text": self.text,
             "job_ids": list(self.job_ids),
+            "labels": {name: value for name, value in self.labels},
         }
-        return {name: value for name, value in values.items() if value not in (None, "", [])}
+        return {name: value for name, value in values.items() if value not in (None, "", [], {})}
 
     def describe(self) -> str:
         """One line for people: `queue=a error_class=B since=2024-10-12T08:30:00Z`, or
@@ -84,7 +92,9 @@ class FailureFilter:
             (column, value)
             for column, value in (
                 ("f.queue", self.queue),
+                ("f.task", self.task),
                 ("f.error_class", self.error_class),
+                ("f.rule", self.rule),
                 ("f.fingerprint", self.fingerprint),
             )
             if value
@@ -98,6 +108,11 @@ class FailureFilter:
             found.append(_text_clause(self.text))
         if self.job_ids:
             found.append((f"f.job_id IN ({', '.join('?' * len(self.job_ids))})", self.job_ids))
+        # `->>` reads a JSON member as text on both databases (SQLite 3.38+); the cast
+        # picks PostgreSQL's text-keyed operator for a parameter of unknown type.
+        found.extend(
+            ("f.labels ->> CAST(? AS TEXT) = ?", (name, value)) for name, value in self.labels
+        )
         return found
 
 

@@ -1,0 +1,152 @@
+"""Read-side SQL of the dashboard's overview and groups, shared by both backends.
+
+Each query reads a bounded number of rows whatever the number of failures: counters by
+time bucket (migration 0007), partial indexes of the live jobs, or the newest rows of an
+index. Written once with `?` placeholders, as in failures.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from deadletter.store.failures import Execute
+
+# Failures by class per point of `step` seconds, from the buckets of `width` seconds
+# (step is a multiple of width); the point's start is point * step.
+CLASS_SERIES = """
+SELECT bucket / CAST(? AS INTEGER), error_class, sum(failures)
+FROM dlq_class_buckets
+WHERE width = ? AND bucket >= ?
+GROUP BY 1, 2
+"""
+
+GROUP_HOURS = """
+SELECT fingerprint, hour, sum(failures)
+FROM dlq_group_hours
+WHERE fingerprint IN ({marks}) AND hour >= ?
+GROUP BY 1, 2
+"""
+
+# Jobs waiting or running, by queue: the partial indexes of the lease query (queued,
+# retrying) and of the reclaimer (running) hold only these, however many jobs are done.
+LIVE_JOBS = """
+SELECT queue, status, count(*) FROM queue_jobs
+WHERE status IN ('queued', 'retrying') GROUP BY queue, status
+UNION ALL
+SELECT queue, status, count(*) FROM queue_jobs
+WHERE status = 'running' GROUP BY queue, status
+"""
+
+# The oldest dead letter waiting for the handler: how far behind it is now.
+OLDEST_WAITING = """
+SELECT min(run_at) FROM queue_jobs
+WHERE status IN ('queued', 'retrying') AND queue LIKE '%-dlq'
+"""
+
+# The handler's recent delays: from a job's last failed attempt to its failure being
+# stored, classified and routed, over the newest failures (an index walk, backwards).
+RECENT_DELAYS = """
+SELECT handled_at - failed_at FROM dlq_failures ORDER BY failed_at DESC LIMIT ?
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """`count` things of `key` at the point that starts at `at` (epoch seconds)."""
+
+    at: float
+    key: str
+    count: int
+
+
+def class_series(execute: Execute, *, width: int, step: int, since: float) -> list[Count]:
+    """Failures by class per point of `step` seconds since `since`, from the buckets of
+    `width` seconds."""
+    per_point = step // width
+    first = int(since) // width
+    rows = execute(CLASS_SERIES, (per_point, width, first)).fetchall()
+    return [Count(float(point * step), key, int(n)) for point, key, n in rows]
+
+
+def group_hours(execute: Execute, fingerprints: Sequence[str], *, since: float) -> list[Count]:
+    """Failures per hour since `since` of each group of `fingerprints`."""
+    if not fingerprints:
+        return []
+    sql = GROUP_HOURS.format(marks=", ".join("?" * len(fingerprints)))
+    rows = execute(sql, (*fingerprints, int(since) // 3600)).fetchall()
+    return [Count(float(hour * 3600), key, int(n)) for key, hour, n in rows]
+
+
+def live_jobs(execute: Execute) -> dict[tuple[str, str], int]:
+    """Jobs queued, retrying or running, by (queue, status)."""
+    return {(queue, status): int(n) for queue, status, n in execute(LIVE_JOBS, ()).fetchall()}
+
+
+def oldest_waiting(execute: Execute) -> float | None:
+    """When the oldest dead letter still waiting for the handler became due."""
+    row = execute(OLDEST_WAITING, ()).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def recent_delays(execute: Execute, *, limit: int) -> list[float]:
+    return [float(delay) for (delay,) in execute(RECENT_DELAYS, (limit,)).fetchall()]
+
+
+# What became of one failure's route: the notification (its id is the dead letter's),
+# the alert raised for its group up to when it was handled (its own, or one it was
+# counted into), and its review-log entry.
+NOTIFICATION = "SELECT status, attempts, sent_at, last_error FROM user_notifications WHERE id = ?"
+ALERT = """
+SELECT id, kind, status, occurrences, created_at, sent_at FROM ops_alerts
+WHERE kind IN ('system_error', 'new_failure', 'poison') AND fingerprint = ? AND created_at <= ?
+ORDER BY created_at DESC LIMIT 1
+"""
+REVIEW = "SELECT reviewed_at, reviewed_by, note FROM dlq_review_log WHERE dead_letter_id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    status: str
+    attempts: int
+    sent_at: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: str
+    kind: str
+    status: str
+    occurrences: int
+    created_at: float
+    sent_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    reviewed_at: float | None
+    reviewed_by: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRows:
+    """The rows of a failure's route, each None when there is none."""
+
+    notification: NotificationRow | None
+    alert: AlertRow | None
+    review: ReviewRow | None
+
+
+def route_rows(
+    execute: Execute, *, dead_letter_id: str, fingerprint: str, handled_at: float
+) -> RouteRows:
+    notification = execute(NOTIFICATION, (dead_letter_id,)).fetchone()
+    alert = execute(ALERT, (fingerprint, handled_at)).fetchone()
+    review = execute(REVIEW, (dead_letter_id,)).fetchone()
+    return RouteRows(
+        notification=NotificationRow(*notification) if notification else None,
+        alert=AlertRow(*alert) if alert else None,
+        review=ReviewRow(*review) if review else None,
+    )

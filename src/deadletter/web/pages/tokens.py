@@ -1,0 +1,55 @@
+"""API tokens (admin): the list, a new token shown once, and revoking one."""
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from deadletter.ops import tokens
+from deadletter.ops.tokens import Scope
+from deadletter.web.access import Operator, WebContext
+from deadletter.web.render import Pages
+
+
+def router(web: WebContext, pages: Pages) -> APIRouter:
+    api = APIRouter()
+    store = web.api.app.store
+
+    def page(operator: Operator, created: str | None = None) -> HTMLResponse:
+        return HTMLResponse(
+            pages.render(
+                "tokens.html",
+                operator,
+                page="tokens",
+                tokens=tokens.list_tokens(store),
+                created=created,
+                scopes=[s.value for s in Scope],
+            )
+        )
+
+    @api.get("/tokens", response_class=HTMLResponse)
+    def token_list(
+        operator: Annotated[Operator, Depends(web.viewer(Scope.ADMIN))],
+    ) -> HTMLResponse:
+        return page(operator)
+
+    @api.post("/tokens", response_class=HTMLResponse)
+    def create(
+        operator: Annotated[Operator, Depends(web.actor(Scope.ADMIN))],
+        name: Annotated[str, Form(min_length=1, max_length=200)],
+        scope: Annotated[Scope, Form()],
+    ) -> HTMLResponse:
+        """The new token's secret is in this answer only (never stored, never again)."""
+        _, secret = tokens.create(store, name.strip(), [scope], now=time.time())
+        return page(operator, created=secret)
+
+    @api.post("/tokens/{token_id}/revoke", response_model=None)
+    def revoke(
+        token_id: str, operator: Annotated[Operator, Depends(web.actor(Scope.ADMIN))]
+    ) -> Response:
+        if tokens.revoke(store, token_id, now=time.time()) is None:
+            raise HTTPException(404, f"no token {token_id}")
+        return RedirectResponse("/tokens", status_code=303)
+
+    return api
