@@ -11,6 +11,7 @@ from dataclasses import replace
 from deadletter.app import App
 from deadletter.config import QueuePolicy, Settings
 from deadletter.errors import InvalidInput
+from deadletter.tasks import JobSpec
 from deadletter.worker.slots import current_job
 
 QUEUE = "chart-processing"
@@ -73,6 +74,17 @@ def build_app(settings: Settings) -> App:
     app = App(demo_settings(settings))
     app.task(name="charts.render", queue=QUEUE)(render_chart)
     return app
+
+
+def job_specs(app: App, count: int) -> list[JobSpec]:
+    """`count` chart jobs over the sites, with the fault mix; labelled with their site
+    and a user to notify."""
+    task = app.tasks["charts.render"]
+    return [
+        task.spec(site, n, fault).options(labels={"site_name": site, "user": f"{site}@example.com"})
+        for n, fault in enumerate(faults_for(count))
+        for site in [SITES[n % len(SITES)]]
+    ]
 
 
 def faults_for(count: int) -> list[str | None]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from deadletter.api import create_api
 from deadletter.app import App
@@ -45,12 +46,15 @@ class Server:
 
 
 @contextmanager
-def running(app: App, *, auth: bool = True) -> Iterator[Server]:
-    """uvicorn serving `app` in a thread, on a loopback socket bound before it starts
-    (no race for a free port); stopped, and its app closed, on exit."""
+def running(
+    app: App, *, auth: bool = True, build: Callable[..., FastAPI] = create_api
+) -> Iterator[Server]:
+    """uvicorn serving `build(app)` (the API alone, or the API with the dashboard) in a
+    thread, on a loopback socket bound before it starts (no race for a free port);
+    stopped, and its app closed, on exit."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_api(app, auth=auth), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(build(app, auth=auth), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -90,10 +90,12 @@ def recovery_status(app: App, job_id: str) -> str | None:
     return found[0][0] if found else None
 
 
-def record_failures(app: App, count: int, *, ties: int = 3, start: float = 1_000.0) -> None:
-    """`count` failures without jobs, `ties` at a time sharing one failed_at; every
-    third of another queue, class and group."""
-    records = [_record(i, start + i // ties) for i in range(count)]
+def record_failures(
+    app: App, count: int, *, ties: int = 3, start: float = 1_000.0, spacing: float = 1.0
+) -> None:
+    """`count` failures without jobs, `ties` at a time sharing one failed_at, `spacing`
+    seconds apart; every third of another queue, class and group."""
+    records = [_record(i, start + (i // ties) * spacing) for i in range(count)]
     app.store.record_failures(records, now=time.time(), alert_window=900)
 
 

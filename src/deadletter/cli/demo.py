@@ -38,13 +38,7 @@ def demo(
 
 
 def _enqueue(app: App, count: int) -> list[str]:
-    task = app.tasks["charts.render"]
-    specs = [
-        task.spec(site, n, fault).options(labels={"site_name": site, "user": f"{site}@example.com"})
-        for n, fault in enumerate(demo_app.faults_for(count))
-        for site in [demo_app.SITES[n % len(demo_app.SITES)]]
-    ]
-    return app.enqueue_many(specs)
+    return app.enqueue_many(demo_app.job_specs(app, count))
 
 
 def _run_with_progress(app: App, total: int) -> None:

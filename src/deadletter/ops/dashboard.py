@@ -99,12 +99,13 @@ def failure_series(store: Store, *, span: str, now: float) -> Series:
     first = (int(now) - length) // step * step + step
     times = [float(t) for t in range(first, int(now) + 1, step)]
     with store.snapshot() as execute:
-        found = dashboard.class_series(execute, width=width, step=step, since=first)
+        found = dashboard.class_series(
+            execute, width=width, step=step, since=first, until=times[-1] + step
+        )
     index = {at: i for i, at in enumerate(times)}
     counts = {c.value: [0] * len(times) for c in ErrorClass}
     for count in found:
-        if count.at in index and count.key in counts:
-            counts[count.key][index[count.at]] += count.count
+        counts[count.key][index[count.at]] += count.count
     return Series(span, step, times, counts)
 
 
@@ -112,7 +113,9 @@ def sparklines(store: Store, fingerprints: Sequence[str], *, now: float) -> dict
     """Failures per hour of each group over the last SPARK_HOURS hours, oldest first."""
     first = (int(now) // 3600 - SPARK_HOURS + 1) * 3600
     with store.snapshot() as execute:
-        found = dashboard.group_hours(execute, fingerprints, since=first)
+        found = dashboard.group_hours(
+            execute, fingerprints, since=first, until=first + SPARK_HOURS * 3600
+        )
     lines = {fingerprint: [0] * SPARK_HOURS for fingerprint in fingerprints}
     for count in found:
         lines[count.key][int(count.at - first) // 3600] += count.count

@@ -17,14 +17,14 @@ from deadletter.store.failures import Execute
 CLASS_SERIES = """
 SELECT bucket / CAST(? AS INTEGER), error_class, sum(failures)
 FROM dlq_class_buckets
-WHERE width = ? AND bucket >= ?
+WHERE width = ? AND bucket >= ? AND bucket < ?
 GROUP BY 1, 2
 """
 
 GROUP_HOURS = """
 SELECT fingerprint, hour, sum(failures)
 FROM dlq_group_hours
-WHERE fingerprint IN ({marks}) AND hour >= ?
+WHERE fingerprint IN ({marks}) AND hour >= ? AND hour < ?
 GROUP BY 1, 2
 """
 
@@ -60,21 +60,26 @@ class Count:
     count: int
 
 
-def class_series(execute: Execute, *, width: int, step: int, since: float) -> list[Count]:
-    """Failures by class per point of `step` seconds since `since`, from the buckets of
-    `width` seconds."""
+def class_series(
+    execute: Execute, *, width: int, step: int, since: float, until: float
+) -> list[Count]:
+    """Failures by class per point of `step` seconds from `since` to before `until`, from
+    the buckets of `width` seconds."""
     per_point = step // width
-    first = int(since) // width
-    rows = execute(CLASS_SERIES, (per_point, width, first)).fetchall()
+    rows = execute(
+        CLASS_SERIES, (per_point, width, int(since) // width, int(until) // width)
+    ).fetchall()
     return [Count(float(point * step), key, int(n)) for point, key, n in rows]
 
 
-def group_hours(execute: Execute, fingerprints: Sequence[str], *, since: float) -> list[Count]:
-    """Failures per hour since `since` of each group of `fingerprints`."""
+def group_hours(
+    execute: Execute, fingerprints: Sequence[str], *, since: float, until: float
+) -> list[Count]:
+    """Failures per hour from `since` to before `until` of each group of `fingerprints`."""
     if not fingerprints:
         return []
     sql = GROUP_HOURS.format(marks=", ".join("?" * len(fingerprints)))
-    rows = execute(sql, (*fingerprints, int(since) // 3600)).fetchall()
+    rows = execute(sql, (*fingerprints, int(since) // 3600, int(until) // 3600)).fetchall()
     return [Count(float(hour * 3600), key, int(n)) for key, hour, n in rows]
 
 

@@ -76,6 +76,7 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
         action: Annotated[BulkAction, Form()],
         filter: Annotated[str, Form(max_length=100_000)],
         reason: Annotated[str, Form(max_length=2000)] = "",
+        rate: Annotated[float, Form(gt=0, le=10_000)] = 10.0,
     ) -> Response:
         if not reason.strip():
             raise HTTPException(422, "a reason is required: it goes into the audit log")
@@ -90,6 +91,7 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
             actor=operator.caller.actor,
             reason=reason,
             policy=web.api.app.policy,
+            rate=rate,
         )
         try:
             job = web.api.bulk.start(run, started_by=operator.caller.actor)

@@ -1,6 +1,6 @@
 """The overview: the seed's statistics against their thresholds, failures over time by
 class, the top groups, queue depths, the DLQ backlog and the handler's delay. The page
-refreshes its live part itself (htmx, every 10 s)."""
+refreshes its live part itself (htmx, every 5 s)."""
 
 import time
 from dataclasses import asdict
