@@ -46,7 +46,7 @@ def overview(page: Page, dashboard: Dashboard) -> None:
     expect(page.locator("table").first).to_contain_text("last_24h")
     # Times in the browser's zone, UTC on hover.
     stamp = page.locator("time").first
-    assert stamp.get_attribute("title").endswith(" UTC")
+    assert (stamp.get_attribute("title") or "").endswith(" UTC")
     assert "UTC" not in stamp.inner_text()
     # The live part refreshes itself without a reload.
     with page.expect_response(lambda r: r.url.endswith("/?span=24h")):
@@ -82,7 +82,7 @@ def fix_and_requeue(page: Page, job_id: str) -> None:
     page.fill("#payload", '{"args": [')
     expect(editor.locator(".json-status")).to_contain_text("Not valid JSON")
     expect(submit).to_be_disabled()
-    original = json.loads(page.locator("#payload").get_attribute("data-original"))
+    original = json.loads(page.locator("#payload").get_attribute("data-original") or "")
     fixed = {**original, "args": [*original["args"][:2], None]}
     page.fill("#payload", json.dumps(fixed))
     expect(editor.locator(".json-status")).to_contain_text("Valid JSON")

@@ -8,13 +8,13 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.browser.conftest import Dashboard, screenshot
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 SEVERE = {"serious", "critical"}
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def pages_of(page: Page) -> dict[str, str]:

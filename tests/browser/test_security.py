@@ -86,7 +86,9 @@ def test_the_session_cookie_and_the_token_stay_out_of_reach(
         assert secret not in storage
     # Logged out, the old session id is worth nothing.
     page.get_by_role("button", name="Log out").click()
-    page.context.add_cookies([{**cookie}])
+    page.context.add_cookies(
+        [{"name": cookie["name"], "value": cookie["value"], "url": dashboard.url}]
+    )
     page.goto("/failures")
     expect(page).to_have_url(re.compile("/login"))
 
