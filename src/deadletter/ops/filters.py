@@ -83,8 +83,7 @@ class FailureFilter:
         fields = self.to_json()
         for name in ("since", "until"):
             if name in fields:
-                at = datetime.fromtimestamp(fields[name], UTC)
-                fields[name] = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+                fields[name] = _utc(fields[name])
         return " ".join(f"{k}={v}" for k, v in fields.items()) or "all failures"
 
     def clauses(self) -> list[Clause]:
@@ -114,6 +113,16 @@ class FailureFilter:
             ("f.labels ->> CAST(? AS TEXT) = ?", (name, value)) for name, value in self.labels
         )
         return found
+
+
+def _utc(epoch: float) -> str:
+    """`epoch` in UTC; as epoch seconds when no calendar date holds it (a filter may
+    say since=-4e16, and must still be described, not fail)."""
+    try:
+        at = datetime.fromtimestamp(epoch, UTC)
+    except (ValueError, OverflowError, OSError):
+        return f"{epoch:g}"
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _text_clause(text: str) -> Clause:
