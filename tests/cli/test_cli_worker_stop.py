@@ -1,5 +1,5 @@
-"""Stopping a real `deadletter worker` process: what Ctrl-C says, a second Ctrl-C, the
-exit code, and that no job is lost or charged on the way out."""
+"""A real `deadletter worker` process: what Ctrl-C says, a second Ctrl-C, the exit code,
+that no job is lost or charged on the way out, and what its last line counts."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ app = App()
 def nap(seconds: float, marker: str) -> None:
     Path(marker).touch()
     time.sleep(seconds)
+
+
+@app.task(name="naps.fail", queue="naps")
+def fail() -> None:
+    raise ValueError("no nap today")
 """
 
 
@@ -39,6 +44,7 @@ def folder(tmp_path: Path) -> Path:
         f'blob_url = "{tmp_path / "blobs"}"\n'
         f'[dlq]\nlog_file = "{tmp_path / "dlq.log"}"\n'
         "[worker]\ngrace_seconds = 60\nlease_seconds = 60\npoll_interval = 0.05\n"
+        "[queues.naps]\nmax_retries = 0\n"
     )
     (tmp_path / "naps.py").write_text(NAPS)
     return tmp_path
@@ -48,6 +54,7 @@ def folder(tmp_path: Path) -> Path:
 def app(folder: Path) -> Iterator[App]:
     application = App(load_settings(cwd=folder, environ={}))
     application.task(name="naps.nap", queue="naps")(lambda seconds, marker: None)
+    application.task(name="naps.fail", queue="naps")(lambda: None)
     yield application
     application.close()
 
@@ -131,3 +138,23 @@ def test_sigterm_is_a_normal_stop(app: App, folder: Path) -> None:
             worker.kill()
     assert worker.returncode == 0, said
     assert "waiting up to 60s for 0 running jobs" in said
+
+
+def test_its_last_line_counts_jobs_and_dead_letters_apart(app: App, folder: Path) -> None:
+    for _ in range(2):
+        app.tasks["naps.fail"].enqueue()
+    done = subprocess.run(
+        [*COMMAND, "worker", "--app", "naps:app", "--burst"],
+        cwd=folder,
+        env={**command_env(), "COLUMNS": "80"},  # a line of a log stays one line
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # The handler's two letters are not two jobs that succeeded.
+    assert done.stdout.splitlines()[-1] == (
+        "stopped: jobs: 0 succeeded, 0 retried, 2 dead-lettered, 0 reclaimed;"
+        " dead letters: 2 handled, 0 to try again, 0 parked"
+    )

@@ -48,10 +48,10 @@ def worker(
     overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
     runner = application.worker(queues=queue or None, dlq=dlq, dlq_only=dlq_only, **overrides)
     received = _stop_on_signals(runner)
-    console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}")
+    console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}", soft_wrap=True)
     stats = runner.run(burst=burst)
     application.close()
-    console.print(f"stopped: {summary(stats)}")
+    console.print(f"stopped: {summary(stats)}", soft_wrap=True)  # one line in a log
     if signal.SIGINT in received:
         raise typer.Exit(EXIT_INTERRUPTED)
 
