@@ -23,7 +23,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,11 @@ ENV_PREFIX = "DEADLETTER_"
 DEFAULT_HOME = Path(".deadletter")
 
 log = logging.getLogger("deadletter.config")
+
+# `DEADLETTER_*` variables that are not settings: the command line's options read them
+# (`--app`, `--config`). tests/cli/test_cli_startup.py checks that every variable an
+# option declares is here or a setting.
+COMMAND_LINE_VARIABLES = frozenset({"DEADLETTER_APP", "DEADLETTER_CONFIG"})
 
 T = TypeVar("T")
 
@@ -133,16 +138,14 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    not_settings: Collection[str] = (),
     warn: Callable[[str], None] = log.warning,
 ) -> Settings:
     """Read the file (given, or `deadletter.toml` in `cwd` if present) and the environment.
-
-    `not_settings` are `DEADLETTER_*` variables read by someone else (the command line's
-    `DEADLETTER_APP`, `DEADLETTER_CONFIG`); any other unknown one is passed to `warn`."""
+    `DEADLETTER_*` variables that are neither settings nor the command line's are named
+    to `warn`, once."""
     data = _read_file(config_file, cwd or Path.cwd())
     ignored = _merge_environment(data, os.environ if environ is None else environ)
-    unknown = sorted(set(ignored) - set(not_settings))
+    unknown = sorted(set(ignored) - COMMAND_LINE_VARIABLES)
     if unknown:
         warn(
             f"ignoring environment variable{'s' if len(unknown) > 1 else ''}"

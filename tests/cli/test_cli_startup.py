@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
 
 from deadletter.cli import app as cli_app
-from deadletter.cli.context import option_variables
 from tests.cli.conftest import Cli, command_env
 
 MYJOBS = """
@@ -61,6 +61,14 @@ def test_an_app_that_will_not_import_is_one_line(local: Cli, source: str | None,
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--app 'myjobs:app'" in lines[0], done.stderr
     assert said in lines[0]
+
+
+def option_variables(command: Any) -> set[str]:
+    """The environment variables the options of `command` and its subcommands read."""
+    names = {p.envvar for p in command.params if isinstance(p.envvar, str)}
+    for sub in getattr(command, "commands", {}).values():
+        names |= option_variables(sub)
+    return names
 
 
 def test_every_variable_an_option_declares_loads_cleanly(local: Cli) -> None:
@@ -135,3 +143,11 @@ def test_a_postgresql_database_without_the_schema_says_what_to_run(
     error, cause = done.stderr.splitlines()  # the driver's LINE and caret left out
     assert "has no deadletter schema" in error and "Run `deadletter migrate`" in error
     assert cause.startswith("  caused by UndefinedTable: relation")
+
+
+def test_an_app_building_its_own_settings_under_the_worker_says_nothing(local: Cli) -> None:
+    # `App()` in the user's module reads the environment too, DEADLETTER_APP included.
+    (local.cwd / "myjobs.py").write_text(MYJOBS)
+    local.ok("migrate")
+    done = local.run("worker", "--burst", env={"DEADLETTER_APP": "myjobs:app"})
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -65,16 +65,7 @@ def config_callback(
         ),
     ] = False,
 ) -> None:
-    root = ctx.find_root().command
-    ctx.obj = CliContext(load_settings(config, not_settings=option_variables(root), warn=warn))
-
-
-def option_variables(command: Any) -> set[str]:
-    """The environment variables the options of `command` and its subcommands read."""
-    names = {p.envvar for p in command.params if isinstance(p.envvar, str)}
-    for sub in getattr(command, "commands", {}).values():
-        names |= option_variables(sub)
-    return names
+    ctx.obj = CliContext(load_settings(config, warn=warn))
 
 
 def warn(message: str) -> None:
