@@ -146,15 +146,6 @@ def where(clauses: Sequence[Clause]) -> Clause:
     return sql, tuple(value for _, params in clauses for value in params)
 
 
-def _utc(at: float) -> str:
-    """`2024-10-12T08:30:00Z`; a time no calendar holds (year 10,000 on) as its number."""
-    try:
-        moment = datetime.fromtimestamp(at, UTC)
-    except (OverflowError, ValueError, OSError):
-        return f"{at:g}"
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def check_error_class(value: str | None) -> str | None:
     known = [c.value for c in ErrorClass]
     if value is not None and value not in known:
