@@ -31,6 +31,7 @@ def test_demo_runs_the_seed_flow_on_the_embedded_default(tmp_path: Path) -> None
         "deadletter failures",
         "deadletter recover",
         "deadletter serve",
+        "the dashboard at http://127.0.0.1:8787/ and the HTTP API",
     ):
         assert said in " ".join(done.stdout.split()), said
     assert len(done.stdout.splitlines()) < 70

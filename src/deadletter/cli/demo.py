@@ -160,8 +160,8 @@ def _next_steps(app: App) -> list[str]:
     return [
         "deadletter failures   the failures, newest first; `deadletter show ID` for one",
         "deadletter recover    requeue or abandon them, one by one or by filter",
-        "deadletter serve      the HTTP API, with its docs at",
-        f"                      {url}/docs",
+        f"deadletter serve      the dashboard at {url}/ and the HTTP API",
+        "                      (docs at /docs); log in with the token it prints",
     ]
 
 
