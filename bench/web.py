@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -78,7 +79,7 @@ def measure(backend: str, url: str, rows: int, calls: int) -> list[str]:
         finally:
             app.close()
     lines = [_line(backend, timing, calls) for timing in timings]
-    lines.append(f"| {backend} | (filled in {seconds:,.0f} s) | | | | |")
+    lines.append(f"| {backend} | (filled in {seconds:,.0f} s) | | | | | |")
     return lines
 
 
@@ -94,8 +95,8 @@ def _getter(client: TestClient, path: str) -> object:
 def _line(backend: str, timing: Timing, calls: int) -> str:
     verdict = "yes" if timing.median * 1000 <= TARGET_MS else "**no**"
     return (
-        f"| {backend} | {timing.what} | {calls} | {timing.median * 1000:.1f} ms"
-        f" | {timing.p99 * 1000:.1f} ms | {verdict} |"
+        f"| {backend} | {timing.what} | {calls} | {min(timing.times) * 1000:.1f} ms"
+        f" | {timing.median * 1000:.1f} ms | {timing.p99 * 1000:.1f} ms | {verdict} |"
     )
 
 
@@ -112,8 +113,9 @@ def main() -> None:
             lines.extend(measure(backend, url, args.rows, args.calls))
     print(machine_line())
     print(f"{args.rows:,} failures; each page asked {args.calls} times, after {WARMUP} more")
-    print(f"| backend | page | calls | median | p99 | median <= {TARGET_MS:g} ms |")
-    print("|---|---|---:|---:|---:|:---:|")
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"| backend | page | calls | fastest | median | p99 | median <= {TARGET_MS:g} ms |")
+    print("|---|---|---:|---:|---:|---:|:---:|")
     print("\n".join(lines))
 
 

@@ -28,14 +28,24 @@ WHERE fingerprint IN ({marks}) AND hour >= ? AND hour < ?
 GROUP BY 1, 2
 """
 
-# Jobs waiting or running, by queue: the partial indexes of the lease query (queued,
-# retrying) and of the reclaimer (running) hold only these, however many jobs are done.
-LIVE_JOBS = """
-SELECT queue, status, count(*) FROM queue_jobs
-WHERE status IN ('queued', 'retrying') GROUP BY queue, status
-UNION ALL
-SELECT queue, status, count(*) FROM queue_jobs
-WHERE status = 'running' GROUP BY queue, status
+# Jobs waiting (queued or retrying) by queue, from the lease query's partial index alone:
+# `run_at IS NOT NULL` (always true) names a column that only that index holds, which
+# steers SQLite's planner to it rather than to a scan of the whole (queue, status)
+# index, every job's, which costs ~100 ms at 200,000 failures.
+WAITING_JOBS = """
+SELECT queue, count(*) FROM queue_jobs
+WHERE status IN ('queued', 'retrying') AND run_at IS NOT NULL
+GROUP BY queue
+"""
+
+# Running jobs by queue, from the reclaimer's partial index of leases; the ordered,
+# limited subquery keeps both planners on that index (running jobs are as many as the
+# workers' slots, far below the limit).
+RUNNING_JOBS = """
+SELECT queue, count(*) FROM (
+    SELECT queue FROM queue_jobs WHERE status = 'running' ORDER BY lease_expires_at LIMIT 100000
+) AS running
+GROUP BY queue
 """
 
 # The oldest dead letter waiting for the handler: how far behind it is now.
@@ -83,9 +93,11 @@ def group_hours(
     return [Count(float(hour * 3600), key, int(n)) for key, hour, n in rows]
 
 
-def live_jobs(execute: Execute) -> dict[tuple[str, str], int]:
-    """Jobs queued, retrying or running, by (queue, status)."""
-    return {(queue, status): int(n) for queue, status, n in execute(LIVE_JOBS, ()).fetchall()}
+def live_jobs(execute: Execute) -> tuple[dict[str, int], dict[str, int]]:
+    """Jobs waiting (queued or retrying), and jobs running, by queue."""
+    waiting = {queue: int(n) for queue, n in execute(WAITING_JOBS, ()).fetchall()}
+    running = {queue: int(n) for queue, n in execute(RUNNING_JOBS, ()).fetchall()}
+    return waiting, running
 
 
 def oldest_waiting(execute: Execute) -> float | None:

@@ -25,6 +25,10 @@ CREATE TABLE dlq_group_hours (
     PRIMARY KEY (fingerprint, hour, shard)
 );
 
+-- The recovery queue's page of every status, most recently changed first (status pages
+-- have dlq_recovery_status): without it each page sorted every row, ~200 ms at 200,000.
+CREATE INDEX dlq_recovery_updated ON dlq_recovery_queue (updated_at, job_id);
+
 CREATE TYPE dlq_failure_change AS (
     error_class TEXT, fingerprint TEXT, failed_at DOUBLE PRECISION
 );

@@ -24,6 +24,10 @@ CREATE TABLE dlq_group_hours (
     PRIMARY KEY (fingerprint, hour, shard)
 );
 
+-- The recovery queue's page of every status, most recently changed first (status pages
+-- have dlq_recovery_status): without it each page sorted every row, ~200 ms at 200,000.
+CREATE INDEX dlq_recovery_updated ON dlq_recovery_queue (updated_at, job_id);
+
 -- The counting is written once, in an INSTEAD OF trigger on a view that nothing reads:
 -- each trigger of dlq_failures inserts a change (+1 for a failure in, -1 out) into it.
 CREATE VIEW dlq_failure_changes (sign, error_class, fingerprint, failed_at) AS
