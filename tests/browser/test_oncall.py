@@ -97,6 +97,9 @@ def fix_and_requeue(page: Page, job_id: str) -> None:
 def group_requeue(page: Page) -> None:
     page.goto("/groups")
     row = page.locator("tbody tr").filter(has=page.locator(".badge-recoverable")).first
+    expect(row.locator("svg.spark polyline")).to_have_count(1)
+    row.get_by_text("Sample traceback").click()  # fetched by htmx when opened
+    expect(row.locator("pre.traceback")).to_contain_text("Traceback")
     row.get_by_role("button", name=re.compile("Requeue all of group")).click()
     count = int(page.locator("[data-plan-count]").inner_text())
     assert count >= 1
