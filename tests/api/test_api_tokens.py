@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deadletter.app import App
+from deadletter.ops.audit import AuditAction, audit_entries
 from tests.api.conftest import Server
 
 COMMAND = [sys.executable, "-c", "from deadletter.cli import main; main()"]
@@ -44,8 +45,14 @@ def test_a_token_from_the_command_line_has_its_scope_until_revoked(
         listed = token_command(dlq_app, tmp_path, "list")
         assert [t["name"] for t in listed["tokens"]] == ["grafana"]
         assert listed["tokens"][0]["last_used_at"] is not None
-        token_command(dlq_app, tmp_path, "revoke", created["token"]["id"])
+        token_command(dlq_app, tmp_path, "revoke", created["token"]["id"], "--reason", "left")
         assert client.get("/api/queue/dlq/stats").status_code == 401
+    entries = audit_entries(dlq_app.store, target=created["token"]["id"]).items
+    assert [(e.action, e.reason, e.details["scope"]) for e in reversed(entries)] == [
+        (AuditAction.TOKEN_CREATE, "", "read"),
+        (AuditAction.TOKEN_REVOKE, "left", "read"),
+    ]
+    assert all(e.actor.startswith("cli:") for e in entries)
 
 
 def test_admins_manage_tokens_over_the_api(server: Server, secrets: dict[str, str]) -> None:

@@ -11,11 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from deadletter.cli.context import EXIT_ERROR, console, errors, open_app, print_json
+from deadletter.cli.context import EXIT_ERROR, actor, console, errors, open_app, print_json
 from deadletter.cli.params import Json
 from deadletter.cli.views import add_row, id_column, stacked, when
 from deadletter.ops import tokens
 from deadletter.ops.tokens import Scope, Token
+
+Reason = Annotated[str, typer.Option(help="Why, for the audit log.")]
 
 token_app = typer.Typer(
     help="API tokens for `deadletter serve`, each with a scope: read (stats, lists and"
@@ -61,11 +63,14 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who or what will use it, e.g. grafana.")],
     scope: Annotated[Scope, typer.Option(help="What it may do.")] = Scope.READ,
+    reason: Reason = "",
     as_json: Json = False,
 ) -> None:
-    """Create a token and print its secret, this once."""
+    """Create a token and print its secret, this once (recorded in the audit log)."""
     with open_app(ctx) as app:
-        token, secret = tokens.create(app.store, name, [scope], now=time.time())
+        token, secret = tokens.create(
+            app.store, name, [scope], now=time.time(), actor=actor(), reason=reason
+        )
     if as_json:
         print_json({"token": token_json(token), "secret": secret})
         return
@@ -89,11 +94,13 @@ def list_tokens(ctx: typer.Context, as_json: Json = False) -> None:
 def revoke(
     ctx: typer.Context,
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id or prefix.")],
+    reason: Reason = "",
     as_json: Json = False,
 ) -> None:
-    """Revoke a token: it stops working at once, on every server."""
+    """Revoke a token: it stops working at once, on every server (recorded in the audit
+    log)."""
     with open_app(ctx) as app:
-        revoked = tokens.revoke(app.store, token_id, now=time.time())
+        revoked = tokens.revoke(app.store, token_id, now=time.time(), actor=actor(), reason=reason)
     if revoked is None:
         errors.print(f"no token {token_id}", markup=False)
         raise typer.Exit(EXIT_ERROR)

@@ -1,4 +1,5 @@
-"""The audit log: who requeued, abandoned, edited, exported or reviewed what, when, why.
+"""The audit log: who requeued, abandoned, edited, exported or reviewed what, or made
+or revoked which API token, when and why.
 
 A record is written with `record` inside the transaction of the action it describes,
 so that an action is never without its record nor a record without its action.
@@ -26,6 +27,8 @@ class AuditAction(StrEnum):
     BULK_STOPPED = "bulk_stopped"
     EXPORT = "export"
     REVIEW = "review"
+    TOKEN_CREATE = "token_create"
+    TOKEN_REVOKE = "token_revoke"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from deadletter.ops.audit import AuditAction, record
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 
@@ -80,14 +81,19 @@ UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?)
 WHERE id = ? OR prefix = ?
 RETURNING {COLUMNS}
 """
-COUNTS = "SELECT count(*), count(revoked_at) FROM api_tokens"
+COUNT = "SELECT count(*) FROM api_tokens"
 
 
-def create(store: Store, name: str, scopes: Iterable[str], *, now: float) -> tuple[Token, str]:
-    """A new token and its plaintext, which exists nowhere else: show it once."""
+def create(
+    store: Store, name: str, scopes: Iterable[str], *, now: float, actor: str, reason: str = ""
+) -> tuple[Token, str]:
+    """A new token and its plaintext, which exists nowhere else: show it once. The audit
+    log records who made it, in the same transaction."""
     with store.transaction() as execute:
         created = _insert(execute, secrets.token_hex(8), name, parse_scopes(scopes), now)
-    assert created is not None, "a random 64-bit id collided"
+        if created is None:
+            raise RuntimeError("a random 64-bit token id collided; create it again")
+        _audit(execute, AuditAction.TOKEN_CREATE, created[0], now=now, actor=actor, reason=reason)
     return created
 
 
@@ -117,23 +123,33 @@ def list_tokens(store: Store) -> list[Token]:
         return [_token(row) for row in execute(ALL, ()).fetchall()]
 
 
-def revoke(store: Store, id_or_prefix: str, *, now: float) -> Token | None:
-    """Revoke the token with this id or prefix; None if there is none."""
+def revoke(
+    store: Store, id_or_prefix: str, *, now: float, actor: str, reason: str = ""
+) -> Token | None:
+    """Revoke the token with this id or prefix, and record who did; None if there is none."""
     with store.transaction() as execute:
         row = execute(REVOKE, (now, id_or_prefix, id_or_prefix)).fetchone()
-    return None if row is None else _token(row)
+        if row is None:
+            return None
+        token = _token(row)
+        _audit(execute, AuditAction.TOKEN_REVOKE, token, now=now, actor=actor, reason=reason)
+    return token
 
 
 def ensure_admin_token(store: Store, *, now: float) -> tuple[Token, str] | None:
-    """For `serve`: an admin token and its plaintext if no live token exists, else None.
+    """For `serve`: an admin token and its plaintext if no token has ever existed, else
+    None. Once tokens were made, revoking them all must not let a restart mint a new
+    admin token: `deadletter token create` makes the next one, on the server's machine.
 
-    The new token's id counts the tokens ever created, so that servers starting together
-    on one database create one token between them, not one each."""
+    The id is fixed, so that servers starting together on one database create one
+    token between them, not one each."""
     with store.transaction() as execute:
-        total, revoked = execute(COUNTS, ()).fetchone()
-        if total > revoked:
+        if execute(COUNT, ()).fetchone()[0]:
             return None
-        return _insert(execute, f"initial-{total}", BOOTSTRAP_NAME, {Scope.ADMIN}, now)
+        created = _insert(execute, "initial-0", BOOTSTRAP_NAME, {Scope.ADMIN}, now)
+        if created is not None:
+            _audit(execute, AuditAction.TOKEN_CREATE, created[0], now=now, actor="serve")
+        return created
 
 
 def parse_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
@@ -153,6 +169,16 @@ def _insert(
     params = (token_id, name, plaintext[:PREFIX_LENGTH], _hash(plaintext), stored, now)
     row = execute(INSERT, params).fetchone()
     return None if row is None else (_token(row), plaintext)
+
+
+def _audit(
+    execute: Execute, action: AuditAction, token: Token, *, now: float, actor: str, reason: str = ""
+) -> None:
+    scope = max(token.scopes, key=lambda s: s.rank)
+    details = {"name": token.name, "scope": scope.value}
+    record(
+        execute, at=now, actor=actor, action=action, target=token.id, reason=reason, details=details
+    )
 
 
 def _hash(plaintext: str) -> str:
