@@ -22,11 +22,11 @@ def test_export_round_trips_in_every_format(cli: Cli, dlq_app: App, tmp_path: Pa
     expected = [item.to_json() for item in list_failures(dlq_app.store).items]
     assert len(expected) == 4
 
-    lines = cli.ok("export").splitlines()
+    lines = cli.ok("export", "--reason", "audit").splitlines()
     assert [json.loads(line) for line in lines] == expected
-    cli.ok("export", "--format", "json", "--output", "all.json")
+    cli.ok("export", "--reason", "audit", "--format", "json", "--output", "all.json")
     assert json.loads((tmp_path / "all.json").read_text()) == expected
-    cli.ok("export", "--format", "csv", "-o", "all.csv")
+    cli.ok("export", "--reason", "audit", "--format", "csv", "-o", "all.csv")
     with (tmp_path / "all.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [row["error_message"] for row in rows] == [e["error_message"] for e in expected]

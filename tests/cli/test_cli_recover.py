@@ -58,6 +58,8 @@ def test_an_operator_lists_inspects_requeues_abandons_and_exports(
     screen.type("7")
     screen.expect("file (.jsonl, .csv or .json)")
     screen.type("failures.csv")
+    screen.expect("reason (required):")
+    screen.type("quarterly review")
     assert "exported every failure as csv" in screen.expect(PROMPT)
     screen.type("9")
     assert "no option '9'" in screen.expect(PROMPT)

@@ -55,7 +55,9 @@ PARSE: dict[ExportFormat, Callable[[str], Any]] = {
 def test_each_format_parses_back_to_the_listed_rows(dlq_app: App, fmt: ExportFormat) -> None:
     record_failures(dlq_app, ROWS)
     expected = listed(dlq_app, FailureFilter())
-    chunks = list(export_failures(dlq_app.store, FailureFilter(), fmt=fmt, actor="ana"))
+    chunks = list(
+        export_failures(dlq_app.store, FailureFilter(), fmt=fmt, actor="ana", reason="audit")
+    )
     assert len(chunks) >= 3  # read and sent 1,000 rows at a time
     parsed = PARSE[fmt]("".join(chunks))
     assert len(parsed) == ROWS
@@ -81,20 +83,32 @@ def test_the_filter_applies_and_the_export_is_audited_when_asked(dlq_app: App) -
 def test_payloads_only_when_asked(dlq_app: App) -> None:
     job_id = fail(dlq_app, "charts.fetch", "tiles/secret")
     plain = json.loads(
-        "".join(export_failures(dlq_app.store, FailureFilter(), fmt="json", actor="ana"))
+        "".join(
+            export_failures(dlq_app.store, FailureFilter(), fmt="json", actor="ana", reason="audit")
+        )
     )
     assert plain[0]["job_id"] == job_id and "payload" not in plain[0]
     full = json.loads(
         "".join(
             export_failures(
-                dlq_app.store, FailureFilter(), fmt="json", actor="root", include_payload=True
+                dlq_app.store,
+                FailureFilter(),
+                fmt="json",
+                actor="root",
+                reason="audit",
+                include_payload=True,
             )
         )
     )
     assert full[0]["payload"] == {"args": ["tiles/secret"], "kwargs": {}}
     text = "".join(
         export_failures(
-            dlq_app.store, FailureFilter(), fmt=ExportFormat.CSV, actor="root", include_payload=True
+            dlq_app.store,
+            FailureFilter(),
+            fmt=ExportFormat.CSV,
+            actor="root",
+            reason="audit",
+            include_payload=True,
         )
     )
     [row] = csv.DictReader(io.StringIO(text))
@@ -103,7 +117,16 @@ def test_payloads_only_when_asked(dlq_app: App) -> None:
 
 def test_an_empty_export_is_still_well_formed(dlq_app: App) -> None:
     for fmt in ExportFormat:
-        text = "".join(export_failures(dlq_app.store, FailureFilter(), fmt=fmt, actor="ana"))
+        text = "".join(
+            export_failures(dlq_app.store, FailureFilter(), fmt=fmt, actor="ana", reason="audit")
+        )
         assert PARSE[fmt](text) == []
     with pytest.raises(InvalidRequest, match="format"):
-        export_failures(dlq_app.store, FailureFilter(), fmt="xml", actor="ana")
+        export_failures(dlq_app.store, FailureFilter(), fmt="xml", actor="ana", reason="audit")
+
+
+def test_an_export_needs_a_reason(dlq_app: App) -> None:
+    for blank in ("", "  "):
+        with pytest.raises(InvalidRequest, match="reason"):
+            export_failures(dlq_app.store, FailureFilter(), fmt="json", actor="ana", reason=blank)
+    assert audit_entries(dlq_app.store, action=AuditAction.EXPORT).items == []

@@ -110,6 +110,6 @@ def test_the_quickstart_walk_through(operator: Operator, api: tuple[str, str]) -
     recovery = operator.json("recovery")["recovery"]
     assert {r["job_id"]: r["status"] for r in recovery}[job["job_id"]] == "recovered"
 
-    operator.run("export", "--format", "csv", "--output", "failures.csv")
+    operator.run("export", "--reason", "triage", "--format", "csv", "--output", "failures.csv")
     with (operator.folder / "failures.csv").open(newline="") as exported:
         assert len(list(csv.DictReader(exported))) == stats["dlq"]["total_failed"]

@@ -20,6 +20,7 @@ from deadletter.ops.filters import FailureFilter
 @filter_options
 def export(
     ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log (required).")],
     fmt: Annotated[
         ExportFormat, typer.Option("--format", help="Output format.")
     ] = ExportFormat.JSONL,
@@ -32,7 +33,6 @@ def export(
             "--include-payload", help="Add each job's payload: stored whole, NOT redacted."
         ),
     ] = False,
-    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
     *,
     failure_filter: FailureFilter,
 ) -> None:
@@ -45,7 +45,9 @@ def export(
                 sys.stdout.buffer.write(chunk.encode())
             sys.stdout.flush()
             return
-        size = write_export(app, failure_filter, fmt, output, include_payload, reason)
+        size = write_export(
+            app, failure_filter, fmt, output, reason=reason, include_payload=include_payload
+        )
     console.print(f"exported {size:,} bytes of {fmt.value} to {output}")
 
 
@@ -54,8 +56,9 @@ def write_export(
     failure_filter: FailureFilter,
     fmt: ExportFormat,
     output: Path,
+    *,
+    reason: str,
     include_payload: bool = False,
-    reason: str = "",
 ) -> int:
     """Write the export to `output` with a progress line; its size in bytes. It is written
     beside `output` and renamed when complete, so `output` is never a partial export."""

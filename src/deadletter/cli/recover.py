@@ -103,7 +103,11 @@ def _export(app: App) -> None:
     answer = _ask(f"file (.jsonl, .csv or .json) [{default}]: ") or default
     path = Path(answer).expanduser()
     fmt = FORMATS.get(path.suffix.lower(), ExportFormat.JSONL)
-    size = write_export(app, FailureFilter(), fmt, path)
+    reason = _ask("reason (required): ")
+    if not reason:
+        console.print(Text("not exported: a reason is required", style="yellow"))
+        return
+    size = write_export(app, FailureFilter(), fmt, path, reason=reason)
     console.print(Text(f"exported every failure as {fmt.value} to {path} ({size:,} bytes)"))
 
 

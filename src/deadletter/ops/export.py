@@ -45,13 +45,14 @@ def export_failures(
     *,
     fmt: ExportFormat | str,
     actor: str,
-    reason: str = "",
+    reason: str,
     include_payload: bool = False,
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[str]:
-    """The export as text chunks. The export is recorded in the audit log now, in the
+    """The export as text chunks. The export is recorded in the audit log now, with its
+    reason (required: an export takes every matching failure out of the system), in the
     transaction that reads its first chunk; the rest is read as the chunks are taken."""
-    who, form = required(actor, "actor"), _format(fmt)
+    who, why, form = required(actor, "actor"), required(reason, "reason"), _format(fmt)
     with store.transaction() as execute:
         audit.record(
             execute,
@@ -59,7 +60,7 @@ def export_failures(
             actor=who,
             action=AuditAction.EXPORT,
             target=failure_filter.describe(),
-            reason=reason,
+            reason=why,
             details={
                 "filter": failure_filter.to_json(),
                 "format": form.value,
