@@ -107,12 +107,16 @@ class ServeSettings:
     """`deadletter serve`: where the HTTP API listens, and how fast one caller may ask.
 
     `rate_limit` requests a second are allowed per token (per client address for
-    requests without a valid token), `rate_burst` at once; `inf` turns limiting off."""
+    requests without a valid token), `rate_burst` at once; `inf` turns limiting off.
+    `allowed_hosts` are the `Host` values answered besides loopback ones (`localhost`,
+    `127.0.0.1`, `[::1]`): a page in a browser that rebinds its own name to this
+    machine sends its own name, and is refused. `*` answers every name."""
 
     host: str = "127.0.0.1"
     port: int = 8787
     rate_limit: float = 20.0
     rate_burst: int = 100
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 import time
@@ -12,6 +11,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from deadletter.errors import PayloadError
 from deadletter.model import NewJob
+from deadletter.payloads import encode_payload
 from deadletter.store.rows import JsonText
 
 P = ParamSpec("P")
@@ -125,24 +125,5 @@ def _new_id() -> str:
     return f"job_{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
-# json.dumps with options would build an encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-
-
 def _encode_payload(task: str, payload: dict[str, Any], limit: int) -> JsonText:
-    """The payload as JSON text, if it is plain JSON within `limit` bytes."""
-    try:
-        text = _ENCODER.encode(payload)
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(
-            f"arguments of task {task} are not JSON: {exc}. Pass plain JSON values"
-            " (str, int, float, bool, None, lists, dicts with str keys)."
-        ) from exc
-    size = len(text.encode())
-    if size > limit:
-        raise PayloadError(
-            f"payload of task {task} is {size} bytes, over the limit of {limit} bytes;"
-            " store large data elsewhere (e.g. the blob store) and pass its key,"
-            " or raise payload_limit_bytes in deadletter.toml"
-        )
-    return JsonText(text)
+    return encode_payload(payload, limit=limit, what=f"payload of task {task}")

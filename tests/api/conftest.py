@@ -40,7 +40,10 @@ class Server:
 
     def client(self, secret: str | None = None) -> httpx.Client:
         """A client sending `secret` as its bearer token (none: no Authorization)."""
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        # Every action says its body is JSON, even an empty one, as the API requires.
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
         # trust_env=False: a developer's proxy settings cannot reach loopback.
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
 
@@ -103,6 +106,8 @@ def fail_many(app: App, count: int) -> list[str]:
 def secrets(dlq_app: App) -> dict[str, str]:
     """A live token of each scope, by scope name, created as `deadletter token` does."""
     return {
-        scope: tokens.create(dlq_app.store, f"{scope}-bot", [scope], now=time.time())[1]
+        scope: tokens.create(dlq_app.store, f"{scope}-bot", [scope], now=time.time(), actor="test")[
+            1
+        ]
         for scope in ("read", "operate", "admin")
     }

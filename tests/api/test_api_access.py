@@ -38,8 +38,8 @@ def test_without_a_valid_token_a_missing_job_looks_like_an_existing_one(
     body: object,
 ) -> None:
     existing = fail(dlq_app, "charts.fetch", "tiles/1")
-    revoked = tokens.create(dlq_app.store, "gone", ["admin"], now=time.time())
-    tokens.revoke(dlq_app.store, revoked[0].id, now=time.time())
+    revoked = tokens.create(dlq_app.store, "gone", ["admin"], now=time.time(), actor="test")
+    tokens.revoke(dlq_app.store, revoked[0].id, now=time.time(), actor="test")
     callers = {
         "no token": None,
         "malformed": "not-a-token",
@@ -62,7 +62,7 @@ def test_without_a_valid_token_a_missing_job_looks_like_an_existing_one(
     [
         ("read", "POST", "/api/failures/{job}/requeue", {}),
         ("read", "POST", "/api/failures/{job}/abandon", {"reason": "obsolete"}),
-        ("operate", "GET", "/api/export?job_id={job}", None),
+        ("operate", "POST", "/api/export", {"filter": {"job_id": ["{job}"]}, "reason": "x"}),
     ],
 )
 def test_a_token_without_the_scope_gets_403_whether_or_not_the_job_exists(

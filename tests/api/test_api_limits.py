@@ -24,7 +24,9 @@ def test_a_caller_past_its_rate_gets_429_with_retry_after(
         codes = [client.get("/api/queue/dlq/stats").status_code for _ in range(4)]
         limited = client.get("/api/queue/dlq/stats")
     assert codes == [200, 200, 200, 429]
-    assert limited.headers["Retry-After"] == "2" and "too many" in limited.json()["detail"]
+    # Two seconds for a whole request at 0.5 a second, less what has refilled since the
+    # bucket ran dry (on a busy machine, more than a second).
+    assert limited.headers["Retry-After"] in ("1", "2") and "too many" in limited.json()["detail"]
     with server.client(secrets["admin"]) as other:  # each token has its own allowance
         assert other.get("/api/queue/dlq/stats").status_code == 200
     with server.client() as anonymous:  # no token: limited by address, guessing included

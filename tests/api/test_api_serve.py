@@ -137,3 +137,36 @@ def test_serve_on_a_taken_port_says_so_and_mints_nothing(store_url: str, tmp_pat
     # Nothing was minted: the next start that works still creates the first token.
     with serving(store_url, tmp_path) as (_, process):
         assert TOKEN.search(announcement(process))
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_serve_refuses_no_auth_beyond_loopback(store_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEADLETTER_")}
+    env["DEADLETTER_DATABASE_URL"] = store_url
+    done = subprocess.run(
+        [*COMMAND, "serve", "--no-auth", "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "--no-auth serves on this machine's loopback only" in (
+        done.stderr
+    )
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_once_every_token_is_revoked_serve_says_how_to_make_one(
+    store_url: str, tmp_path: Path
+) -> None:
+    with serving(store_url, tmp_path) as (url, process):
+        [secret] = set(TOKEN.findall(announcement(process)))
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=url, trust_env=False, headers=headers) as client:
+            assert client.delete("/api/tokens/initial-0").status_code == 200
+    with serving(store_url, tmp_path) as (url, process):
+        printed = announcement(process)
+    assert not TOKEN.search(printed) and "deadletter token create" in printed

@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse
 
 from deadletter.api.auth import Guard
 from deadletter.api.context import ApiContext
+from deadletter.api.edges import Edges
 from deadletter.api.ratelimit import RateLimiter
 from deadletter.api.routes import admin, bulk, failures, recovery, system
+from deadletter.api.routing import method_not_allowed
 from deadletter.app import App
 from deadletter.errors import InvalidRequest, StoreUnavailable
 from deadletter.forensics import open_blob_store
@@ -60,14 +62,24 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(refuse_unclear_query)],
+        max_body_size=body_limit(settings.payload_limit_bytes),
     )
-    for module in (failures, recovery, bulk, admin, system):
-        api.include_router(module.router(ctx))
+    routers = [module.router(ctx) for module in (failures, recovery, bulk, admin, system)]
+    for router in routers:
+        api.include_router(router)
     # The dashboard (deadletter.web) mounted beside the API shares this context.
     api.state.context = ctx
     api.add_exception_handler(InvalidRequest, _invalid)
     api.add_exception_handler(StoreUnavailable, _unavailable)
+    api.add_exception_handler(405, method_not_allowed([r for x in routers for r in x.routes]))
+    api.add_middleware(Edges, allowed_hosts=serve.allowed_hosts)
     return api
+
+
+def body_limit(payload_limit: int) -> int:
+    """The largest request body read: a corrected payload at its limit, each character
+    escaped (`\\u00e9` is 6 bytes for 2), with room for the rest of the request."""
+    return 3 * payload_limit + 64 * 1024
 
 
 def refuse_unclear_query(request: Request) -> None:

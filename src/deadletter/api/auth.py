@@ -1,7 +1,7 @@
 """Who is asking, and may they: bearer tokens with scopes, and the rate limit.
 
-Each protected route depends on `Guard.require(scope)`, which decides in this order,
-before the route looks anything up:
+Each protected route depends on `Guard.require(scope)`, a `Requirement` that decides
+in this order, before the request's parameters or body are read, let alone looked up:
 
 1. the rate limit, per token (per client address without a valid token): 429;
 2. the token: missing, malformed, unknown or revoked is 401;
@@ -14,7 +14,6 @@ only from the route itself, after all three passed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -50,6 +49,47 @@ def caller_of(token: Token) -> Caller:
     return Caller(f"api:{token.name} (token {token.id})", highest)
 
 
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What a route needs of its caller: a scope, and for token management a server
+    with auth on. As a route dependency it gives the caller that `GuardedRoute` admitted
+    before the request was read (see `deadletter.api.routing`)."""
+
+    guard: Guard
+    scope: Scope
+    needs_auth: bool = False
+
+    def __call__(
+        self,
+        request: Request,
+        # Declares the bearer scheme in the OpenAPI document; the token was read already.
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Caller:
+        caller = getattr(request.state, "caller", None)
+        if not isinstance(caller, Caller):
+            raise RuntimeError(f"{request.url.path} is not a GuardedRoute: nobody checked")
+        return caller
+
+    def admit(self, request: Request) -> Caller:
+        """The caller, if it may act here: 429, 401, 403 otherwise, in that order."""
+        caller = self.guard.identify(request)
+        if self.needs_auth and not self.guard.enabled:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "tokens cannot be managed while auth is off (serve --no-auth): anyone"
+                " could make one; use `deadletter token` on the server's machine",
+            )
+        if not caller.allows(self.scope):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this token's scope is {caller.scope}; this needs {self.scope}",
+                headers={
+                    "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{self.scope}"'
+                },
+            )
+        return caller
+
+
 class Guard:
     """Tokens and rates for one server. With `enabled=False` (`serve --no-auth`) every
     caller is an admin named by its address; the rate limit still applies."""
@@ -59,31 +99,14 @@ class Guard:
         # building the API (for its OpenAPI document, say) touches no database.
         self.app, self.limiter, self.enabled = app, limiter, enabled
 
-    def require(self, needed: Scope) -> Callable[..., Caller]:
+    def require(self, needed: Scope, *, needs_auth: bool = False) -> Requirement:
         """A route dependency: the caller, if it may act where `needed` is required."""
+        return Requirement(self, needed, needs_auth)
 
-        def dependency(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-        ) -> Caller:
-            caller = self.identify(request, credentials)
-            if not caller.allows(needed):
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    f"this token's scope is {caller.scope}; this needs {needed}",
-                    headers={
-                        "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{needed}"'
-                    },
-                )
-            return caller
-
-        return dependency
-
-    def identify(
-        self, request: Request, credentials: HTTPAuthorizationCredentials | None
-    ) -> Caller:
+    def identify(self, request: Request) -> Caller:
         """The caller, after the rate limit; 401 without a live token."""
         address = address_of(request)
+        credentials = _credentials(request)
         token = self._token(credentials)
         self.limit(f"token:{token.id}" if token else f"address:{address}")
         if not self.enabled:
@@ -106,10 +129,10 @@ class Guard:
                 headers={"Retry-After": str(wait)},
             )
 
-    def _token(self, credentials: HTTPAuthorizationCredentials | None) -> Token | None:
+    def _token(self, credentials: str | None) -> Token | None:
         if not self.enabled or credentials is None:
             return None
-        return verify(self.app.store, credentials.credentials, now=time.time())
+        return verify(self.app.store, credentials, now=time.time())
 
 
 def address_of(request: Request) -> str:
@@ -117,7 +140,13 @@ def address_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _challenge(credentials: HTTPAuthorizationCredentials | None) -> str:
+def _credentials(request: Request) -> str | None:
+    """The bearer token the request sends, if it sends one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _challenge(credentials: str | None) -> str:
     # RFC 6750: a request without credentials gets the bare challenge; one whose token
     # was refused is told so.
     return REALM if credentials is None else f'{REALM}, error="invalid_token"'

@@ -31,6 +31,9 @@ class ApiContext:
         self.read = self.guard.require(Scope.READ)
         self.operate = self.guard.require(Scope.OPERATE)
         self.admin = self.guard.require(Scope.ADMIN)
+        # Tokens are managed only with auth on: under --no-auth anyone could make one
+        # that outlives the session.
+        self.tokens = self.guard.require(Scope.ADMIN, needs_auth=True)
         self._whole, self._redacted = Redaction(None), Redaction(self.redactor)
 
     def view(self, caller: Caller) -> Redaction:
@@ -68,9 +71,14 @@ GUARDED: dict[int | str, dict[str, Any]] = {
     },
     503: problem("The database is unavailable."),
 }
-# Routes that take a JSON body also answer this, when it cannot be read at all.
+# Actions (every method but GET) also answer these.
 UNREADABLE: dict[int | str, dict[str, Any]] = {
-    400: problem("The body could not be read: not JSON, or not UTF-8.")
+    400: problem(
+        "The body could not be read: not UTF-8, not JSON, NaN or Infinity, an unpaired"
+        " surrogate, or nested too deep."
+    ),
+    413: problem("The body is larger than the server reads."),
+    415: problem("The request did not say `Content-Type: application/json`."),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("There is no such item.")}
 REFUSED: dict[int | str, dict[str, Any]] = {

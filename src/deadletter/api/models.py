@@ -16,6 +16,7 @@ from deadletter.api.bulkruns import BulkState
 from deadletter.model import ErrorClass
 from deadletter.ops.audit import AuditEntry
 from deadletter.ops.bulk import BulkAction, BulkProgress
+from deadletter.ops.export import ExportFormat
 from deadletter.ops.failures import FailureItem, Group
 from deadletter.ops.filters import MAX_JOB_IDS, MAX_LIMIT, FailureFilter
 from deadletter.ops.recovery import RecoveryEntry
@@ -297,11 +298,29 @@ class BulkList(BaseModel):
 # -- tokens and health ----------------------------------------------------------------
 
 
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: BulkFilter = BulkFilter()
+    format: ExportFormat = ExportFormat.JSONL
+    include_payload: bool = Field(
+        default=False, description="add each job's payload: stored whole, not redacted"
+    )
+    reason: Reason = Field(description="why, for the audit log")
+
+
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
     scope: Scope
+    reason: Text = Field(default="", description="why, for the audit log")
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(default="", description="why, for the audit log")
 
 
 class CreatedToken(BaseModel):

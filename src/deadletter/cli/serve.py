@@ -1,15 +1,16 @@
 """`deadletter serve`: the HTTP API on uvicorn, locked by default.
 
-Auth is on even on localhost. When no live token exists, `serve` creates an admin token
-and prints it once with the API's address, as Jupyter prints its login link: a
-newcomer is neither locked out nor left open. `--no-auth` is the one way to turn it
-off, and says so loudly at every start.
+Auth is on even on localhost. When the database has never had a token, `serve` creates
+an admin token and prints it once with the API's address, as Jupyter prints its login
+link: a newcomer is neither locked out nor left open. Once tokens exist, revoking them
+all does not bring that back: `deadletter token create` makes the next one.
+`--no-auth` is the one way to turn auth off, on a loopback address only, and says so
+loudly at every start.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 import time
@@ -18,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from deadletter.cli.context import open_app, settings
+from deadletter.cli.context import EXIT_USAGE, errors, open_app, settings
 from deadletter.config import ServeSettings
 from deadletter.errors import ConfigError
 from deadletter.ops.tokens import ensure_admin_token
@@ -53,9 +54,17 @@ def serve(
     # every other command's start by most of a second.
     import uvicorn
 
+    from deadletter.api.edges import is_loopback
     from deadletter.web import create_server
 
     chosen = _chosen(settings(ctx).serve, host, port)
+    if no_auth and not is_loopback(chosen.host):
+        errors.print(
+            f"--no-auth serves on this machine's loopback only, not on {chosen.host}:"
+            " anyone who reached it would act as an admin. Serve with tokens, or on 127.0.0.1",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
     _log_to_stderr()
     # Bound before anything is announced: a start that fails on a taken port says so,
     # and prints and mints nothing.
@@ -67,8 +76,8 @@ def serve(
             _warn_open(url)
         else:
             _announce(app.store, url)
-        if not _is_loopback(chosen.host):
-            log.warning("listening beyond this machine on %s: put TLS in front of it", url)
+        if not is_loopback(chosen.host):
+            _warn_beyond(url, chosen.allowed_hosts)
         uvicorn.Server(uvicorn.Config(api, log_level="info")).run(sockets=[listener])
 
 
@@ -106,12 +115,14 @@ def base_url(serve: ServeSettings) -> str:
 
 
 def _announce(store: Store, url: str) -> None:
-    """Print the bootstrap token once, if this start created it."""
+    """Print the bootstrap token once, if this start created it (the database has never
+    had a token); else how to make one."""
     created = ensure_admin_token(store, now=time.time())
     if created is None:
         typer.echo(
-            f"deadletter API at {url} (docs: {url}/docs, dashboard: {url}/); send a token from"
-            " `deadletter token create` as 'Authorization: Bearer …'"
+            f"deadletter API at {url} (docs: {url}/docs, dashboard: {url}/); send a token as"
+            " 'Authorization: Bearer …'. To make one on this machine:"
+            " `deadletter token create NAME --scope read|operate|admin`"
         )
         return
     _, secret = created
@@ -137,11 +148,13 @@ def _warn_open(url: str) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def _warn_beyond(url: str, allowed_hosts: tuple[str, ...]) -> None:
+    log.warning("listening beyond this machine on %s: put TLS in front of it", url)
+    if not allowed_hosts:
+        log.warning(
+            "no allowed_hosts under [serve]: requests that name this machine other than"
+            " as localhost or 127.0.0.1 in their Host header are refused (421)"
+        )
 
 
 def _log_to_stderr() -> None:

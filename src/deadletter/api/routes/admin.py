@@ -10,18 +10,19 @@ runtime, and they name this module's closures.
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path
 from fastapi.responses import StreamingResponse
 
 from deadletter.api.auth import Caller
 from deadletter.api.context import GUARDED, NOT_FOUND, UNREADABLE, ApiContext
 from deadletter.api.models import (
     CreatedToken,
-    FailureQuery,
-    Text,
+    ExportRequest,
+    RevokeRequest,
     TokenList,
     TokenRequest,
 )
+from deadletter.api.routing import GuardedRoute
 from deadletter.ops import tokens
 from deadletter.ops.export import ExportFormat, export_failures
 from deadletter.ops.tokens import Token
@@ -46,36 +47,38 @@ EXPORTED: dict[int | str, dict[str, Any]] = {
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(prefix="/api", responses=GUARDED)
+    api = APIRouter(route_class=GuardedRoute, prefix="/api", responses=GUARDED)
     admin = Depends(ctx.admin)
 
-    @api.get("/export", response_class=StreamingResponse, responses=EXPORTED, tags=["export"])
-    def export(
-        caller: Annotated[Caller, admin],
-        where: Annotated[FailureQuery, Query()],
-        format: ExportFormat = ExportFormat.JSONL,
-        include_payload: bool = False,
-        reason: Annotated[Text, Query(description="why, for the audit log")] = "",
-    ) -> StreamingResponse:
+    @api.post(
+        "/export",
+        response_class=StreamingResponse,
+        responses={**EXPORTED, **UNREADABLE},
+        tags=["export"],
+    )
+    def export(caller: Annotated[Caller, admin], body: ExportRequest) -> StreamingResponse:
         """Every failure matching the filter, newest first, streamed in chunks of 1,000
-        rows: a million failures never sit in memory. Recorded in the audit log."""
+        rows: a million failures never sit in memory. Recorded in the audit log with its
+        reason. A POST, so that the filter and the reason stay out of access logs."""
         chunks = export_failures(
             ctx.app.store,
-            where.to_filter(),
-            fmt=format,
+            body.filter.to_filter(),
+            fmt=body.format,
             actor=caller.actor,
-            reason=reason,
-            include_payload=include_payload,
+            reason=body.reason,
+            include_payload=body.include_payload,
         )
-        name = f"failures-{int(time.time())}.{format.value}"
+        name = f"failures-{int(time.time())}.{body.format.value}"
         return StreamingResponse(
             chunks,
-            media_type=MEDIA_TYPES[format],
+            media_type=MEDIA_TYPES[body.format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
+    manage = Depends(ctx.tokens)
+
     @api.get("/tokens", response_model=TokenList, tags=["tokens"])
-    def list_tokens(caller: Annotated[Caller, admin]) -> TokenList:
+    def list_tokens(caller: Annotated[Caller, manage]) -> TokenList:
         """Every token, revoked ones too, oldest first: never their secrets."""
         found = tokens.list_tokens(ctx.app.store)
         return TokenList(tokens=found, count=len(found))
@@ -87,18 +90,36 @@ def router(ctx: ApiContext) -> APIRouter:
         responses=UNREADABLE,
         tags=["tokens"],
     )
-    def create_token(caller: Annotated[Caller, admin], body: TokenRequest) -> CreatedToken:
-        """A new token; its secret is in this answer and nowhere else."""
-        token, secret = tokens.create(ctx.app.store, body.name, [body.scope], now=time.time())
+    def create_token(caller: Annotated[Caller, manage], body: TokenRequest) -> CreatedToken:
+        """A new token; its secret is in this answer and nowhere else. Recorded in the
+        audit log."""
+        token, secret = tokens.create(
+            ctx.app.store,
+            body.name,
+            [body.scope],
+            now=time.time(),
+            actor=caller.actor,
+            reason=body.reason,
+        )
         return CreatedToken(token=token, secret=secret)
 
-    @api.delete("/tokens/{token_id}", response_model=Token, responses=NOT_FOUND, tags=["tokens"])
+    @api.delete(
+        "/tokens/{token_id}",
+        response_model=Token,
+        responses={**UNREADABLE, **NOT_FOUND},
+        tags=["tokens"],
+    )
     def revoke_token(
-        caller: Annotated[Caller, admin],
+        caller: Annotated[Caller, manage],
         token_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w-]+$")],
+        body: Annotated[RevokeRequest | None, Body()] = None,
     ) -> Token:
-        """Revoke a token by id or prefix; it stops working at once."""
-        revoked = tokens.revoke(ctx.app.store, token_id, now=time.time())
+        """Revoke a token by id or prefix; it stops working at once. Recorded in the
+        audit log, with the body's reason if it has one."""
+        reason = (body or RevokeRequest()).reason
+        revoked = tokens.revoke(
+            ctx.app.store, token_id, now=time.time(), actor=caller.actor, reason=reason
+        )
         if revoked is None:
             raise HTTPException(404, f"no token {token_id}")
         return revoked

@@ -24,8 +24,11 @@ from deadletter.api.models import (
     BulkStatus,
     DryRunRequest,
 )
+from deadletter.api.routing import GuardedRoute
 from deadletter.ops.bulk import BulkRun, plan_bulk
 
+# `hex` in the path (see deadletter.api.routing): `GET /api/bulk/dry-run` is then a
+# method the path does not take (405), not an invalid run id (422).
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,32}$")]
 BUSY: dict[int | str, dict[str, Any]] = {
     409: problem("The run has stopped already, or too many runs are running.")
@@ -48,7 +51,7 @@ def status_of(job: BulkJob, caller: Caller, ctx: ApiContext) -> BulkStatus:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(prefix="/api/bulk", responses=GUARDED, tags=["bulk"])
+    api = APIRouter(route_class=GuardedRoute, prefix="/api/bulk", responses=GUARDED, tags=["bulk"])
 
     def running(run_id: str) -> BulkJob:
         job = ctx.bulk.get(run_id)
@@ -95,16 +98,16 @@ def router(ctx: ApiContext) -> APIRouter:
         found = [status_of(job, caller, ctx) for job in ctx.bulk.all()]
         return BulkList(runs=found, count=len(found))
 
-    @api.get("/{run_id}", response_model=BulkStatus, responses=NOT_FOUND)
+    @api.get("/{run_id:hex}", response_model=BulkStatus, responses=NOT_FOUND)
     def status(caller: Annotated[Caller, Depends(ctx.read)], run_id: RunId) -> BulkStatus:
         """Where a run is: jobs planned, moved, skipped; and why it stopped, once it has."""
         return status_of(running(run_id), caller, ctx)
 
     def control(verb: Literal["pause", "resume", "cancel"], act: Callable[[BulkRun], None]) -> None:
         @api.post(
-            f"/{{run_id}}/{verb}",
+            f"/{{run_id:hex}}/{verb}",
             response_model=BulkStatus,
-            responses={**NOT_FOUND, **BUSY},
+            responses={**UNREADABLE, **NOT_FOUND, **BUSY},
             name=f"{verb}_bulk_run",
             description=f"{verb.capitalize()} a bulk run that has not stopped.",
         )

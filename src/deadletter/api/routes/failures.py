@@ -26,6 +26,7 @@ from deadletter.api.models import (
     SeedFailures,
     StatsResponse,
 )
+from deadletter.api.routing import GuardedRoute
 from deadletter.model import ErrorClass
 from deadletter.ops import failures
 from deadletter.ops.audit import AuditAction, audit_entries
@@ -34,7 +35,7 @@ from deadletter.ops.reports import failures_json, stats_json
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(prefix="/api", responses=GUARDED)
+    api = APIRouter(route_class=GuardedRoute, prefix="/api", responses=GUARDED)
 
     @api.get("/queue/dlq/stats", response_model=StatsResponse, tags=["seed"])
     def stats(caller: Annotated[Caller, Depends(ctx.read)]) -> object:

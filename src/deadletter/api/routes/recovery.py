@@ -26,6 +26,7 @@ from deadletter.api.models import (
     ReviewPage,
     ReviewRequest,
 )
+from deadletter.api.routing import GuardedRoute
 from deadletter.ops import recovery, review
 from deadletter.ops.recovery import ActionResult, Outcome
 
@@ -43,7 +44,7 @@ def answer(result: ActionResult) -> ActionResult | JSONResponse:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(prefix="/api", responses=GUARDED, tags=["recovery"])
+    api = APIRouter(route_class=GuardedRoute, prefix="/api", responses=GUARDED, tags=["recovery"])
 
     @api.get("/recovery", response_model=RecoveryPage)
     def recovery_queue(

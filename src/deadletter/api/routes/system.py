@@ -21,6 +21,7 @@ from deadletter.api.auth import Caller, address_of
 from deadletter.api.context import GUARDED, ApiContext
 from deadletter.api.metrics import registry_for
 from deadletter.api.models import Health
+from deadletter.api.routing import GuardedRoute
 from deadletter.store.base import Store
 
 log = logging.getLogger("deadletter.api")
@@ -39,7 +40,7 @@ def probe(store: Store) -> None:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["system"])
+    api = APIRouter(route_class=GuardedRoute, tags=["system"])
     # One prober: while the database hangs, probes queue here and time out, rather
     # than each holding a thread of the server.
     prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthz")
@@ -55,7 +56,9 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     def healthz(request: Request) -> Health | JSONResponse:
         """Whether this server can reach its database. Open: no token needed."""
-        ctx.guard.limit(f"address:{address_of(request)}")
+        # A bucket of its own: a load balancer's probe shares its address with every
+        # client behind it, and their bad requests must not make it see 429.
+        ctx.guard.limit(f"healthz:{address_of(request)}")
         try:
             prober.submit(probe, ctx.app.store).result(timeout=HEALTH_TIMEOUT)
         # Whatever keeps the database from answering in time (an error, a timeout)
