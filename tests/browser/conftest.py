@@ -117,7 +117,7 @@ def dashboard(store_url: str, tmp_path: Path) -> Iterator[Dashboard]:
     app = demo_app(store_url, tmp_path)
     run_demo(app)
     secrets = {
-        scope: tokens.create(app.store, f"{scope}-bot", [scope], now=time.time())[1]
+        scope: tokens.create(app.store, f"{scope}-bot", [scope], now=time.time(), actor="test")[1]
         for scope in ("read", "operate", "admin")
     }
     with running(app, build=create_server) as server:

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from deadletter.ops import tokens
 from deadletter.ops.tokens import Scope
-from deadletter.web.access import Operator, WebContext
+from deadletter.web.access import Operator, Refused, WebContext
 from deadletter.web.render import Pages
 
 
@@ -41,15 +41,26 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
         scope: Annotated[Scope, Form()],
     ) -> HTMLResponse:
         """The new token's secret is in this answer only (never stored, never again)."""
-        _, secret = tokens.create(store, name.strip(), [scope], now=time.time())
+        _refuse_without_auth(web)
+        _, secret = tokens.create(
+            store, name.strip(), [scope], now=time.time(), actor=operator.caller.actor
+        )
         return page(operator, created=secret)
 
     @api.post("/tokens/{token_id}/revoke", response_model=None)
     def revoke(
         token_id: str, operator: Annotated[Operator, Depends(web.actor(Scope.ADMIN))]
     ) -> Response:
-        if tokens.revoke(store, token_id, now=time.time()) is None:
+        _refuse_without_auth(web)
+        revoked = tokens.revoke(store, token_id, now=time.time(), actor=operator.caller.actor)
+        if revoked is None:
             raise HTTPException(404, f"no token {token_id}")
         return RedirectResponse("/tokens", status_code=303)
 
     return api
+
+
+def _refuse_without_auth(web: WebContext) -> None:
+    # As over the API: a token made while auth is off would outlive the session.
+    if not web.api.guard.enabled:
+        raise Refused("tokens cannot be managed while auth is off (serve --no-auth)")
