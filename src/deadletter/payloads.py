@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from deadletter.errors import PayloadError
-from deadletter.store.rows import JsonText
 
 # Deeper JSON is refused: Python's json and pydantic's serialiser give up at a few
 # hundred levels (a job stored deeper could never be shown again), and no task's
@@ -19,7 +18,7 @@ MAX_DEPTH = 64
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
-def encode_payload(payload: dict[str, Any], *, limit: int, what: str) -> JsonText:
+def encode_payload(payload: dict[str, Any], *, limit: int, what: str) -> str:
     """The payload as JSON text, if it is plain JSON within `limit` bytes; `what`
     names it in the error (`payload of task x`)."""
     try:
@@ -40,7 +39,7 @@ def encode_payload(payload: dict[str, Any], *, limit: int, what: str) -> JsonTex
             " store large data elsewhere (e.g. the blob store) and pass its key,"
             " or raise payload_limit_bytes in deadletter.toml"
         )
-    return JsonText(text)
+    return text
 
 
 def json_problem(value: object) -> str | None:

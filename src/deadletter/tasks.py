@@ -126,4 +126,4 @@ def _new_id() -> str:
 
 
 def _encode_payload(task: str, payload: dict[str, Any], limit: int) -> JsonText:
-    return encode_payload(payload, limit=limit, what=f"payload of task {task}")
+    return JsonText(encode_payload(payload, limit=limit, what=f"payload of task {task}"))

@@ -18,7 +18,7 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "deadletter"
 
 FOUNDATION = {"errors", "model", "config"}
-SHARED = {"classify", "redact", "events"}
+SHARED = {"classify", "redact", "events", "payloads"}
 SERVICES = FOUNDATION | SHARED | {"store", "forensics", "ops"}
 
 # Lowest layer first; each unit may import the units of its set, nothing else.
@@ -30,16 +30,18 @@ ALLOWED: dict[str, set[str]] = {
     "classify": {"errors", "model"},
     "redact": {"errors"},
     "events": {"redact"},
+    "payloads": {"errors"},
     # persistence
     "store": {"errors", "model"},
     "forensics": {"errors", "model"},
     # running jobs, handling dead letters, delivering what they raise
-    "tasks": {"errors", "model", "store"},
-    "worker": FOUNDATION | {"classify", "store"},
+    "tasks": {"errors", "model", "store", "payloads"},
+    # redact: an attempt's error is redacted of secrets before it is written.
+    "worker": FOUNDATION | {"classify", "redact", "store"},
     "dlq": FOUNDATION | SHARED | {"store", "forensics"},
     "notify": FOUNDATION | {"redact", "events", "store"},
     # the service layer operators use
-    "ops": FOUNDATION | {"redact", "store", "forensics"},
+    "ops": FOUNDATION | {"redact", "payloads", "store", "forensics"},
     # the composition root
     "wiring": FOUNDATION | SHARED | {"store", "forensics", "worker", "dlq", "notify", "ops"},
     "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring"},
