@@ -86,15 +86,15 @@ def test_exports_stream_every_format_and_payloads_only_when_asked(
 ) -> None:
     job_ids = set(fail_many(dlq_app, 3))
     with server.client(secrets["admin"]) as client:
-        asked = {"format": "jsonl", "reason": "triage"}
-        with client.stream("POST", "/api/export", json=asked) as streamed:
+        jsonl = {"format": "jsonl", "reason": "triage"}
+        with client.stream("POST", "/api/export", json=jsonl) as streamed:
             assert streamed.headers["content-type"] == "application/x-ndjson"
             assert "attachment" in streamed.headers["content-disposition"]
             lines = [json.loads(line) for line in streamed.iter_lines() if line]
-        asked = {"format": "csv", "filter": {"queue": Q}, "reason": "triage"}
-        table = client.post("/api/export", json=asked).text
-        asked = {"format": "json", "include_payload": True, "reason": "incident 42"}
-        array = client.post("/api/export", json=asked).json()
+        csv_of_q = {"format": "csv", "filter": {"queue": Q}, "reason": "triage"}
+        table = client.post("/api/export", json=csv_of_q).text
+        whole = {"format": "json", "include_payload": True, "reason": "incident 42"}
+        array = client.post("/api/export", json=whole).json()
         assert client.post("/api/export", json={"format": "csv"}).status_code == 422
     assert {row["job_id"] for row in lines} == job_ids and "payload" not in lines[0]
     rows = list(csv.DictReader(io.StringIO(table)))

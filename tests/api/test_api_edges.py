@@ -12,6 +12,7 @@ import pytest
 
 from deadletter.app import App
 from deadletter.config import ServeSettings
+from deadletter.model import JobState
 from deadletter.ops.audit import AuditAction, audit_entries
 from tests.api.conftest import UNLIMITED, Server, ServerFactory, running
 from tests.support.operator import fail
@@ -85,7 +86,8 @@ def test_every_action_must_say_json_even_without_a_body(
                 f"/api/failures/{job_id}/requeue", headers={"Content-Type": content_type}
             )
             assert refused.status_code == 415, content_type
-        assert dlq_app.store.get_job(job_id).status == "failed"
+        job = dlq_app.store.get_job(job_id)
+        assert job is not None and job.status is JobState.FAILED
         utf8 = {"Content-Type": "application/json; charset=utf-8"}
         assert client.post(f"/api/failures/{job_id}/requeue", headers=utf8).status_code == 200
 
