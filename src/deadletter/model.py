@@ -181,3 +181,74 @@ class FailureRecord:
     def poison(self) -> bool:
         """Quarantined because it kept killing its worker (see worker/retry.py)."""
         return self.reason.startswith(POISON_REASON)
+
+
+# -- jobs of other job systems (Celery, RQ, Dramatiq), dead-lettered here -------------
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an adopted job came from: enough to show it and to send it back."""
+
+    system: str
+    queue: str
+    task: str
+    original_id: str
+    arguments: dict[str, JSON]
+    options: dict[str, JSON] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "system": self.system,
+            "queue": self.queue,
+            "task": self.task,
+            "original_id": self.original_id,
+            "arguments": self.arguments,
+            "options": self.options,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostAttempt:
+    """One failed run of a host message, as its host's worker saw it. `event_id` is made
+    where the failure happened, so that recording it twice records it once."""
+
+    event_id: str
+    system: str
+    message_id: str
+    started_at: float
+    ended_at: float
+    worker: str
+    error_type: str | None
+    message: str | None
+    traceback: str | None
+    http_status: int | None
+    error_class: ErrorClass | None
+    rule: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostGaveUp:
+    """The host will not run the message again: dead-letter its job here, with every
+    attempt recorded for the message (and for earlier runs of the same job)."""
+
+    attempt: HostAttempt
+    origin: Origin
+    queue: str
+    dead_letter_queue: str
+    dlq_max_retries: int
+    reason: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HostSucceeded:
+    """A host message that had failed before, or re-drove a job, ran to success."""
+
+    event_id: str
+    system: str
+    message_id: str
+    at: float
+
+
+HostEvent = HostAttempt | HostGaveUp | HostSucceeded

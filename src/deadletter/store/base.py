@@ -17,11 +17,13 @@ from deadletter.model import (
     JSON,
     Attempt,
     FailureRecord,
+    HostEvent,
     Job,
     JobState,
     Lease,
     LeasedJob,
     NewJob,
+    Origin,
 )
 from deadletter.store.failures import Execute, Recorded
 from deadletter.store.outbox import Delivery, Outbox
@@ -114,6 +116,23 @@ class Store(Protocol):
     ) -> Recorded:
         """Mark jobs failed, store failure rows, groups and routes; idempotent per letter."""
         ...
+
+    def record_host_events(self, events: Sequence[HostEvent], *, now: float) -> list[str]:
+        """Failed attempts, give-ups and successes of another job system's messages, in one
+        transaction; a give-up dead-letters its job with its whole history, as `finish`
+        does for a native job. Idempotent per event; returns the ids dead-lettered."""
+        ...
+
+    def origin(self, job_id: str) -> Origin | None:
+        """Where an adopted job came from; None for a native job."""
+        ...
+
+    def prepare_send(self, system: str, message_id: str, job_id: str) -> bool:
+        """Record that host message `message_id` re-drives `job_id`; whether it was
+        already sent (by an earlier run of the same re-drive)."""
+        ...
+
+    def mark_sent(self, system: str, message_id: str, *, at: float) -> None: ...
 
     def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None: ...
 

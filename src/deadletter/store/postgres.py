@@ -27,8 +27,18 @@ from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from deadletter.errors import StoreError, StoreUnavailable
-from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import failures, outcome_rows, reports, rows
+from deadletter.model import (
+    Attempt,
+    FailureRecord,
+    HostEvent,
+    Job,
+    JobState,
+    Lease,
+    LeasedJob,
+    NewJob,
+    Origin,
+)
+from deadletter.store import failures, hosts, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
@@ -417,6 +427,24 @@ class PostgresStore:
     ) -> failures.Recorded:
         with self.transaction() as execute:
             return failures.record_failures(execute, records, now=now, alert_window=alert_window)
+
+    # -- jobs of other job systems (store/hosts.py) ---------------------------------
+
+    def record_host_events(self, events: Sequence[HostEvent], *, now: float) -> list[str]:
+        with self.transaction() as execute:
+            return hosts.record_host_events(execute, events, now=now)
+
+    def origin(self, job_id: str) -> Origin | None:
+        with self.transaction() as execute:
+            return hosts.origin(execute, job_id)
+
+    def prepare_send(self, system: str, message_id: str, job_id: str) -> bool:
+        with self.transaction() as execute:
+            return hosts.prepare_send(execute, system, message_id, job_id)
+
+    def mark_sent(self, system: str, message_id: str, *, at: float) -> None:
+        with self.transaction() as execute:
+            return hosts.mark_sent(execute, system, message_id, at)
 
     def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None:
         with self.transaction() as execute:

@@ -19,8 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from deadletter.model import Attempt, FailureRecord, Job, JobState, Lease, LeasedJob, NewJob
-from deadletter.store import failures, outcome_rows, reports, rows
+from deadletter.model import (
+    Attempt,
+    FailureRecord,
+    HostEvent,
+    Job,
+    JobState,
+    Lease,
+    LeasedJob,
+    NewJob,
+    Origin,
+)
+from deadletter.store import failures, hosts, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
@@ -349,6 +359,24 @@ class SqliteStore:
             return failures.record_failures(
                 conn.execute, records, now=now, alert_window=alert_window
             )
+
+    # -- jobs of other job systems (store/hosts.py) ---------------------------------
+
+    def record_host_events(self, events: Sequence[HostEvent], *, now: float) -> list[str]:
+        with self._write() as conn:
+            return hosts.record_host_events(conn.execute, events, now=now)
+
+    def origin(self, job_id: str) -> Origin | None:
+        with self._write() as conn:
+            return hosts.origin(conn.execute, job_id)
+
+    def prepare_send(self, system: str, message_id: str, job_id: str) -> bool:
+        with self._write() as conn:
+            return hosts.prepare_send(conn.execute, system, message_id, job_id)
+
+    def mark_sent(self, system: str, message_id: str, *, at: float) -> None:
+        with self._write() as conn:
+            return hosts.mark_sent(conn.execute, system, message_id, at)
 
     def add_alert(self, *, alert_id: str, kind: str, title: str, body: str, now: float) -> None:
         with self._write() as conn:
