@@ -44,6 +44,9 @@ class App:
             (*rules, *configured), replace_defaults=self.settings.dlq.replace_default_rules
         )
         self.tasks: dict[str, Task[Any, Any]] = {}
+        # Queues of jobs that another job system runs (deadletter.integrations): a worker
+        # handles their dead letters and never runs their jobs.
+        self.foreign_queues: list[str] = []
         self._store: Store | None = None
         self._dlq: DlqComponents | None = None
 
@@ -135,6 +138,11 @@ class App:
         """The queues of the registered tasks, in registration order."""
         return list(dict.fromkeys(task.options.queue for task in self.tasks.values()))
 
+    def add_foreign_queue(self, queue: str) -> None:
+        """Jobs on `queue` run in another job system; only their dead letters run here."""
+        if queue not in self.foreign_queues:
+            self.foreign_queues.append(queue)
+
     def dead_letter_queues(self, queues: Sequence[str] | None = None) -> list[str]:
         return [self.policy(queue).dlq_for(queue) for queue in queues or self.queues()]
 
@@ -150,8 +158,9 @@ class App:
         settings = self.settings.worker
         for key, value in overrides.items():
             settings = _replace_setting(settings, key, value)
-        consumed = list(queues or settings.queues or self.queues())
-        letters = self.dead_letter_queues(consumed) if dlq or dlq_only else []
+        named = list(queues or settings.queues or [*self.queues(), *self.foreign_queues])
+        consumed = [queue for queue in named if queue not in self.foreign_queues]
+        letters = self.dead_letter_queues(named) if dlq or dlq_only else []
         return Worker(
             store=self.store,
             queues=letters if dlq_only else [*consumed, *letters],

@@ -143,6 +143,11 @@ TIMEOUT_TYPES = (
     "socket.timeout",
     "httpx.TimeoutException",
     "requests.Timeout",
+    # The time limits of the job systems deadletter.integrations captures from.
+    "billiard.exceptions.SoftTimeLimitExceeded",  # Celery's soft_time_limit
+    "billiard.exceptions.TimeLimitExceeded",
+    "rq.timeouts.JobTimeoutException",
+    "dramatiq.middleware.time_limit.TimeLimitExceeded",
 )
 CONNECTION_TYPES = (
     "ConnectionResetError",

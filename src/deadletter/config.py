@@ -125,6 +125,10 @@ class Settings:
     blob_url: str = str(DEFAULT_HOME / "forensics")
     s3_endpoint_url: str = ""
     payload_limit_bytes: int = 1024 * 1024
+    # Where captured failures of Celery, RQ or Dramatiq wait while the database is away,
+    # and how many batches it may hold (deadletter.integrations.spool).
+    spool_dir: str = str(DEFAULT_HOME / "spool")
+    spool_limit: int = 10_000
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     dlq: DlqSettings = field(default_factory=DlqSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
