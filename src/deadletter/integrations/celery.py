@@ -1,0 +1,140 @@
+"""Celery: its failures dead-lettered here, and re-driven with `send_task`.
+
+    from deadletter.integrations.celery import capture
+    capture(celery_app, dl_app)
+
+Hooks on Celery's own signals, in the worker process that ran the task: `task_retry`
+(an attempt failed and Celery retries it), `task_failure` (Celery gave up), and
+`task_success` (acting only for a task that failed before or is a re-drive). The start
+time of each run is noted on its request by `task_prerun`: one attribute, no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Celery, Task, signals
+from celery.backends.base import DisabledBackend
+from celery.exceptions import Retry
+
+from deadletter.app import App
+from deadletter.integrations.core import (
+    JOB_KEY,
+    Failed,
+    Recorder,
+    add_sender,
+    arguments,
+    capture_safely,
+)
+from deadletter.model import JSON, Origin
+from deadletter.worker.tracebacks import format_failure
+
+SYSTEM = "celery"
+STARTED = "deadletter_started"
+
+
+def capture(celery_app: Celery, dl_app: App) -> Recorder:
+    """Record `celery_app`'s failures in `dl_app`, and let its workers re-drive them."""
+    recorder = Recorder(dl_app, SYSTEM)
+    hooks = _Hooks(celery_app, recorder)
+    signals.task_prerun.connect(hooks.prerun, weak=False)
+    signals.task_retry.connect(hooks.retry, weak=False)
+    signals.task_failure.connect(hooks.failure, weak=False)
+    signals.task_success.connect(hooks.success, weak=False)
+    add_sender(dl_app, CelerySender(celery_app))
+    return recorder
+
+
+class _Hooks:
+    def __init__(self, celery_app: Celery, recorder: Recorder) -> None:
+        self.celery_app = celery_app
+        self.recorder = recorder
+
+    def prerun(self, sender: Task | None = None, **_: Any) -> None:
+        if sender is not None and sender.app is self.celery_app:
+            setattr(sender.request, STARTED, time.time())
+
+    def retry(self, sender: Task | None = None, request: Any = None, **extra: Any) -> None:
+        if sender is None or sender.app is not self.celery_app:
+            return
+        reason = extra.get("reason")
+        exc = reason.exc if isinstance(reason, Retry) and reason.exc is not None else reason
+        if isinstance(exc, BaseException):
+            failed = _failed(sender, request, exc)
+            capture_safely("a Celery retry", self.recorder.attempt_failed, failed)
+
+    def failure(self, sender: Task | None = None, exception: Any = None, **_: Any) -> None:
+        if sender is None or sender.app is not self.celery_app:
+            return
+        if isinstance(exception, BaseException):
+            request = sender.request
+            failed = _failed(sender, request, exception)
+            capture_safely(
+                "a Celery failure", self.recorder.gave_up, failed, _reason(sender, request)
+            )
+
+    def success(self, sender: Task | None = None, **_: Any) -> None:
+        if sender is None or sender.app is not self.celery_app:
+            return
+        request = sender.request
+        # A first run that succeeds costs these two look-ups and nothing else.
+        if request.retries or getattr(request, JOB_KEY, None):
+            capture_safely("a Celery success", self.recorder.succeeded, request.id)
+
+
+def _failed(task: Task, request: Any, exc: BaseException) -> Failed:
+    now = time.time()
+    delivery = request.delivery_info or {}
+    queue = delivery.get("routing_key") or task.app.conf.task_default_queue
+    origin = Origin(
+        system=SYSTEM,
+        queue=str(queue),
+        task=task.name,
+        original_id=str(request.id),
+        arguments=arguments(request.args, request.kwargs),
+    )
+    return Failed(
+        message_id=str(request.id),
+        origin=origin,
+        exception=exc,
+        traceback=format_failure(exc),
+        started_at=getattr(request, STARTED, now),
+        ended_at=now,
+        worker=str(request.hostname or "celery"),
+    )
+
+
+def _reason(task: Task, request: Any) -> str:
+    attempts = request.retries + 1
+    if task.max_retries is not None and request.retries >= task.max_retries:
+        return (
+            f"retries exhausted after {attempts} attempts (Celery max_retries={task.max_retries})"
+        )
+    return f"not retried by Celery after {attempts} attempt(s)"
+
+
+class CelerySender:
+    """Re-drives with `send_task`, to the task's own queue, under a task id of its own."""
+
+    system = SYSTEM
+
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery_app = celery_app
+
+    def send(self, origin: Origin, message_id: str, payload: JSON, job_id: str) -> None:
+        self.celery_app.send_task(
+            origin.task,
+            args=payload.get("args", []),
+            kwargs=payload.get("kwargs", {}),
+            queue=origin.queue,
+            task_id=message_id,
+            headers={JOB_KEY: job_id},
+        )
+
+    def already_sent(self, origin: Origin, message_id: str) -> bool:
+        """Only a result backend can tell: a task it knows of has been received."""
+        if isinstance(self.celery_app.backend, DisabledBackend):
+            return False
+        state: str = self.celery_app.AsyncResult(message_id).state
+        return state != "PENDING"
