@@ -74,6 +74,9 @@ class Redaction:
             group=self.group(details.group) if details.group else None,
             payload_history=[self._payload(version) for version in details.payload_history],
             forensics=self.value(details.forensics),
+            origin=replace(details.origin, arguments=self.value(details.origin.arguments))
+            if details.origin
+            else None,
         )
 
     def seed_failures(self, document: dict[str, Any]) -> dict[str, Any]:

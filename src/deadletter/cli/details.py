@@ -28,6 +28,7 @@ def details_json(details: FailureDetails) -> dict[str, Any]:
         "payload_history": [asdict(version) for version in details.payload_history],
         "forensics": details.forensics,
         "forensics_error": details.forensics_error,
+        "origin": details.origin.to_json() if details.origin else None,
     }
 
 
@@ -66,6 +67,7 @@ def _summary(details: FailureDetails) -> Panel:
         ("group", failure.fingerprint + seen),
         ("attempts", f"{job.attempts} ({failure.retry_count} retries before this failure)"),
         ("created / failed", f"{when(job.created_at)} / {when(failure.failed_at)}"),
+        ("origin", _origin(details)),
         ("labels", json.dumps(job.labels)),
         ("payload", json.dumps(job.payload)),
     ]
@@ -73,6 +75,14 @@ def _summary(details: FailureDetails) -> Panel:
         if value:
             add_row(table, name, value)
     return Panel(table, title=f"job {job.id}", title_align="left")
+
+
+def _origin(details: FailureDetails) -> str:
+    origin = details.origin
+    if origin is None:
+        return ""
+    where = f"{origin.system} queue {origin.queue}, task {origin.task}, id {origin.original_id}"
+    return f"{where}, arguments {json.dumps(origin.arguments)}"
 
 
 def _recovery(status: str | None) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from deadletter.errors import BlobStoreError, InvalidRequest
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import Attempt, ErrorClass, Job
+from deadletter.model import Attempt, ErrorClass, Job, Origin
 from deadletter.ops.filters import (
     Clause,
     FailureFilter,
@@ -172,6 +172,8 @@ class FailureDetails:
     payload_history: list[PayloadVersion]
     forensics: dict[str, Any] | None
     forensics_error: str | None
+    # Where a job of another system (Celery, RQ, Dramatiq) came from; None for a native one.
+    origin: Origin | None = None
 
     @property
     def error_class(self) -> ErrorClass:
@@ -211,6 +213,7 @@ def failure_details(store: Store, blobs: BlobStore, job_id: str) -> FailureDetai
         payload_history=[PayloadVersion(loads(p), at, by) for p, at, by in history],
         forensics=document,
         forensics_error=error,
+        origin=store.origin(job_id),
     )
 
 
