@@ -14,9 +14,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from celery import Celery, Task, signals
-from celery.backends.base import DisabledBackend
-from celery.exceptions import Retry
+try:
+    from celery import Celery, Task, signals
+    from celery.backends.base import DisabledBackend
+    from celery.exceptions import Retry
+except ImportError as exc:  # an optional extra
+    raise ImportError(
+        "deadletter.integrations.celery needs Celery: pip install deadletter[celery]"
+    ) from exc
 
 from deadletter.app import App
 from deadletter.integrations.core import (

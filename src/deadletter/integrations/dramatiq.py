@@ -17,9 +17,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import dramatiq
-from dramatiq.common import q_name
-from dramatiq.middleware import Middleware, Retries
+try:
+    import dramatiq
+    from dramatiq.common import q_name
+    from dramatiq.middleware import Middleware, Retries
+except ImportError as exc:  # an optional extra
+    raise ImportError(
+        "deadletter.integrations.dramatiq needs Dramatiq: pip install deadletter[dramatiq]"
+    ) from exc
 
 from deadletter.app import App
 from deadletter.integrations.core import (

@@ -21,9 +21,12 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from redis import Redis
-from rq import Callback, Queue, Retry, Worker
-from rq.job import Job
+try:
+    from redis import Redis
+    from rq import Callback, Queue, Retry, Worker
+    from rq.job import Job
+except ImportError as exc:  # an optional extra
+    raise ImportError("deadletter.integrations.rq needs RQ: pip install deadletter[rq]") from exc
 
 from deadletter.app import App
 from deadletter.integrations.core import (
