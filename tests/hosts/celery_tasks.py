@@ -11,15 +11,19 @@ from deadletter.app import App
 from deadletter.integrations.celery import capture
 from tests.hosts import failing
 
-celery_app = Celery("dltest", broker=os.environ["DL_TEST_BROKER"])
+celery_app = Celery(
+    "dltest", broker=os.environ["DL_TEST_BROKER"], backend=os.environ.get("DL_TEST_BACKEND")
+)
 celery_app.conf.update(
+    result_extended=True,
     task_default_queue=os.environ["DL_TEST_QUEUE"],
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,
 )
-dl_app = App()  # DEADLETTER_DATABASE_URL and DEADLETTER_SPOOL_DIR from the environment
-capture(celery_app, dl_app)
+if os.environ.get("DL_TEST_CAPTURE", "1") == "1":
+    # DEADLETTER_DATABASE_URL and DEADLETTER_SPOOL_DIR from the environment
+    capture(celery_app, App())
 
 
 @celery_app.task(

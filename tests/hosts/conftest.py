@@ -110,6 +110,7 @@ def host_env(database_url: str, tmp_path: Path, names: Names, redis_url: str) ->
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",  # the tests read the worker's log as it runs
         "DEADLETTER_DATABASE_URL": database_url,
         "DEADLETTER_SPOOL_DIR": str(tmp_path / "spool"),
         "DL_TEST_PREFIX": names.prefix,

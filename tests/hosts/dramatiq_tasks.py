@@ -13,7 +13,8 @@ from tests.hosts.brokers import make_broker
 
 broker = make_broker(os.environ["DL_TEST_BROKER"], os.environ["DL_TEST_PREFIX"])
 dramatiq.set_broker(broker)
-broker.add_middleware(Capture(App()))  # settings from DEADLETTER_* in the environment
+if os.environ.get("DL_TEST_CAPTURE", "1") == "1":
+    broker.add_middleware(Capture(App()))  # settings from DEADLETTER_* in the environment
 
 
 @dramatiq.actor(

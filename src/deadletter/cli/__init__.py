@@ -15,6 +15,7 @@ from deadletter.cli import (
     demo,
     export,
     failures,
+    hosts,
     jobs,
     logs,
     maintenance,
@@ -64,6 +65,7 @@ app.command("logs")(logs.logs)
 app.command("deploy")(maintenance.deploy)
 app.command("archive")(maintenance.archive)
 app.command("purge")(maintenance.purge)
+app.add_typer(hosts.import_app, name="import")
 # The HTTP API and its tokens; docs/api.md describes them.
 app.command("serve")(serve.serve)
 app.add_typer(tokens.token_app, name="token")

@@ -11,7 +11,10 @@ time of each run is noted on its request by `task_prerun`: one attribute, no I/O
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 try:
@@ -24,6 +27,7 @@ except ImportError as exc:  # an optional extra
     ) from exc
 
 from deadletter.app import App
+from deadletter.integrations import imports
 from deadletter.integrations.core import (
     JOB_KEY,
     Failed,
@@ -32,10 +36,12 @@ from deadletter.integrations.core import (
     arguments,
     capture_safely,
 )
+from deadletter.integrations.imports import Held, ImportReport, Run
 from deadletter.model import JSON, Origin
 from deadletter.worker.tracebacks import format_failure
 
 SYSTEM = "celery"
+log = logging.getLogger("deadletter.integrations.celery")
 STARTED = "deadletter_started"
 
 
@@ -117,6 +123,56 @@ def _reason(task: Task, request: Any) -> str:
             f"retries exhausted after {attempts} attempts (Celery max_retries={task.max_retries})"
         )
     return f"not retried by Celery after {attempts} attempt(s)"
+
+
+def import_failures(dl_app: App, *, url: str, dry_run: bool) -> ImportReport:
+    """`deadletter import celery`: adopt the failed results of a Redis result backend."""
+    reader = Celery("deadletter-import", backend=url)
+    try:
+        return imports.import_failures(
+            Recorder(dl_app, SYSTEM), held_failures(reader), dry_run=dry_run
+        )
+    finally:
+        reader.close()
+
+
+def held_failures(celery_app: Celery) -> Iterator[Held]:
+    """Failed results in `celery_app`'s Redis result backend, for `deadletter import
+    celery`. Only results stored with `result_extended = True` name their task, queue
+    and arguments, which a re-drive needs; others are skipped (and counted in the log)."""
+    backend = celery_app.backend
+    client = getattr(backend, "client", None)
+    if client is None or not hasattr(client, "scan_iter"):
+        raise TypeError(f"cannot list the results of a {type(backend).__name__}: use Redis")
+    skipped = 0
+    for key in client.scan_iter(match=f"{backend.task_keyprefix.decode()}*", count=500):
+        raw = client.get(key)
+        meta = backend.decode_result(raw) if raw else None
+        if not meta or meta.get("status") != "FAILURE":
+            continue
+        if not meta.get("name"):
+            skipped += 1
+            continue
+        yield _held(meta)
+    if skipped:
+        log.warning(
+            "%d failed Celery results name no task (result_extended is off): skipped", skipped
+        )
+
+
+def _held(meta: dict[str, Any]) -> Held:
+    task_id = str(meta["task_id"])
+    done = meta.get("date_done")
+    ended = datetime.fromisoformat(done).timestamp() if isinstance(done, str) else time.time()
+    origin = Origin(
+        system=SYSTEM,
+        queue=str(meta.get("queue") or "celery"),
+        task=str(meta["name"]),
+        original_id=task_id,
+        arguments=arguments(meta.get("args"), meta.get("kwargs")),
+    )
+    run = Run(str(meta.get("traceback") or ""), ended, worker=str(meta.get("worker") or ""))
+    return Held(task_id, origin, [run], "a failed result in Celery's result backend")
 
 
 class CelerySender:

@@ -72,18 +72,20 @@ class Recorder:
 
     def gave_up(self, failed: Failed, reason: str) -> None:
         """The host will not run the message again: dead-letter it here."""
-        policy = self.app.policy(self.queue)
-        dlq = policy.dlq_for(self.queue)
-        event = HostGaveUp(
-            attempt=self.attempt(failed),
-            origin=failed.origin,
+        self.write([self.give_up_event(self.attempt(failed), failed.origin, reason)])
+
+    def give_up_event(self, last: HostAttempt, origin: Origin, reason: str) -> HostGaveUp:
+        """The event that dead-letters a message here, on the system's queue and its DLQ."""
+        dlq = self.app.policy(self.queue).dlq_for(self.queue)
+        return HostGaveUp(
+            attempt=last,
+            origin=origin,
             queue=self.queue,
             dead_letter_queue=dlq,
             dlq_max_retries=self.app.policy(dlq).max_retries,
             reason=reason,
-            labels={"origin": self.system, "origin_queue": failed.origin.queue},
+            labels={"origin": self.system, "origin_queue": origin.queue},
         )
-        self.write([event])
 
     def succeeded(self, message_id: str) -> None:
         self.write([HostSucceeded(_event_id(), self.system, message_id, time.time())])

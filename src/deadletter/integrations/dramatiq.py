@@ -15,11 +15,14 @@ for its start time.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 try:
     import dramatiq
-    from dramatiq.common import q_name
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.common import q_name, xq_name
     from dramatiq.middleware import Middleware, Retries
 except ImportError as exc:  # an optional extra
     raise ImportError(
@@ -27,6 +30,7 @@ except ImportError as exc:  # an optional extra
     ) from exc
 
 from deadletter.app import App
+from deadletter.integrations import imports
 from deadletter.integrations.core import (
     JOB_KEY,
     Failed,
@@ -35,6 +39,7 @@ from deadletter.integrations.core import (
     arguments,
     capture_safely,
 )
+from deadletter.integrations.imports import Held, ImportReport, Run
 from deadletter.model import JSON, Origin
 from deadletter.worker.tracebacks import format_failure
 
@@ -116,6 +121,73 @@ def _failed(message: Any, exc: BaseException) -> Failed:
         started_at=getattr(message, STARTED, now),
         ended_at=now,
     )
+
+
+def import_failures(
+    dl_app: App, *, url: str, queues: Sequence[str], namespace: str, dry_run: bool
+) -> ImportReport:
+    """`deadletter import dramatiq`: adopt the messages of the queues' dead-letter queues
+    on a Redis (`redis://`, under `namespace`) or RabbitMQ (`amqp://`) broker."""
+    broker: dramatiq.Broker
+    if url.startswith("amqp"):
+        # Kombu writes the default vhost "/" as a trailing "//"; pika wants it quoted.
+        broker = RabbitmqBroker(url=url.removesuffix("//") + "/%2F" if url.endswith("//") else url)
+    else:
+        broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+    try:
+        held = (failure for queue in queues for failure in held_failures(broker, queue))
+        return imports.import_failures(Recorder(dl_app, SYSTEM), held, dry_run=dry_run)
+    finally:
+        broker.close()
+
+
+def held_failures(broker: dramatiq.Broker, queue_name: str) -> Iterator[Held]:
+    """The messages on `queue_name`'s dead-letter queue, for `deadletter import
+    dramatiq`; they stay there. Dramatiq keeps the traceback of the last failure only,
+    and none for an exception in the actor's `throws`."""
+    if isinstance(broker, RedisBroker):
+        found = _redis_dead_letters(broker, queue_name)
+    elif isinstance(broker, RabbitmqBroker):
+        found = _rabbitmq_dead_letters(broker, queue_name)
+    else:
+        raise TypeError(f"cannot read the dead letters of a {type(broker).__name__}")
+    for message in found:
+        options = message.options
+        ended = float(options.get("requeue_timestamp") or message.message_timestamp) / 1000
+        run = Run(str(options.get("traceback") or ""), ended)
+        origin = Origin(
+            system=SYSTEM,
+            queue=q_name(message.queue_name),
+            task=message.actor_name,
+            original_id=message.message_id,
+            arguments=arguments(message.args, message.kwargs),
+            options={key: options[key] for key in _KEPT if key in options},
+        )
+        reason = f"on Dramatiq's dead-letter queue after {options.get('retries', 0)} retries"
+        yield Held(message.message_id, origin, [run], reason)
+
+
+def _redis_dead_letters(broker: RedisBroker, queue_name: str) -> list[dramatiq.Message[Any]]:
+    key = f"{broker.namespace}:{xq_name(queue_name)}"
+    # redis-py types every reply as any reply of any command: these are lists of bytes.
+    ids = cast(list[bytes], broker.client.zrange(key, 0, -1))
+    bodies = cast(list[bytes | None], broker.client.hmget(f"{key}.msgs", ids)) if ids else []
+    return [dramatiq.Message.decode(body) for body in bodies if body is not None]
+
+
+def _rabbitmq_dead_letters(broker: RabbitmqBroker, queue_name: str) -> list[dramatiq.Message[Any]]:
+    """Read without taking: every message got is given back (nack, requeue) at the end."""
+    channel = broker.channel
+    messages, last_tag = [], None
+    while True:
+        method, _, body = channel.basic_get(xq_name(queue_name), auto_ack=False)
+        if method is None:
+            break
+        last_tag = method.delivery_tag
+        messages.append(dramatiq.Message.decode(body))
+    if last_tag is not None:
+        channel.basic_nack(delivery_tag=last_tag, multiple=True, requeue=True)
+    return messages
 
 
 # Options of a message that a re-drive sends again (retry policy and limits).

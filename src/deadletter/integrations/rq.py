@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -24,11 +25,14 @@ from typing import Any
 try:
     from redis import Redis
     from rq import Callback, Queue, Retry, Worker
+    from rq.exceptions import NoSuchJobError
     from rq.job import Job
+    from rq.results import Result
 except ImportError as exc:  # an optional extra
     raise ImportError("deadletter.integrations.rq needs RQ: pip install deadletter[rq]") from exc
 
 from deadletter.app import App
+from deadletter.integrations import imports
 from deadletter.integrations.core import (
     JOB_KEY,
     Failed,
@@ -37,6 +41,7 @@ from deadletter.integrations.core import (
     arguments,
     capture_safely,
 )
+from deadletter.integrations.imports import Held, ImportReport, Run
 from deadletter.model import JSON, Origin
 from deadletter.worker.tracebacks import format_failure
 
@@ -91,7 +96,20 @@ def _failed(job: Job, exc: BaseException, failures: int) -> Failed:
     started = job.started_at
     if started is not None and started.tzinfo is None:
         started = started.replace(tzinfo=UTC)  # RQ stores UTC
-    origin = Origin(
+    return Failed(
+        message_id=job.id,
+        origin=_origin(job, failures),
+        exception=exc,
+        traceback=format_failure(exc),
+        started_at=started.timestamp() if isinstance(started, datetime) else now,
+        ended_at=now,
+        worker=str(job.worker_name or "rq"),
+    )
+
+
+def _origin(job: Job, failures: int) -> Origin:
+    """Where the job came from, with what a re-drive needs: its retries and timeout."""
+    return Origin(
         system=SYSTEM,
         queue=job.origin,
         task=str(job.func_name),
@@ -103,15 +121,42 @@ def _failed(job: Job, exc: BaseException, failures: int) -> Failed:
             "timeout": job.timeout,
         },
     )
-    return Failed(
-        message_id=job.id,
-        origin=origin,
-        exception=exc,
-        traceback=format_failure(exc),
-        started_at=started.timestamp() if isinstance(started, datetime) else now,
-        ended_at=now,
-        worker=str(job.worker_name or "rq"),
-    )
+
+
+def import_failures(dl_app: App, *, url: str, queues: Sequence[str], dry_run: bool) -> ImportReport:
+    """`deadletter import rq`: adopt the jobs of the queues' failed job registries."""
+    connection = Redis.from_url(url)
+    try:
+        held = (failure for queue in queues for failure in held_failures(connection, queue))
+        return imports.import_failures(Recorder(dl_app, SYSTEM), held, dry_run=dry_run)
+    finally:
+        connection.close()
+
+
+def held_failures(connection: Redis, queue_name: str) -> Iterator[Held]:
+    """The jobs of `queue_name`'s failed job registry, for `deadletter import rq`. RQ
+    keeps a result for the last failed run only: that is the history imported."""
+    registry = Queue(queue_name, connection=connection).failed_job_registry
+    for job_id in registry.get_job_ids():
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            continue  # expired between the listing and the fetch
+        runs = [
+            Run(
+                result.exc_string or "", result.created_at.timestamp(), worker=job.worker_name or ""
+            )
+            for result in reversed(job.results())
+            if result.type is Result.Type.FAILED
+        ]
+        if runs:
+            failures = len(runs)
+            yield Held(
+                job.id,
+                _failed(job, Exception(), failures).origin,
+                runs,
+                "in RQ's failed job registry",
+            )
 
 
 class RqSender:
