@@ -9,6 +9,7 @@ from deadletter.app import App
 from deadletter.model import (
     ErrorClass,
     HostAttempt,
+    HostEvent,
     HostGaveUp,
     HostSucceeded,
     JobState,
@@ -52,7 +53,7 @@ def gave_up(event_id: str, at: float, message_id: str = "m1") -> HostGaveUp:
 
 
 def fail_three_times(app: App) -> str:
-    events = [attempt("a1", 100.0), attempt("a2", 101.0), gave_up("a3", 102.0)]
+    events: list[HostEvent] = [attempt("a1", 100.0), attempt("a2", 101.0), gave_up("a3", 102.0)]
     [job_id] = app.store.record_host_events(events, now=103.0)
     return job_id
 
@@ -79,7 +80,7 @@ def test_a_give_up_dead_letters_the_job_with_every_attempt_in_one_go(dlq_app: Ap
 
 def test_events_recorded_twice_are_recorded_once(dlq_app: App) -> None:
     fail_three_times(dlq_app)
-    again = [attempt("a1", 100.0), attempt("a2", 101.0), gave_up("a3", 102.0)]
+    again: list[HostEvent] = [attempt("a1", 100.0), attempt("a2", 101.0), gave_up("a3", 102.0)]
     assert dlq_app.store.record_host_events(again, now=104.0) == []
     assert dlq_app.store.record_host_events([gave_up("a4", 105.0)], now=105.0) == []
     assert len(dlq_app.store.attempts(adopted_job_id("celery", "m1"))) == 3
@@ -122,7 +123,10 @@ def test_a_redriven_job_that_fails_again_is_a_new_failure_of_the_same_job(dlq_ap
     run_worker(dlq_app)
     requeue(dlq_app.store, job_id, actor="ana", policy=dlq_app.policy)
     dlq_app.store.prepare_send("celery", "m1-redrive-1", job_id)
-    again = [attempt("c1", 300.0, "m1-redrive-1"), gave_up("c2", 301.0, "m1-redrive-1")]
+    again: list[HostEvent] = [
+        attempt("c1", 300.0, "m1-redrive-1"),
+        gave_up("c2", 301.0, "m1-redrive-1"),
+    ]
     assert dlq_app.store.record_host_events(again, now=302.0) == [job_id]
     assert [a.number for a in dlq_app.store.attempts(job_id)] == [1, 2, 3, 4, 5]
     run_worker(dlq_app)

@@ -12,4 +12,4 @@ def make_broker(url: str, prefix: str) -> dramatiq.Broker:
     if url.startswith("amqp"):
         # Kombu writes the default vhost "/" as a trailing "//"; pika wants it quoted.
         return RabbitmqBroker(url=url.removesuffix("//") + "/%2F")
-    return RedisBroker(url=url, namespace=f"dramatiq-{prefix}")
+    return RedisBroker(url=url, namespace=f"dramatiq-{prefix}")  # type: ignore[no-untyped-call]

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from celery import Celery
-from kombu import Connection
 
 from deadletter.app import App
 from deadletter.integrations.celery import capture
@@ -22,7 +21,7 @@ def celery_client(broker_url: str, names: Names, dl_app: App) -> Iterator[Celery
     capture(client, dl_app)
     yield client
     if broker_url.startswith("amqp"):
-        with Connection(broker_url) as connection:
+        with client.connection_for_write() as connection:
             connection.default_channel.queue_delete(names.queue)
     client.close()
 

@@ -50,7 +50,7 @@ def test_dramatiq_failures_are_dead_lettered_handled_and_redriven(
     )
 
     def send(kind: str, key: str) -> None:
-        message = dramatiq.Message(
+        message: dramatiq.Message[None] = dramatiq.Message(
             queue_name=names.queue,
             actor_name="hosts.work",
             args=(kind, key),

@@ -50,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": SERVICES | {"app", "wiring"},
     "web": SERVICES | {"app", "wiring", "api"},
     "cli": SERVICES | {"app", "wiring", "api", "web", "demo", "worker"},
-    "integrations": FOUNDATION | {"classify", "redact", "store", "tasks", "app"},
+    "integrations": FOUNDATION | {"classify", "redact", "store", "tasks", "worker", "app"},
 }
 # The package's own `__init__`: the public surface, re-exported from any unit.
 PUBLIC = "deadletter"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deadletter.app import App
-from deadletter.dlq.classify import ErrorInfo, classify
+from deadletter.classify import ErrorInfo, classify
 from deadletter.integrations.spool import Spool
 from deadletter.model import (
     JSON,

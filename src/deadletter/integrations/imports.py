@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from deadletter.dlq.classify import ErrorInfo, classify
+from deadletter.classify import ErrorInfo, classify
 from deadletter.integrations.core import MESSAGE_LIMIT, Recorder
 from deadletter.model import HostAttempt, HostEvent, Origin
 from deadletter.store.hosts import adopted_job_id
