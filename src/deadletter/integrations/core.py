@@ -112,10 +112,15 @@ class Recorder:
     def write(self, events: Sequence[HostEvent]) -> None:
         """Events spooled earlier first, then these; to the spool if the store fails."""
         try:
-            self.flush()
-            self._store(events)
+            if self.spool.held():
+                with self.spool.locked():  # after what waits, in the order it was spooled
+                    self.spool.drain_locked(self._store)
+                    self._store(events)
+            else:
+                self._store(events)
         except Exception as exc:  # never break the host: keep the events for later
-            self.spool.add(events, cause=exc)
+            with self.spool.locked():
+                self.spool.add(events, cause=exc)
             self.spool.retry_in_background(self._store)
 
     def flush(self) -> int:

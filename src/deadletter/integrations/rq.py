@@ -24,10 +24,11 @@ from typing import Any
 
 try:
     from redis import Redis
-    from rq import Callback, Queue, Retry, Worker
+    from rq import Callback, Queue, Retry
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
     from rq.results import Result
+    from rq.worker import BaseWorker
 except ImportError as exc:  # an optional extra
     raise ImportError("deadletter.integrations.rq needs RQ: pip install deadletter[rq]") from exc
 
@@ -52,7 +53,7 @@ FAILURES_KEY = "deadletter_failures"
 SUCCESS_CALLBACK = "deadletter.integrations.rq.redrive_succeeded"
 
 
-def capture(worker: Worker, dl_app: App) -> Recorder:
+def capture(worker: BaseWorker, dl_app: App) -> Recorder:
     """Record `worker`'s failures in `dl_app`, and let `dl_app`'s workers re-drive them."""
     recorder = register(dl_app, worker.connection)
     handler = functools.partial(_handle, recorder)

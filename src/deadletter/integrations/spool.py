@@ -3,13 +3,17 @@
 One file per batch of events, written to a temporary name, fsynced and renamed, so that
 a crash leaves either the whole batch or nothing. Bounded by a number of files: past
 it a batch is dropped with an error in the log, rather than filling the host's disk.
-Several processes (Celery's prefork children, say) share one spool: a drainer claims a
-file by renaming it, so that two drainers do not both write it (and were they to, the
-store records each event once: events carry their id).
+Several processes (Celery's prefork children, say) share one spool. Batches are written
+in the order they were spooled, by one process at a time (an flock on `.lock`), and a
+process that finds batches waiting writes its own events after them, under the same
+lock: a give-up is never written before an attempt of the same message spooled earlier
+by another process. A batch written twice (a crash between the write and the unlink)
+is recorded once: events carry their id.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -17,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,9 +39,7 @@ from deadletter.model import (
 log = logging.getLogger("deadletter.integrations.spool")
 
 SUFFIX = ".json"
-CLAIMED = ".taking"
-# A claim older than this was left by a drainer that died: the file is taken again.
-STALE_CLAIM_SECONDS = 60.0
+LOCK = ".lock"
 # While events wait in the spool, a background thread tries the database this often.
 RETRY_SECONDS = 2.0
 
@@ -48,7 +51,8 @@ class Spool:
         self.directory = directory
         self.limit = limit
         self._retrier: threading.Thread | None = None
-        self._guard = threading.Lock()
+        self._guard = threading.Lock()  # flock serialises processes; this, threads
+        self._starting = threading.Lock()
 
     @classmethod
     def for_system(cls, settings: Settings, system: str) -> Spool:
@@ -56,7 +60,7 @@ class Spool:
 
     def add(self, events: Sequence[HostEvent], *, cause: BaseException) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        held = len(list(self._files()))
+        held = len(self._files())
         if held >= self.limit:
             log.error(
                 "deadletter database unreachable (%s) and the spool %s is full (%d files):"
@@ -83,33 +87,37 @@ class Spool:
             held + 1,
         )
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the spool against every other process and thread while writing it out."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._guard, (self.directory / LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
     def drain(self, write: Callable[[list[HostEvent]], object]) -> int:
-        """Write every spooled batch, oldest first; stop at (and raise) the first error."""
+        with self.locked():
+            return self.drain_locked(write)
+
+    def drain_locked(self, write: Callable[[list[HostEvent]], object]) -> int:
+        """Write every spooled batch, oldest first, holding the lock; stop at (and raise)
+        the first error, leaving that batch and the later ones in place."""
         written = 0
         for path in self._files():
-            claimed = path.with_name(f"{path.name}.{os.getpid()}{CLAIMED}")
-            try:
-                path.rename(claimed)
-            except FileNotFoundError:
-                continue  # another drainer took it
-            try:
-                events = [decode(item) for item in json.loads(claimed.read_text())]
-                write(events)
-            except BaseException:
-                claimed.rename(path)
-                raise
-            claimed.unlink()
+            events = [decode(item) for item in json.loads(path.read_text())]
+            write(events)
+            path.unlink()
             written += len(events)
         if written:
             log.info("wrote %d spooled events from %s", written, self.directory)
         return written
 
     def held(self) -> int:
-        return len(list(self._files()))
+        return len(self._files())
 
     def retry_in_background(self, write: Callable[[list[HostEvent]], object]) -> None:
         """Drain every few seconds until the spool is empty, in one daemon thread."""
-        with self._guard:
+        with self._starting:
             if self._retrier is not None and self._retrier.is_alive():
                 return
             self._retrier = threading.Thread(
@@ -125,21 +133,11 @@ class Spool:
             except Exception as exc:  # still away: try again later
                 log.debug("spool still waiting for the database: %s", _cause(exc))
 
-    def _files(self) -> Iterator[Path]:
-        """Spooled batches, oldest first, with claims left by dead drainers."""
+    def _files(self) -> list[Path]:
+        """Spooled batches, oldest first: their names begin with the time they were made."""
         if not self.directory.is_dir():
-            return
-        stale = time.time() - STALE_CLAIM_SECONDS
-        for path in sorted(self.directory.iterdir()):
-            if path.name.endswith(SUFFIX):
-                yield path
-            elif path.name.endswith(CLAIMED) and _mtime(path) < stale:
-                original = path.with_name(path.name.split(SUFFIX)[0] + SUFFIX)
-                try:
-                    path.rename(original)
-                except FileNotFoundError:
-                    continue
-                yield original
+            return []
+        return sorted(path for path in self.directory.iterdir() if path.name.endswith(SUFFIX))
 
 
 def encode(event: HostEvent) -> dict[str, Any]:
@@ -166,13 +164,6 @@ def decode(item: dict[str, Any]) -> HostEvent:
 def _attempt(item: dict[str, Any]) -> HostAttempt:
     error_class = item.get("error_class")
     return HostAttempt(**{**item, "error_class": ErrorClass(error_class) if error_class else None})
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return time.time()
 
 
 def _cause(exc: BaseException) -> str:
