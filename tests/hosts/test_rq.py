@@ -9,6 +9,8 @@ from rq import Queue, Retry
 
 from deadletter.app import App
 from deadletter.integrations import rq as rq_capture
+from deadletter.model import HostAttempt, HostGaveUp, Origin
+from deadletter.ops.recovery import requeue
 from tests.hosts import failing, scenario
 from tests.hosts.conftest import HostWorker, Names
 
@@ -46,4 +48,30 @@ def test_rq_failures_are_dead_lettered_handled_and_redriven(
     jobs = scenario.fail_every_class(dl_app, "rq", send, names, worker.log)
     scenario.check_history_and_handling(dl_app, "rq", names, jobs, task="tests.hosts.failing.work")
     scenario.redrive_from_the_cli(dl_app, names, jobs, redis_url)
+    connection.close()
+
+
+def test_a_redrive_run_again_after_a_crash_sends_one_message(
+    redis_url: str, names: Names, dl_app: App
+) -> None:
+    """The re-drive's worker dies after RQ took the message and before deadletter
+    recorded it as sent: the re-drive runs again, finds the job in RQ, sends nothing."""
+    connection = Redis.from_url(redis_url)
+    rq_capture.register(dl_app, connection)
+    key = f"{names.prefix}-once"
+    origin = Origin("rq", names.queue, "tests.hosts.failing.work", key, {"args": ["500", key]})
+    attempt = HostAttempt(
+        "e-once", "rq", key, 1.0, 2.0, "w", "HTTPError", "HTTP 500: down", "", 500, None, None
+    )
+    [job_id] = dl_app.store.record_host_events(
+        [HostGaveUp(attempt, origin, "rq", "rq-dlq", 3, "gave up")], now=3.0
+    )
+    dl_app.worker(dlq_only=True).run(burst=True)
+    assert requeue(dl_app.store, job_id, actor="ana", policy=dl_app.policy).done
+    redrive = dl_app.tasks["deadletter.redrive"]
+    redrive(job_id, 1)
+    with dl_app.store.transaction() as execute:  # the record of the send is lost
+        execute("UPDATE host_messages SET sent_at = NULL WHERE job_id = ?", (job_id,))
+    redrive(job_id, 1)
+    assert Queue(names.queue, connection=connection).count == 1
     connection.close()
