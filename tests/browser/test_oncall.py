@@ -57,8 +57,12 @@ def filter_and_open(page: Page) -> str:
     page.get_by_role("link", name="Failures", exact=True).click()
     page.select_option("#f-class", "RECOVERABLE")
     page.fill("#f-label", "site_name=building-b")
+    # A range picked in the browser's zone (Tokyo here) travels as epoch seconds.
+    page.fill("#f-from", "2000-01-01T09:00:00")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"error_class=RECOVERABLE.*label=site_name%3Dbuilding-b"))
+    expect(page).to_have_url(re.compile(r"since=946684800(&|$)"))
+    expect(page.locator("#f-from")).to_have_value(re.compile(r"^2000-01-01T09:00(:00)?$"))
     rows = page.locator("table.list tbody tr")
     assert rows.count() >= 1
     for row in rows.all():

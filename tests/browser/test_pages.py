@@ -82,3 +82,27 @@ def test_phone_width_and_keyboard(dashboard: Dashboard, browser: Browser) -> Non
             break
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile("/failures$"))
+
+
+def test_review_and_tokens(dashboard: Dashboard, browser: Browser) -> None:
+    page = dashboard.open(browser)
+    page.goto("/review")
+    open_entries = page.locator("tbody tr").filter(has=page.get_by_role("button"))
+    before = open_entries.count()
+    assert before >= 1
+    open_entries.first.locator("input[name=note]").fill("a missing key in the chart data")
+    open_entries.first.get_by_role("button", name="Mark reviewed").click()
+    expect(open_entries).to_have_count(before - 1)
+    page.goto("/review?state=reviewed")
+    expect(page.locator("tbody")).to_contain_text("a missing key in the chart data")
+
+    page.goto("/tokens")
+    page.fill("#t-name", "grafana")
+    page.select_option("#t-scope", "read")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.locator("pre.secret").inner_text()
+    assert re.fullmatch(r"dl_[A-Za-z0-9_-]{43}", secret)
+    page.reload()
+    assert secret not in page.content()
+    page.get_by_role("button", name="Revoke token grafana").click()
+    expect(page.locator("tbody tr").filter(has_text="grafana")).to_contain_text("revoked")

@@ -15,7 +15,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from deadletter import demo
+from deadletter.app import App
 from deadletter.model import JobState
+from deadletter.web import create_server
+from tests.api.conftest import running
 from tests.browser.conftest import HOSTILE, Dashboard
 from tests.support.operator import run_worker
 
@@ -183,3 +186,17 @@ def test_read_scope_is_offered_no_action_and_refused_one(
     ):
         assert post(page, path, {**fields, "csrf": csrf}) == 403, path
     assert dashboard.job(job_id).status is JobState.FAILED
+
+
+def test_without_auth_the_login_says_so_and_the_page_is_an_admins(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    # Its own App over the same database, as a second server process would have.
+    with running(App(dashboard.app.settings), auth=False, build=create_server) as open_server:
+        page = browser.new_page(base_url=open_server.url)
+        page.goto("/failures")
+        expect(page.locator(".warn")).to_contain_text("--no-auth")
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(re.compile("/failures$"))
+        expect(page.locator(".scope")).to_contain_text("anonymous (auth off) · admin")
+        page.close()

@@ -29,3 +29,14 @@ def test_the_oldest_session_goes_first_when_too_many_are_open(
     assert sessions.get(first.id, now=3.0) is None
     assert sessions.get(second.id, now=3.0) == second
     assert sessions.get(third.id, now=3.0) == third
+
+
+def test_what_is_put_once_is_taken_once_and_goes_with_its_session() -> None:
+    sessions = Sessions(ttl=60)
+    opened = sessions.open(None, now=0.0)
+    sessions.put_once(opened.id, "dl_new")
+    assert sessions.take_once(opened.id) == "dl_new"
+    assert sessions.take_once(opened.id) is None
+    sessions.put_once(opened.id, "dl_other")
+    sessions.close(opened.id)
+    assert sessions.take_once(opened.id) is None

@@ -33,6 +33,8 @@ class Sessions:
     def __init__(self, ttl: float = TTL_SECONDS) -> None:
         self.ttl = ttl
         self._by_id: dict[str, Session] = {}
+        # What a session's next page shows once (a new token's secret), by session id.
+        self._once: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def open(self, secret: str | None, *, now: float) -> Session:
@@ -44,6 +46,7 @@ class Sessions:
             if len(self._by_id) >= MAX_SESSIONS:
                 oldest = min(self._by_id.values(), key=lambda s: s.expires_at)
                 del self._by_id[oldest.id]
+                self._once.pop(oldest.id, None)
             self._by_id[session.id] = session
         return session
 
@@ -60,3 +63,13 @@ class Sessions:
     def close(self, session_id: str | None) -> None:
         with self._lock:
             self._by_id.pop(session_id or "", None)
+            self._once.pop(session_id or "", None)
+
+    def put_once(self, session_id: str, text: str) -> None:
+        """Keep `text` for the session's next `take_once`, and only that one."""
+        with self._lock:
+            self._once[session_id] = text
+
+    def take_once(self, session_id: str) -> str | None:
+        with self._lock:
+            return self._once.pop(session_id, None)

@@ -16,7 +16,8 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
     api = APIRouter()
     store = web.api.app.store
 
-    def page(operator: Operator, created: str | None = None) -> HTMLResponse:
+    def page(operator: Operator) -> HTMLResponse:
+        created = web.sessions.take_once(operator.session.id)
         return HTMLResponse(
             pages.render(
                 "tokens.html",
@@ -34,18 +35,20 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
     ) -> HTMLResponse:
         return page(operator)
 
-    @api.post("/tokens", response_class=HTMLResponse)
+    @api.post("/tokens", response_model=None)
     def create(
         operator: Annotated[Operator, Depends(web.actor(Scope.ADMIN))],
         name: Annotated[str, Form(min_length=1, max_length=200)],
         scope: Annotated[Scope, Form()],
-    ) -> HTMLResponse:
-        """The new token's secret is in this answer only (never stored, never again)."""
+    ) -> Response:
+        """The new token's secret is shown by the next page of this session only, so
+        that reloading it neither shows the secret again nor creates another token."""
         _refuse_without_auth(web)
         _, secret = tokens.create(
             store, name.strip(), [scope], now=time.time(), actor=operator.caller.actor
         )
-        return page(operator, created=secret)
+        web.sessions.put_once(operator.session.id, secret)
+        return RedirectResponse("/tokens", status_code=303)
 
     @api.post("/tokens/{token_id}/revoke", response_model=None)
     def revoke(

@@ -35,6 +35,26 @@
     });
   }
 
+  // A time range picked in the browser's zone travels as epoch seconds (since, until):
+  // the inputs themselves have no name, so the URL holds the numbers the API takes.
+  function localInput(epoch) {
+    const at = new Date(epoch * 1000);
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) +
+      "T" + pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds());
+  }
+
+  function timeRange(root) {
+    root.querySelectorAll("[data-epoch-of]").forEach(function (input) {
+      const hidden = document.getElementById(input.dataset.epochOf);
+      if (hidden.value && !isNaN(Number(hidden.value))) input.value = localInput(Number(hidden.value));
+      input.addEventListener("change", function () {
+        const at = new Date(input.value);
+        hidden.value = input.value && !isNaN(at) ? String(at.getTime() / 1000) : "";
+      });
+    });
+  }
+
   function selectAll(root) {
     root.querySelectorAll("[data-select-all]").forEach(function (box) {
       box.addEventListener("change", function () {
@@ -153,6 +173,7 @@
 
   function init(root) {
     localTimes(root);
+    timeRange(root);
     selectAll(root);
     charts(root);
     root.querySelectorAll("[data-json-editor]").forEach(editor);
