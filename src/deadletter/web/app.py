@@ -53,8 +53,10 @@ def create_web(api: ApiContext) -> FastAPI:
     ) -> Response:
         response = await call_next(request)
         response.headers.update(HEADERS)
-        if not request.url.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+        # Static files carry their version in their names (or ?v=): a day in the
+        # browser's cache is safe. Pages show failures: never stored.
+        static = request.url.path.startswith("/static/")
+        response.headers["Cache-Control"] = "max-age=86400" if static else "no-store"
         return response
 
     return app
