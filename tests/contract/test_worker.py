@@ -252,6 +252,25 @@ def test_lost_lease_counts_as_a_failed_attempt(app: App) -> None:
     assert lost.error_class is ErrorClass.RECOVERABLE
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 7 item 1: reclaim charges every leased job, started or not",
+)
+def test_a_lease_lost_before_the_job_started_is_not_charged(app: App) -> None:
+    @app.task(queue=Q)
+    def work() -> None:
+        return None
+
+    job_id = work.enqueue()
+    # The ghost leases the job in a batch and dies before it runs it: nothing ran.
+    app.store.lease([Q], limit=1, worker="ghost", now=time.time(), lease_seconds=0.05)
+    time.sleep(0.1)
+    app.worker(dlq=False).reclaim_expired()
+    assert app.store.attempts(job_id) == []
+    job = app.store.get_job(job_id)
+    assert job is not None and job.attempts == 0
+
+
 def test_job_that_keeps_losing_its_worker_is_dead_lettered(app: App) -> None:
     @app.task(queue=Q)
     def poison() -> None:
