@@ -158,6 +158,9 @@ class App:
         settings = self.settings.worker
         for key, value in overrides.items():
             settings = _replace_setting(settings, key, value)
+        # Imported here, as in `dlq`: wiring pulls in boto3 and Apprise.
+        from deadletter.wiring import redactors_from
+
         named = list(queues or settings.queues or [*self.queues(), *self.foreign_queues])
         consumed = [queue for queue in named if queue not in self.foreign_queues]
         letters = self.dead_letter_queues(named) if dlq or dlq_only else []
@@ -167,6 +170,9 @@ class App:
             resolve=self.resolve,
             policy=self.policy,
             rules=self.rules,
+            # Secrets out of every attempt's message and traceback, before they are
+            # written; personal data stays, for the operator's forensics.
+            redactor=redactors_from(self.settings).secrets,
             settings=settings,
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
             periodic=self.dlq.periodic() if letters else [],

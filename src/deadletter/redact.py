@@ -199,6 +199,28 @@ _PHONE_HINT = re.compile(r"[0-9]{3}|\+[0-9]|\([0-9]{2}|0[1-9][ .-][0-9]{2}")
 PHONE_DIGITS = range(9, 16)  # E.164 allows 15; fewer than 9 is a count, a date, an id
 
 
+# An IBAN: country, check digits, then 11 to 30 letters and digits, printed in groups of
+# four or not at all. Upper-case, as banks print them.
+_IBAN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}"
+    r"(?:(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?|[A-Z0-9]{11,30})"
+    r"(?![A-Za-z0-9])"
+)
+_IBAN_HINT = re.compile(r"[a-z]{2}[0-9]{2} ?[a-z0-9]{4}")  # folded text
+IBAN_LENGTH = range(15, 35)  # Norway's 15 to Saint Lucia's 32, with room to 34 (ISO 13616)
+
+
+def _iban(match: re.Match[str]) -> str | None:
+    """`[IBAN]` for a number whose check digits hold (ISO 7064 mod 97-10): the check
+    lets one random string in 97 through, so that order numbers and ids are left alone."""
+    compact = match.group().replace(" ", "")
+    if len(compact) not in IBAN_LENGTH:
+        return None
+    rearranged = compact[4:] + compact[:4]
+    digits = "".join(str(int(char, 36)) for char in rearranged)
+    return "[IBAN]" if int(digits) % 97 == 1 else None
+
+
 def _url_credentials(match: re.Match[str]) -> str:
     return f"{match['user']}:{REDACTED}@"
 
@@ -266,6 +288,8 @@ _BEFORE_KEY_VALUE = (
 )
 _AFTER_KEY_VALUE = (
     RedactionRule("email", _EMAIL, _constant("[EMAIL]"), personal=True, hint=needles("@")),
+    # Before cards and phones, whose digit groups an IBAN's would otherwise give them.
+    RedactionRule("iban", _IBAN, _iban, personal=True, hint=_IBAN_HINT),
     RedactionRule(
         "card", _CARD, _card, hint=_CARD_HINT
     ),  # a credential: a card number is kept nowhere
@@ -343,3 +367,5 @@ def _extra_rule(name: str, regex: str) -> RedactionRule:
 
 
 DEFAULT_REDACTOR = Redactor.from_config()
+# Credentials only: for what stays inside and is read by operators of every scope.
+SECRETS_ONLY = DEFAULT_REDACTOR.secrets_only()

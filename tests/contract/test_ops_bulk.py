@@ -89,7 +89,10 @@ def test_an_empty_filter_is_refused_unless_all_is_said(dlq_app: App) -> None:
 def test_a_job_is_chosen_by_its_latest_failure(dlq_app: App) -> None:
     job_id = fail(dlq_app, "reports.build", "server_error", "1")
     edit = {"args": ["mystery", "2"], "kwargs": {}}
-    requeue(dlq_app.store, job_id, actor="ana", policy=dlq_app.policy, payload=edit)
+    limit = dlq_app.settings.payload_limit_bytes
+    requeue(
+        dlq_app.store, job_id, actor="ana", policy=dlq_app.policy, payload_limit=limit, payload=edit
+    )
     run_worker(dlq_app)  # now it fails as UNKNOWN
     assert plan_bulk(dlq_app.store, FailureFilter(error_class="SYSTEM_ERROR")).count == 0
     assert plan_bulk(dlq_app.store, FailureFilter(error_class="UNKNOWN")).count == 1

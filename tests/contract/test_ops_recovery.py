@@ -21,6 +21,8 @@ from tests.support.operator import (
     table,
 )
 
+LIMIT = 1024 * 1024
+
 
 def redo(dlq_app: App, job_id: str, **options: object) -> ActionResult:
     return requeue(
@@ -29,6 +31,7 @@ def redo(dlq_app: App, job_id: str, **options: object) -> ActionResult:
         actor="ana",
         reason="partner is back",
         policy=dlq_app.policy,
+        payload_limit=dlq_app.settings.payload_limit_bytes,
         **options,
     )
 
@@ -103,7 +106,25 @@ def test_a_corrected_payload_is_run_and_the_old_one_kept(
     assert sorted(actions) == [AuditAction.EDIT, AuditAction.REQUEUE]
 
 
-@pytest.mark.parametrize("payload", [["tiles/3"], {"args": "tiles/3"}, {"argv": []}])
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["tiles/3"],
+        {"args": "tiles/3"},
+        {"argv": []},
+        {"args": ["x" * (1024 * 1024)]},  # over the 1 MiB an enqueue takes
+        {"args": [nested(900)]},  # deeper than any enqueue takes
+        {"args": [float("nan")]},
+        {"args": ["\ud800"]},
+    ],
+)
 def test_a_payload_a_task_cannot_take_is_refused_before_anything_changes(
     dlq_app: App, payload: object
 ) -> None:
@@ -127,7 +148,9 @@ def test_two_operators_requeueing_at_once_rerun_the_job_once(
         store = open_store(dlq_app.store.url)  # an operator of their own: another connection
         try:
             start.wait()
-            results.append(requeue(store, job_id, actor=name, policy=dlq_app.policy))
+            results.append(
+                requeue(store, job_id, actor=name, policy=dlq_app.policy, payload_limit=LIMIT)
+            )
         finally:
             store.close()
 

@@ -129,7 +129,14 @@ def test_the_counters_follow_failures_requeues_recoveries_abandons_and_archives(
 
 
 def redo(app: App, job_id: str) -> None:
-    result = requeue(app.store, job_id, actor="ana", reason="back", policy=app.policy)
+    result = requeue(
+        app.store,
+        job_id,
+        actor="ana",
+        reason="back",
+        policy=app.policy,
+        payload_limit=app.settings.payload_limit_bytes,
+    )
     assert result.done, result
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from deadletter.errors import InvalidRequest
 from deadletter.ops.filters import FailureFilter
 
 
@@ -18,3 +23,23 @@ def test_task_rule_and_labels_are_part_of_the_filter() -> None:
     chosen = FailureFilter(task="t", rule="r", labels=(("site_name", "berlin"),))
     assert chosen.to_json() == {"task": "t", "rule": "r", "labels": {"site_name": "berlin"}}
     assert [params for _, params in chosen.clauses()] == [("t",), ("r",), ("site_name", "berlin")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"since": True},
+        {"until": False},
+        {"since": "1700000000"},
+        {"since": float("inf")},
+        {"until": float("nan")},
+        {"queue": 3},
+        {"text": b"x"},
+        {"job_ids": (1,)},
+    ],
+)
+def test_a_filter_field_of_the_wrong_type_is_refused(fields: dict[str, Any]) -> None:
+    # `since: true` taken for 1.0 matched every failure, past the rule that an empty
+    # filter needs `all`.
+    with pytest.raises(InvalidRequest):
+        FailureFilter(**fields)

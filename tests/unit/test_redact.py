@@ -64,6 +64,37 @@ def test_card_numbers(card: str) -> None:
     assert redact(f"charged card {card}, declined") == "charged card [CARD], declined"
 
 
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "GB82WEST12345698765432",
+        "FR14 2004 1010 0505 0001 3M02 606",
+        "NL91ABNA0417164300",
+        "NO9386011117947",
+    ],
+)
+def test_ibans_whose_check_digits_hold(iban: str) -> None:
+    assert redact(f"refund to {iban}, today") == "refund to [IBAN], today"
+    assert DEFAULT_REDACTOR.secrets_only().redact_text(iban) == iban  # personal, not a secret
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DE89 3704 0044 0532 0130 01",  # one digit off: the check fails
+        "order AB12 3456 7890 1234",
+        "ticket XY12ABCDEFGHIJKL",
+        "build GH42 of release 2024",
+        "de89370400440532013000",  # lower case is not how an IBAN is printed
+    ],
+)
+def test_ordinary_codes_are_not_ibans(text: str) -> None:
+    assert redact(text) == text
+
+
 def test_a_card_next_to_a_rejected_number_is_still_found() -> None:
     # The first four groups fail the Luhn check; the card starts at the second group.
     assert redact("4111 4111 1111 1111 1111") == "4111 [CARD]"

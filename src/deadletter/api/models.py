@@ -101,7 +101,8 @@ class FailureQuery(BaseModel):
 
     queue: Name | None = None
     task: Name | None = None
-    error_class: ErrorClass | None = None
+    # Not strict even in a body: an enum is named by its value, a string.
+    error_class: ErrorClass | None = Field(default=None, strict=False)
     rule: Name | None = Field(default=None, description="the classification rule that matched")
     group: Name | None = Field(default=None, description="a fingerprint, as /api/groups lists them")
     since: Epoch | None = Field(default=None, description="failed at or after (epoch seconds)")
@@ -131,11 +132,18 @@ class FailureQuery(BaseModel):
         )
 
 
+class Body(BaseModel):
+    """A request body: a misspelt field is an error, not a value quietly ignored, and
+    every value has its JSON type (`true` is not a time, `"10"` is not a count)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 class BulkFilter(FailureQuery):
     """A filter in a request body, where a misspelt field is an error, not a filter
-    that quietly matches more than was meant."""
+    that quietly matches more than was meant, and `true` is not a time."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = Body.model_config
 
 
 # -- the seed's shapes ----------------------------------------------------------------
@@ -219,48 +227,36 @@ class AuditPage(BaseModel):
 # -- actions --------------------------------------------------------------------------
 
 
-class CorrectedPayload(BaseModel):
+class CorrectedPayload(Body):
     """The arguments the task is called with, replacing the job's payload."""
-
-    model_config = ConfigDict(extra="forbid")
 
     args: Annotated[list[Any], STORABLE] = Field(default_factory=list)
     kwargs: Annotated[dict[str, Any], STORABLE] = Field(default_factory=dict)
 
 
-class RequeueRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RequeueRequest(Body):
     reason: Text = ""
     payload: CorrectedPayload | None = Field(
         default=None, description="a corrected payload; the old one is kept in the job's history"
     )
 
 
-class AbandonRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AbandonRequest(Body):
     reason: Reason
 
 
-class ReviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewRequest(Body):
     note: Text = ""
 
 
-class DryRunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DryRunRequest(Body):
     filter: BulkFilter = BulkFilter()
     all: bool = Field(default=False, description="true to mean every failure, with an empty filter")
     sample_size: int = Field(default=10, ge=1, le=100)
 
 
-class BulkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    action: BulkAction
+class BulkRequest(Body):
+    action: BulkAction = Field(strict=False)
     filter: BulkFilter = BulkFilter()
     all: bool = Field(default=False, description="true to mean every failure, with an empty filter")
     reason: Reason
@@ -282,7 +278,7 @@ class BulkStatus(BaseModel):
     id: str
     state: BulkState
     detail: str | None = Field(description="why it stopped, once it has")
-    action: BulkAction
+    action: BulkAction = Field(strict=False)
     filter: dict[str, Any]
     reason: str
     started_by: str
@@ -298,28 +294,22 @@ class BulkList(BaseModel):
 # -- tokens and health ----------------------------------------------------------------
 
 
-class ExportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExportRequest(Body):
     filter: BulkFilter = BulkFilter()
-    format: ExportFormat = ExportFormat.JSONL
+    format: ExportFormat = Field(default=ExportFormat.JSONL, strict=False)
     include_payload: bool = Field(
         default=False, description="add each job's payload: stored whole, not redacted"
     )
     reason: Reason = Field(description="why, for the audit log")
 
 
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenRequest(Body):
     name: Name
-    scope: Scope
+    scope: Scope = Field(strict=False)
     reason: Text = Field(default="", description="why, for the audit log")
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RevokeRequest(Body):
     reason: Text = Field(default="", description="why, for the audit log")
 
 

@@ -83,7 +83,14 @@ def _requeue(app: App) -> None:
     if not job_id:
         return
     reason = _ask("reason (optional): ") or ""
-    result = requeue(app.store, job_id, actor=actor(), reason=reason, policy=app.policy)
+    result = requeue(
+        app.store,
+        job_id,
+        actor=actor(),
+        reason=reason,
+        policy=app.policy,
+        payload_limit=app.settings.payload_limit_bytes,
+    )
     console.print(action_text(result))
 
 

@@ -57,6 +57,7 @@ cancels."""
                 actor=actor(),
                 reason=reason,
                 policy=app.policy,
+                payload_limit=app.settings.payload_limit_bytes,
                 payload=edited,
             )
             _report(result, as_json)

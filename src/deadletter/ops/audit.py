@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from deadletter.ops.filters import Clause, Keyset, Page, check_limit, where
+from deadletter.ops.filters import Clause, Keyset, Page, check_limit, operator_text, where
+from deadletter.redact import SECRETS_ONLY
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 from deadletter.store.rows import loads
@@ -62,9 +63,12 @@ def record(
     reason: str = "",
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Write one record in the caller's transaction; its id."""
-    text = json.dumps(details or {}, separators=(",", ":"), ensure_ascii=False)
-    row = execute(INSERT, (at, actor, action.value, target, reason, text)).fetchone()
+    """Write one record in the caller's transaction; its id. The reason and the details
+    are redacted of secrets, whichever action wrote them."""
+    safe = SECRETS_ONLY.redact_value(details or {})
+    text = json.dumps(safe, separators=(",", ":"), ensure_ascii=False)
+    params = (at, actor, action.value, target, operator_text(reason), text)
+    row = execute(INSERT, params).fetchone()
     return int(row[0])
 
 

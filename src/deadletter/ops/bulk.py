@@ -34,7 +34,14 @@ from deadletter.ops.failures import (
     failure_key,
     fetch_failures,
 )
-from deadletter.ops.filters import Clause, FailureFilter, encode_cursor, required, where
+from deadletter.ops.filters import (
+    Clause,
+    FailureFilter,
+    encode_cursor,
+    operator_text,
+    required,
+    where,
+)
 from deadletter.ops.recovery import (
     ActionResult,
     Policy,
@@ -193,7 +200,8 @@ class BulkRun:
         if batch_size < 1:
             raise InvalidRequest("batch_size", f"must be at least 1, got {batch_size}")
         self.store, self.filter, self.action, self.policy = store, failure_filter, action, policy
-        self.actor, self.reason = required(actor, "actor"), required(reason, "reason")
+        self.actor = required(actor, "actor")
+        self.reason = operator_text(required(reason, "reason"))
         self.clauses = bulk_clauses(failure_filter, all=all)
         self.pacer = Pacer(rate, max(1, min(batch_size, round(rate * TICK))))
         self.halt_ratio, self.halt_after = halt_ratio, halt_after

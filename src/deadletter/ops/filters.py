@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from deadletter.errors import InvalidRequest
 from deadletter.model import ErrorClass
+from deadletter.redact import SECRETS_ONLY
 
 T = TypeVar("T")
 
@@ -50,11 +52,27 @@ class FailureFilter:
     labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_error_class(self.error_class)
         if self.since is not None and self.until is not None and self.since > self.until:
             raise InvalidRequest("since", f"since ({self.since}) is after until ({self.until})")
         if len(self.job_ids) > MAX_JOB_IDS:
             raise InvalidRequest("job_ids", f"at most {MAX_JOB_IDS} job ids at once")
+
+    def _check_types(self) -> None:
+        # Held here, not only at the edges: `{"since": true}` taken for 1.0 would match
+        # every failure, past the rule that an empty filter needs `all`.
+        for name in ("queue", "task", "rule", "error_class", "fingerprint", "text"):
+            if not isinstance(getattr(self, name), str | None):
+                raise InvalidRequest(name, "must be text")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and math.isfinite(value)):
+                raise InvalidRequest(name, "must be a finite number of epoch seconds")
+        if not all(isinstance(job_id, str) for job_id in self.job_ids):
+            raise InvalidRequest("job_ids", "must be text")
+        if not all(isinstance(part, str) for label in self.labels for part in label):
+            raise InvalidRequest("labels", "must be text")
 
     @property
     def is_empty(self) -> bool:
@@ -158,6 +176,13 @@ def required(value: str, field: str) -> str:
     if not value or not value.strip():
         raise InvalidRequest(field, "is required and may not be blank")
     return value.strip()
+
+
+def operator_text(text: str) -> str:
+    """Text an operator typed (a reason, a note), as it is stored: stripped, and without
+    secrets. A card number or a `password=` pasted into a reason would otherwise sit in
+    the audit log for every `read` token to page through."""
+    return SECRETS_ONLY.redact_text(text.strip())
 
 
 def check_limit(limit: int) -> int:

@@ -11,7 +11,6 @@ A requeued job keeps its attempt count and its history: it gets `max_retries = a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ from enum import StrEnum
 from typing import Any
 
 from deadletter.config import QueuePolicy
-from deadletter.errors import InvalidRequest
+from deadletter.errors import InvalidRequest, PayloadError
 from deadletter.model import JSON
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
-from deadletter.ops.filters import Keyset, Page, check_limit, required, where
+from deadletter.ops.filters import Keyset, Page, check_limit, operator_text, required, where
+from deadletter.payloads import encode_payload
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 from deadletter.store.reports import RECOVERY_STATUSES
@@ -72,12 +72,15 @@ def requeue(
     actor: str,
     reason: str = "",
     policy: Policy,
+    payload_limit: int,
     payload: JSON | None = None,
 ) -> ActionResult:
     """Put a failed job back on its own queue; `payload` (when given) replaces its
-    payload, and the old one is kept in job_payload_history."""
-    request = Request(required(actor, "actor"), reason.strip(), time.time())
-    new_payload = None if payload is None else checked_payload(payload)
+    payload, and the old one is kept in job_payload_history. A corrected payload is
+    held to the limits of an enqueued one: `payload_limit` bytes, plain JSON, nesting
+    at most `payloads.MAX_DEPTH` deep."""
+    request = Request(required(actor, "actor"), operator_text(reason), time.time())
+    new_payload = None if payload is None else checked_payload(payload, payload_limit)
     with store.transaction() as execute:
         return requeue_in(execute, job_id, request, policy=policy, payload=new_payload)
 
@@ -85,12 +88,13 @@ def requeue(
 def abandon(store: Store, job_id: str, *, actor: str, reason: str) -> ActionResult:
     """Give up on a failed job: its recovery row becomes `abandoned`. The job stays
     failed, and may still be requeued on its own (not by a bulk requeue)."""
-    request = Request(required(actor, "actor"), required(reason, "reason"), time.time())
+    why = operator_text(required(reason, "reason"))
+    request = Request(required(actor, "actor"), why, time.time())
     with store.transaction() as execute:
         return abandon_in(execute, job_id, request)
 
 
-def checked_payload(payload: JSON) -> str:
+def checked_payload(payload: JSON, limit: int) -> str:
     """A corrected payload as JSON text: the `{"args": [...], "kwargs": {...}}` a task
     is called with."""
     if not (
@@ -101,9 +105,9 @@ def checked_payload(payload: JSON) -> str:
     ):
         raise InvalidRequest("payload", 'must be {"args": [...], "kwargs": {...}}')
     try:
-        return json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest("payload", f"is not JSON: {exc}") from exc
+        return encode_payload(payload, limit=limit, what="the corrected payload")
+    except PayloadError as exc:
+        raise InvalidRequest("payload", str(exc).removeprefix("the corrected payload ")) from exc
 
 
 # SQLite's migration runner cannot hold a trigger (it splits files on semicolons), so the

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
-from deadletter.ops.filters import Clause, Keyset, Page, check_limit, required, where
+from deadletter.ops.filters import Clause, Keyset, Page, check_limit, operator_text, required, where
 from deadletter.ops.recovery import ActionResult, Outcome
 from deadletter.store.base import Store
 
@@ -59,7 +59,7 @@ RETURNING job_id
 
 
 def mark_reviewed(store: Store, dead_letter_id: str, *, by: str, note: str = "") -> ActionResult:
-    who, now = required(by, "by"), time.time()
+    who, now, note = required(by, "by"), time.time(), operator_text(note)
     with store.transaction() as execute:
         marked = execute(MARK, (now, who, note, dead_letter_id)).fetchone()
         if marked is None:

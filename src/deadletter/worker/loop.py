@@ -21,6 +21,7 @@ from deadletter.classify import Rule
 from deadletter.config import QueuePolicy, WorkerSettings
 from deadletter.errors import WorkerLost
 from deadletter.model import LeasedJob
+from deadletter.redact import Redactor
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     JobOutcome,
@@ -100,6 +101,7 @@ class Worker:
         resolve: Resolve,
         policy: Callable[[str], QueuePolicy],
         rules: Sequence[Rule],
+        redactor: Redactor,
         settings: WorkerSettings,
         batch_tasks: frozenset[str] = frozenset(),
         periodic: Sequence[Periodic] = (),
@@ -118,6 +120,7 @@ class Worker:
         self._periodic = tuple(periodic)
         self._policy = policy
         self._rules = tuple(rules)
+        self._redactor = redactor
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -252,6 +255,7 @@ class Worker:
             rules=self._rules,
             dlq_max_retries=self._policy(job.dead_letter_queue).max_retries,
             rng=self._rng,
+            redactor=self._redactor,
         )
 
     # -- leases of others, and of our own --------------------------------------

@@ -14,9 +14,12 @@ from deadletter.classify import Classification, ErrorInfo, Rule, classify
 from deadletter.config import QueuePolicy
 from deadletter.errors import PermanentFailure, Retry, WorkerLost
 from deadletter.model import POISON_REASON, Attempt, ErrorClass, LeasedJob
+from deadletter.redact import Redactor
 from deadletter.store.base import DeadLettered, JobOutcome, Retrying
 
 MESSAGE_LIMIT = 2000
+# Read past the limit when redacting, so that a secret across it is still recognised.
+SECRET_MARGIN = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,15 @@ def decide(
     rules: Sequence[Rule],
     dlq_max_retries: int,
     rng: random.Random,
+    redactor: Redactor,
 ) -> JobOutcome:
+    """The job's next step. The attempt it records is redacted of secrets by
+    `redactor`: its message and traceback are written to the database as they are
+    here, and read back by every face. Classification sees the error unredacted."""
     exc = failure.exception
     info = ErrorInfo.from_exception(exc)
     verdict = classify(info, rules)
-    attempt = _attempt(job, failure, info, verdict)
+    attempt = _attempt(job, failure, info, verdict, redactor)
     reason = _dead_letter_reason(job, exc, verdict, policy)
     if reason is not None:
         return DeadLettered(job.lease, attempt, reason, dlq_max_retries)
@@ -87,7 +94,12 @@ def _delay(
     return backoff(job.attempt, policy, rng)
 
 
-def _attempt(job: LeasedJob, failure: Failure, info: ErrorInfo, verdict: Classification) -> Attempt:
+def _attempt(
+    job: LeasedJob, failure: Failure, info: ErrorInfo, verdict: Classification, redactor: Redactor
+) -> Attempt:
+    # Redacted, then cut: a cut first could leave the part of a secret that no rule
+    # recognises. What is redacted is bounded, so a huge message costs no more.
+    message = redactor.redact_text(info.message[: MESSAGE_LIMIT + SECRET_MARGIN])
     exc_type = type(failure.exception)
     return Attempt(
         job_id=job.id,
@@ -96,8 +108,8 @@ def _attempt(job: LeasedJob, failure: Failure, info: ErrorInfo, verdict: Classif
         ended_at=failure.ended_at,
         worker=failure.worker,
         error_type=f"{exc_type.__module__}.{exc_type.__qualname__}",
-        message=info.message[:MESSAGE_LIMIT],
-        traceback=failure.traceback,
+        message=message[:MESSAGE_LIMIT],
+        traceback=redactor.redact_text(failure.traceback),
         http_status=info.http_status,
         error_class=verdict.error_class,
         rule=verdict.rule,

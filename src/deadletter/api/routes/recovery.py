@@ -75,6 +75,7 @@ def router(ctx: ApiContext) -> APIRouter:
             actor=caller.actor,
             reason=asked.reason,
             policy=ctx.app.policy,
+            payload_limit=ctx.app.settings.payload_limit_bytes,
             payload=payload,
         )
         return answer(result)

@@ -123,6 +123,7 @@ def router(web: WebContext, pages: Pages) -> APIRouter:
             actor=operator.caller.actor,
             reason=reason,
             policy=web.api.app.policy,
+            payload_limit=web.api.app.settings.payload_limit_bytes,
             payload=corrected,
         )
         return _after(result, job_id)
