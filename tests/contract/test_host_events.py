@@ -102,7 +102,9 @@ def test_an_adopted_job_is_handled_requeued_to_its_host_and_recovered(dlq_app: A
     job = dlq_app.store.get_job(job_id)
     assert job is not None and job.status is JobState.FAILED
     assert recovery_status(dlq_app, job_id) == "pending"  # RECOVERABLE: recovery queue
-    result = requeue(dlq_app.store, job_id, actor="ana", policy=dlq_app.policy)
+    result = requeue(
+        dlq_app.store, job_id, actor="ana", policy=dlq_app.policy, payload_limit=1 << 20
+    )
     assert result.done
     [redrive] = dlq_app.store.list_jobs(queue="deadletter.redrive")
     assert redrive.id == f"redrive-{job_id}-1"
@@ -121,7 +123,7 @@ def test_a_redriven_job_that_fails_again_is_a_new_failure_of_the_same_job(dlq_ap
     dlq_app.add_foreign_queue("celery")
     job_id = fail_three_times(dlq_app)
     run_worker(dlq_app)
-    requeue(dlq_app.store, job_id, actor="ana", policy=dlq_app.policy)
+    requeue(dlq_app.store, job_id, actor="ana", policy=dlq_app.policy, payload_limit=1 << 20)
     dlq_app.store.prepare_send("celery", "m1-redrive-1", job_id)
     again: list[HostEvent] = [
         attempt("c1", 300.0, "m1-redrive-1"),

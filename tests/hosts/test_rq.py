@@ -67,7 +67,9 @@ def test_a_redrive_run_again_after_a_crash_sends_one_message(
         [HostGaveUp(attempt, origin, "rq", "rq-dlq", 3, "gave up")], now=3.0
     )
     dl_app.worker(dlq_only=True).run(burst=True)
-    assert requeue(dl_app.store, job_id, actor="ana", policy=dl_app.policy).done
+    assert requeue(
+        dl_app.store, job_id, actor="ana", policy=dl_app.policy, payload_limit=1 << 20
+    ).done
     redrive = dl_app.tasks["deadletter.redrive"]
     redrive(job_id, 1)
     with dl_app.store.transaction() as execute:  # the record of the send is lost
