@@ -358,11 +358,18 @@ def test_alerts_and_notifications_arrive_redacted_and_a_failed_send_is_retried(
         assert paths == ["/alerts", "/alerts", "/users/user-42"]
         sent = sent_bodies(receiver)
         assert EMAIL not in sent and "abcdefgh12345678" not in sent and "[REDACTED]" in sent
-        assert [a[:2] for c in ("SYSTEM_ERROR", "USER_ERROR") for a in alerts(app, c)] == [
-            ("sent", 1),
-            ("sent", 1),
-        ]
-        assert rows(app, "SELECT status, attempts FROM user_notifications") == [("sent", 1)]
+        # The receiver answers before the sender records the send: wait for the record.
+        assert wait_for(
+            lambda: (
+                [a[:2] for c in ("SYSTEM_ERROR", "USER_ERROR") for a in alerts(app, c)]
+                == [("sent", 1), ("sent", 1)]
+            ),
+            10,
+        )
+        assert wait_for(
+            lambda: rows(app, "SELECT status, attempts FROM user_notifications") == [("sent", 1)],
+            10,
+        )
 
         receiver.status = 500
         enqueue(app, "mystery", "9")
