@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,14 @@ import psycopg
 import pytest
 
 from deadletter.store.postgres import PostgresStore
+
+# -- Ctrl-C reaches the commands the tests start -----------------------------------
+
+# A shell starts a background job with SIGINT ignored, and an ignored signal stays
+# ignored across exec: the CLI and workers the tests interrupt would never see their
+# Ctrl-C. Python's own handler is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # -- the developer's own files: never written by a test ---------------------------
 

@@ -123,12 +123,14 @@ class HostWorker:
     """A host system's own worker command, in its own process group."""
 
     def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        """Runs in the folder of its log: deadletter's defaults (`.deadletter/`) land
+        there, never in the working tree."""
         self.log = log
         self._handle = log.open("ab")
         self.process = subprocess.Popen(
             command,
             env=env,
-            cwd=ROOT,
+            cwd=log.parent,
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -24,8 +24,13 @@ Send = Callable[[str, str], None]
 def cli(app: App, *args: str) -> dict[str, object]:
     """`deadletter ARGS --json` in its own process, as an operator runs it."""
     command = [str(Path(sys.executable).with_name("deadletter")), *args, "--json"]
-    env = {**os.environ, "DEADLETTER_DATABASE_URL": app.settings.database_url}
-    env["DEADLETTER_BLOB_URL"] = app.settings.blob_url
+    env = {
+        **os.environ,
+        "DEADLETTER_DATABASE_URL": app.settings.database_url,
+        "DEADLETTER_BLOB_URL": app.settings.blob_url,
+        "DEADLETTER_SPOOL_DIR": app.settings.spool_dir,
+        "DEADLETTER_DLQ_LOG_FILE": app.settings.dlq.log_file,
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     loaded: dict[str, object] = json.loads(done.stdout)
