@@ -6,14 +6,18 @@ a method the path does not take is a 405 that names every method it does."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from fastapi import FastAPI
 
+from deadletter.api import create_api
 from deadletter.app import App
 from deadletter.config import ServeSettings
 from deadletter.model import JobState
 from deadletter.ops.audit import AuditAction, audit_entries
+from deadletter.web import create_server
 from tests.api.conftest import UNLIMITED, Server, ServerFactory, running
 from tests.support.operator import fail
 
@@ -149,17 +153,24 @@ def test_every_answer_has_security_headers_and_data_is_never_cached(
     assert "script-src" in answers["/docs"].headers["content-security-policy"]
 
 
+@pytest.mark.parametrize("build", [create_api, create_server], ids=["api", "with-dashboard"])
 def test_a_method_the_path_does_not_take_is_405_naming_every_method_it_does(
-    server: Server, secrets: dict[str, str]
+    dlq_app: App, secrets: dict[str, str], build: Callable[..., FastAPI]
 ) -> None:
-    with server.client(secrets["admin"]) as client:
+    # `deadletter serve` mounts the dashboard at /: it must not take the API's paths.
+    app = App(replace(dlq_app.settings, serve=UNLIMITED))
+    with running(app, build=build) as server, server.client(secrets["admin"]) as client:
         dry_run = client.get("/api/bulk/dry-run")
         tokens = client.put("/api/tokens")
         export = client.get("/api/export")
+        failures = client.put("/api/failures")
+        unknown = client.get("/api/no-such-path")
     assert dry_run.status_code == 405 and dry_run.headers["allow"] == "POST"
     assert tokens.status_code == 405 and tokens.headers["allow"] == "GET, POST"
     assert export.status_code == 405 and export.headers["allow"] == "POST"
+    assert failures.status_code == 405 and failures.headers["allow"] == "GET"
     assert "not allowed" in dry_run.json()["detail"]
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
 
 
 def test_token_management_is_audited(dlq_app: App, server: Server, secrets: dict[str, str]) -> None:

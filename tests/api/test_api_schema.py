@@ -5,9 +5,11 @@ docs/openapi.json is the document the code declares."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,9 @@ from schemathesis.specs.openapi import checks
 
 from deadletter.api import openapi
 from deadletter.app import App
-from tests.api.conftest import Server
+from deadletter.ops.review import KEYS
+from deadletter.web import create_server
+from tests.api.conftest import UNLIMITED, Server, running
 from tests.support.operator import fail
 
 # Examples per operation and mode: enough to find what the schema allows and the
@@ -92,3 +96,57 @@ def test_a_cursor_of_another_list_is_refused_not_a_server_error(
     with server.client(secrets["read"]) as client:
         answer = client.get(path, params={"cursor": forged})
     assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["cursor"]
+
+
+MALFORMED = [
+    "",
+    "%%%",
+    base64.urlsafe_b64encode(b'[1e999,"x","t"]').decode(),
+    base64.urlsafe_b64encode(b'[1,"x"]').decode(),
+    "A" * 501,
+]
+
+
+@pytest.mark.parametrize("path", ["/api/failures", "/api/recovery", "/api/review", "/api/audit"])
+def test_a_malformed_cursor_is_422_naming_the_cursor(
+    server: Server, secrets: dict[str, str], path: str
+) -> None:
+    with server.client(secrets["read"]) as client:
+        for cursor in MALFORMED:
+            answer = client.get(path, params={"cursor": cursor})
+            assert answer.status_code == 422, (cursor, answer.text)
+            assert answer.json()["detail"][0]["loc"][-1] == "cursor"
+
+
+def test_a_cursor_is_bound_to_its_list_and_its_filters(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    for n in range(3):
+        fail(dlq_app, "charts.fetch", f"tiles/{n}")
+    with server.client(secrets["read"]) as client:
+        fetches = {"limit": 1, "task": "charts.fetch"}
+        first = client.get("/api/failures", params=fetches).json()
+        cursor = first["next_cursor"]
+        same = client.get("/api/failures", params={**fetches, "cursor": cursor})
+        misuses = [
+            client.get("/api/failures", params={"limit": 1, "cursor": cursor}),
+            client.get("/api/failures", params={"task": "reports.build", "cursor": cursor}),
+            client.get("/api/recovery", params={"cursor": cursor}),
+        ]
+    assert same.status_code == 200 and same.json()["failures"][0] != first["failures"][0]
+    for answer in misuses:
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["cursor"]
+        assert "another list or filter" in answer.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("path", ["/failures", "/recovery", "/review", "/audit"])
+def test_the_dashboards_lists_refuse_a_bad_cursor_with_a_page_not_a_server_error(
+    dlq_app: App, secrets: dict[str, str], path: str
+) -> None:
+    fail(dlq_app, "charts.fetch", "tiles/1")
+    app = App(replace(dlq_app.settings, serve=UNLIMITED))
+    with running(app, build=create_server) as server, httpx.Client(base_url=server.url) as web:
+        assert web.post("/login", data={"token": secrets["read"]}).status_code == 303
+        for cursor in [*MALFORMED, KEYS.cursor((1.0, "dl-x"))]:  # the last: a review cursor
+            answer = web.get(path, params={"cursor": cursor})
+            assert answer.status_code == 422 and "cursor" in answer.text, (path, cursor)

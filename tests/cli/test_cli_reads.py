@@ -96,3 +96,20 @@ def test_recovery_and_review_list_and_mark(cli: Cli, dlq_app: App) -> None:
     assert (by, note) == (f"cli:{USER}", "a missing series")
     again = cli.run("review", "mark", entry["dead_letter_id"])
     assert again.returncode == 1 and "already_reviewed" in again.stdout
+
+
+def test_a_cursor_of_other_filters_or_a_forged_one_is_a_usage_error(cli: Cli, dlq_app: App) -> None:
+    fail_one_of_each_class(dlq_app)
+    cursor = cli.json("failures", "--limit", "1", "--queue", OTHER_Q)["next_cursor"]
+    assert cli.json("failures", "--limit", "1", "--queue", OTHER_Q, "--cursor", cursor)["count"]
+    for args in (
+        ["failures", "--cursor", cursor],
+        ["failures", "--queue", Q, "--cursor", cursor],
+        ["recovery", "--cursor", cursor],
+        ["failures", "--cursor", ""],
+        ["failures", "--cursor", "WzFlOTk5LCJ4IiwidCJd"],  # [1e999,"x","t"]
+        ["review", "--cursor", "x" * 5000],
+    ):
+        done = cli.run(*args)
+        assert done.returncode == 2 and "cursor" in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import time
+
 import pytest
 
 from deadletter.app import App
@@ -92,6 +95,61 @@ def test_invalid_filters_name_their_field(arguments: dict[str, object], field: s
 def test_a_bad_cursor_is_a_clear_error(dlq_app: App, cursor: str) -> None:
     with pytest.raises(InvalidRequest, match="cursor"):
         list_failures(dlq_app.store, limit=5, cursor=cursor)
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+MALFORMED_CURSORS = [
+    "",  # empty: no page of any list
+    "!!!not-base64!!!",
+    b64('[1e999,"x","t"]'),  # a time past any float
+    b64('[NaN,"x","t"]'),
+    b64('[1,"x"]'),  # the shape of an unbound cursor
+    b64(f'[1,{2**70},"t"]'),  # an id beyond 64 bits
+    b64('[1,true,"t"]'),
+    "A" * 10_000,  # huge: refused before it is decoded
+]
+
+
+@pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
+def test_a_malformed_cursor_is_refused_by_every_list(dlq_app: App, cursor: str) -> None:
+    record_failures(dlq_app, 3, ties=1)
+    for read in (
+        lambda: list_failures(dlq_app.store, limit=1, cursor=cursor),
+        lambda: recovery_queue(dlq_app.store, limit=1, cursor=cursor),
+        lambda: review_log(dlq_app.store, limit=1, cursor=cursor),
+        lambda: audit_entries(dlq_app.store, limit=1, cursor=cursor),
+    ):
+        with pytest.raises(InvalidRequest) as raised:
+            read()
+        assert raised.value.field == "cursor"
+
+
+def test_a_cursor_works_only_with_its_own_list_and_filter(dlq_app: App) -> None:
+    record_failures(dlq_app, 30, ties=1)
+    mine = FailureFilter(queue=Q)
+    cursor = list_failures(dlq_app.store, mine, limit=2).next_cursor
+    assert cursor is not None
+    assert list_failures(dlq_app.store, FailureFilter(queue=Q), limit=2, cursor=cursor).items
+    # The time range may move between pages, as the dashboard's "last hour" does.
+    moved = FailureFilter(queue=Q, since=1.0, until=time.time())
+    assert list_failures(dlq_app.store, moved, limit=2, cursor=cursor).items
+    for other in (FailureFilter(), FailureFilter(queue=OTHER_Q), FailureFilter(queue=Q, text="x")):
+        with pytest.raises(InvalidRequest, match="another list or filter"):
+            list_failures(dlq_app.store, other, limit=2, cursor=cursor)
+    with pytest.raises(InvalidRequest, match="another list or filter"):
+        review_log(dlq_app.store, limit=1, cursor=cursor)
+    fail(dlq_app, "charts.fetch", "a"), fail(dlq_app, "charts.fetch", "b")
+    recovery = recovery_queue(dlq_app.store, status="pending", limit=1).next_cursor
+    assert recovery is not None
+    for misuse in (
+        lambda: recovery_queue(dlq_app.store, status="abandoned", limit=1, cursor=recovery),
+        lambda: list_failures(dlq_app.store, limit=1, cursor=recovery),
+    ):
+        with pytest.raises(InvalidRequest, match="another list or filter"):
+            misuse()
 
 
 def test_details_hold_attempts_rule_group_and_the_forensic_record(dlq_app: App) -> None:

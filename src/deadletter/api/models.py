@@ -18,7 +18,7 @@ from deadletter.ops.audit import AuditEntry
 from deadletter.ops.bulk import BulkAction, BulkProgress
 from deadletter.ops.export import ExportFormat
 from deadletter.ops.failures import FailureItem, Group
-from deadletter.ops.filters import MAX_JOB_IDS, MAX_LIMIT, FailureFilter
+from deadletter.ops.filters import MAX_CURSOR, MAX_JOB_IDS, MAX_LIMIT, FailureFilter
 from deadletter.ops.recovery import RecoveryEntry
 from deadletter.ops.review import ReviewEntry
 from deadletter.ops.tokens import Scope, Token
@@ -65,7 +65,13 @@ Epoch = Annotated[float, Field(allow_inf_nan=False, description="epoch seconds")
 # Parameters many routes take.
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[
-    str | None, Query(max_length=500, pattern=NO_NUL, description="`next_cursor` of a page")
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_CURSOR,
+        pattern=NO_NUL,
+        description="`next_cursor` of a page of this list under the same filters",
+    ),
 ]
 JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 

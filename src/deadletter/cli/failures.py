@@ -19,7 +19,10 @@ from deadletter.ops.failures import FailureDetails, FailureItem
 from deadletter.ops.filters import MAX_LIMIT, FailureFilter
 
 Limit = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="How many at most.")]
-Cursor = Annotated[str | None, typer.Option(help="Continue a listing where the last page ended.")]
+Cursor = Annotated[
+    str | None,
+    typer.Option(help="Continue a listing where the last page ended (same filters)."),
+]
 
 
 @filter_options

@@ -50,7 +50,7 @@ RETURNING id
 """
 
 SELECT = "SELECT id, at, actor, action, target, reason, details FROM audit_log"
-KEYS = Keyset("at", "id", int)
+KEYS = Keyset("audit", "at", "id", int)
 
 
 def record(
@@ -81,7 +81,7 @@ def audit_entries(
     cursor: str | None = None,
 ) -> Page[AuditEntry]:
     """Records, newest first; of one target (a job id, a dead letter id) or action."""
-    clauses: list[Clause] = [*KEYS.after(cursor)]
+    clauses: list[Clause] = [*KEYS.after(cursor, [target, action])]
     if target is not None:
         clauses.append(("target = ?", (target,)))
     if action is not None:
@@ -91,7 +91,7 @@ def audit_entries(
     with store.snapshot() as execute:
         rows = execute(sql, (*params, check_limit(limit) + 1)).fetchall()
     entries = [_entry(row) for row in rows]
-    return KEYS.page(entries, limit, lambda e: (e.at, e.id))
+    return KEYS.page(entries, limit, lambda e: (e.at, e.id), [target, action])
 
 
 def _entry(row: Any) -> AuditEntry:

@@ -37,7 +37,6 @@ from deadletter.ops.failures import (
 from deadletter.ops.filters import (
     Clause,
     FailureFilter,
-    encode_cursor,
     operator_text,
     required,
     where,
@@ -269,7 +268,7 @@ class BulkRun:
             batch = self._next(cursor, self.pacer.spend())
             if not batch:
                 return StopReason.DONE, f"every matching job was handled ({self._moved} moved)"
-            cursor = encode_cursor(*failure_key(batch[-1]))
+            cursor = KEYS.cursor(failure_key(batch[-1]))
             self._apply(batch)
             if self.on_progress is not None:
                 self.on_progress(self.progress)

@@ -23,8 +23,15 @@ from typing import Any
 from deadletter.errors import InvalidRequest
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
-from deadletter.ops.failures import KEYS, FailureItem, failure_item, failure_key, fetch_failures
-from deadletter.ops.filters import FailureFilter, encode_cursor, required
+from deadletter.ops.failures import (
+    KEYS,
+    FailureItem,
+    cursor_scope,
+    failure_item,
+    failure_key,
+    fetch_failures,
+)
+from deadletter.ops.filters import FailureFilter, required
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 from deadletter.store.rows import loads
@@ -87,7 +94,7 @@ def _format(fmt: ExportFormat | str) -> ExportFormat:
 def _chunk(
     execute: Execute, failure_filter: FailureFilter, cursor: str | None, rows: int, payload: bool
 ) -> list[tuple[FailureItem, Row]]:
-    clauses = [*failure_filter.clauses(), *KEYS.after(cursor)]
+    clauses = [*failure_filter.clauses(), *KEYS.after(cursor, cursor_scope(failure_filter))]
     found = []
     for row in fetch_failures(execute, clauses, limit=rows, payload=payload):
         item = failure_item(row)
@@ -110,7 +117,7 @@ def _chunks(
         yield [record for _, record in chunk]
         if len(chunk) < rows:
             return
-        cursor = encode_cursor(*failure_key(chunk[-1][0]))
+        cursor = KEYS.cursor(failure_key(chunk[-1][0]), cursor_scope(failure_filter))
         with store.snapshot() as execute:
             chunk = _chunk(execute, failure_filter, cursor, rows, payload)
 

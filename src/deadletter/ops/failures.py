@@ -6,7 +6,7 @@ again has several. Each is shown with its job's status now and its recovery stat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from deadletter.errors import BlobStoreError, InvalidRequest
@@ -34,7 +34,7 @@ FAILURES_FROM = """FROM dlq_failures f
 LEFT JOIN queue_jobs j ON j.id = f.job_id
 LEFT JOIN dlq_recovery_queue r ON r.job_id = f.job_id"""
 
-KEYS = Keyset("f.failed_at", "f.dead_letter_id")
+KEYS = Keyset("failures", "f.failed_at", "f.dead_letter_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +97,19 @@ def list_failures(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[FailureItem]:
-    clauses = [*(failure_filter or FailureFilter()).clauses(), *KEYS.after(cursor)]
+    failure_filter = failure_filter or FailureFilter()
+    scope = cursor_scope(failure_filter)
+    clauses = [*failure_filter.clauses(), *KEYS.after(cursor, scope)]
     with store.snapshot() as execute:
         rows = fetch_failures(execute, clauses, limit=check_limit(limit) + 1)
-    return KEYS.page([failure_item(row) for row in rows], limit, failure_key)
+    return KEYS.page([failure_item(row) for row in rows], limit, failure_key, scope)
+
+
+def cursor_scope(failure_filter: FailureFilter) -> FailureFilter:
+    """What a cursor of failures is bound to: every field but the time range, which may
+    move between pages (the dashboard's "last hour" does) and leaves the keyset order as
+    it was."""
+    return replace(failure_filter, since=None, until=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -199,11 +200,22 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+# What a cursor may be: longer ones are not cursors this API returned (ids are short).
+MAX_CURSOR = 500
+# An integer tie-breaker beyond 64 bits is no row's id, and no database takes it.
+MAX_INT_KEY = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Keyset:
     """Newest-first keyset order over a time column and a unique tie-breaker whose
-    values are of `id_type`."""
+    values are of `id_type`, for the list called `name`.
 
+    A cursor carries a tag of its list and of the scope it was read under (the filter):
+    one used with another list or another filter would silently page through rows the
+    caller did not ask for, so it is refused instead."""
+
+    name: str
     time: str
     id: str
     id_type: type[str] | type[int] = str
@@ -212,39 +224,75 @@ class Keyset:
     def order_by(self) -> str:
         return f"ORDER BY {self.time} DESC, {self.id} DESC"
 
-    def after(self, cursor: str | None) -> list[Clause]:
+    def after(self, cursor: str | None, scope: object = None) -> list[Clause]:
         """The clause for rows after `cursor`: the first bound lets an index range serve it."""
         if cursor is None:
             return []
-        at, key = decode_cursor(cursor)
-        # A cursor of another list (or a forged one) would compare text with a number,
-        # which PostgreSQL refuses with an error rather than an empty page.
-        if not isinstance(key, self.id_type):
-            raise InvalidRequest("cursor", "is not a cursor of this list")
+        at, key, tag = decode_cursor(cursor)
+        # The type check first: a forged tag cannot make PostgreSQL compare text with a
+        # number, which it refuses with an error rather than an empty page.
+        if not isinstance(key, self.id_type) or tag != self._tag(scope):
+            raise InvalidRequest(
+                "cursor", "belongs to another list or filter: ask for the first page again"
+            )
         return [(f"{self.time} <= ? AND ({self.time} < ? OR {self.id} < ?)", (at, at, key))]
 
-    def page(self, items: list[T], limit: int, key: Callable[[T], tuple[float, Any]]) -> Page[T]:
+    def page(
+        self,
+        items: list[T],
+        limit: int,
+        key: Callable[[T], tuple[float, Any]],
+        scope: object = None,
+    ) -> Page[T]:
         """`items` read with `LIMIT limit + 1`: one more than the page says there is a next."""
         if len(items) <= limit:
             return Page(items, None)
         kept = items[:limit]
-        return Page(kept, encode_cursor(*key(kept[-1])))
+        return Page(kept, self.cursor(key(kept[-1]), scope))
+
+    def cursor(self, last: tuple[float, str | int], scope: object = None) -> str:
+        """The cursor of the rows after `last` (time, id) in this list under `scope`."""
+        text = json.dumps([*last, self._tag(scope)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    def _tag(self, scope: object) -> str:
+        # Short: it need only tell lists and filters apart, not resist forgery (a forged
+        # cursor reaches nothing its holder could not ask for without one).
+        text = json.dumps([self.name, scope], sort_keys=True, default=_plain)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def encode_cursor(at: float, key: str | int) -> str:
-    text = json.dumps([at, key], separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+def _plain(value: object) -> object:
+    """A scope's value as JSON: a dataclass (a filter) by its fields, an enum by value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return astuple(value)
+    return getattr(value, "value", repr(value))
 
 
-def decode_cursor(cursor: str) -> tuple[float, str | int]:
+def decode_cursor(cursor: str) -> tuple[float, str | int, str]:
+    """A cursor's time, tie-breaker and tag; InvalidRequest if it is not one this API made."""
+    if not 0 < len(cursor) <= MAX_CURSOR:
+        raise InvalidRequest(
+            "cursor", f"is not a cursor this API returned (1 to {MAX_CURSOR} characters)"
+        )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, key = json.loads(raw)
+        at, key, tag = json.loads(raw, parse_constant=_no_constant)
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise InvalidRequest("cursor", "is not a cursor this API returned") from exc
-    if not _is_number(at) or not isinstance(key, str | int) or isinstance(key, bool):
+    if not (_is_number(at) and math.isfinite(at) and _is_key(key) and isinstance(tag, str)):
         raise InvalidRequest("cursor", "is not a cursor this API returned")
-    return float(at), key
+    return float(at), key, tag
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a cursor holds")
+
+
+def _is_key(key: object) -> bool:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return abs(key) <= MAX_INT_KEY
+    return isinstance(key, str)
 
 
 def _is_number(value: object) -> bool:

@@ -250,7 +250,7 @@ class RecoveryEntry:
     updated_at: float
 
 
-RECOVERY_KEYS = Keyset("updated_at", "job_id")
+RECOVERY_KEYS = Keyset("recovery", "updated_at", "job_id")
 RECOVERY_COLUMNS = (
     "job_id, dead_letter_id, queue, status, reason, requeue_count, bulk_run, created_at, updated_at"
 )
@@ -263,7 +263,7 @@ def recovery_queue(
     if status is not None and status not in RECOVERY_STATUSES:
         known = ", ".join(RECOVERY_STATUSES)
         raise InvalidRequest("status", f"unknown status {status!r}; known: {known}")
-    clauses = [*RECOVERY_KEYS.after(cursor)]
+    clauses = [*RECOVERY_KEYS.after(cursor, status)]
     if status is not None:
         clauses.append(("status = ?", (status,)))
     condition, params = where(clauses)
@@ -272,4 +272,4 @@ def recovery_queue(
     with store.snapshot() as execute:
         rows = execute(sql, (*params, check_limit(limit) + 1)).fetchall()
     entries = [RecoveryEntry(*row) for row in rows]
-    return RECOVERY_KEYS.page(entries, limit, lambda e: (e.updated_at, e.job_id))
+    return RECOVERY_KEYS.page(entries, limit, lambda e: (e.updated_at, e.job_id), status)

@@ -32,14 +32,14 @@ SELECT v.dead_letter_id, v.job_id, v.fingerprint, v.created_at, v.reviewed_at, v
 FROM dlq_review_log v
 LEFT JOIN dlq_failures f ON f.dead_letter_id = v.dead_letter_id
 """
-KEYS = Keyset("v.created_at", "v.dead_letter_id")
+KEYS = Keyset("review", "v.created_at", "v.dead_letter_id")
 
 
 def review_log(
     store: Store, *, reviewed: bool | None = False, limit: int = 50, cursor: str | None = None
 ) -> Page[ReviewEntry]:
     """Entries newest first: open ones by default, reviewed ones, or (None) all."""
-    clauses: list[Clause] = [*KEYS.after(cursor)]
+    clauses: list[Clause] = [*KEYS.after(cursor, reviewed)]
     if reviewed is not None:
         clauses.append((f"v.reviewed_at IS {'NOT ' if reviewed else ''}NULL", ()))
     condition, params = where(clauses)
@@ -47,7 +47,7 @@ def review_log(
         sql = f"{SELECT} {condition} {KEYS.order_by} LIMIT ?"
         rows = execute(sql, (*params, check_limit(limit) + 1)).fetchall()
     entries = [ReviewEntry(*row) for row in rows]
-    return KEYS.page(entries, limit, lambda e: (e.created_at, e.dead_letter_id))
+    return KEYS.page(entries, limit, lambda e: (e.created_at, e.dead_letter_id), reviewed)
 
 
 # Conditional: of two people marking one entry at once, the first is recorded.

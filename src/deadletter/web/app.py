@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -78,9 +78,6 @@ def _handle_errors(app: FastAPI, pages: Pages) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if request.url.path.startswith("/api/"):
-            # An unknown API path reached the dashboard's catch-all mount.
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
         return page(exc.status_code, "Error", str(exc.detail))
 
     async def invalid(request: Request, exc: Exception) -> Response:
