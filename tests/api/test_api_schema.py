@@ -124,7 +124,7 @@ def test_a_cursor_is_bound_to_its_list_and_its_filters(
     for n in range(3):
         fail(dlq_app, "charts.fetch", f"tiles/{n}")
     with server.client(secrets["read"]) as client:
-        fetches = {"limit": 1, "task": "charts.fetch"}
+        fetches: dict[str, str | int] = {"limit": 1, "task": "charts.fetch"}
         first = client.get("/api/failures", params=fetches).json()
         cursor = first["next_cursor"]
         same = client.get("/api/failures", params={**fetches, "cursor": cursor})
