@@ -73,6 +73,10 @@ class WorkerSettings:
     grace_seconds: float = 10.0
     poll_interval: float = 0.5
     task_timeout: float = 300.0
+    # Live workers (`deadletter workers`): how often a worker writes its presence, and
+    # how long after its last heartbeat a silent one no longer counts as alive.
+    heartbeat_seconds: float = 5.0
+    gone_after_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

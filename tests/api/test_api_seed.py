@@ -39,7 +39,8 @@ def test_stats_and_recent_failures_have_the_seeds_shapes(
                 "abandoned": 0,
                 "requeued": 0,
             },
-        }
+        },
+        "paused_queues": [],
     }
     created, completed = job_times(dlq_app, timeout)
     invalid_created, invalid_completed = job_times(dlq_app, invalid)

@@ -25,7 +25,8 @@ def fail_one_of_each_class(app: App) -> dict[str, str]:
 
 def test_stats_failures_and_groups_say_what_the_database_holds(cli: Cli, dlq_app: App) -> None:
     jobs = fail_one_of_each_class(dlq_app)
-    assert cli.json("stats") == stats_json(dlq_app.store.dlq_stats(now=time.time()))
+    stats = stats_json(dlq_app.store.dlq_stats(now=time.time()), dlq_app.store.paused_queues())
+    assert cli.json("stats") == stats
     assert "total_failed" in cli.ok("stats") and "pending_recovery" in cli.ok("stats")
 
     first = cli.json("failures", "--limit", "3")

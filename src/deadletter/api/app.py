@@ -21,7 +21,7 @@ from deadletter.api.auth import Guard
 from deadletter.api.context import ApiContext
 from deadletter.api.edges import Edges
 from deadletter.api.ratelimit import RateLimiter
-from deadletter.api.routes import admin, bulk, failures, recovery, system
+from deadletter.api.routes import admin, bulk, failures, fleet, recovery, system
 from deadletter.api.routing import method_not_allowed
 from deadletter.app import App
 from deadletter.errors import InvalidRequest, StoreUnavailable
@@ -64,7 +64,8 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
         dependencies=[Depends(refuse_unclear_query)],
         max_body_size=body_limit(settings.payload_limit_bytes),
     )
-    routers = [module.router(ctx) for module in (failures, recovery, bulk, admin, system)]
+    modules = (failures, recovery, bulk, fleet, admin, system)
+    routers = [module.router(ctx) for module in modules]
     for router in routers:
         api.include_router(router)
     # The dashboard (deadletter.web) mounted beside the API shares this context.

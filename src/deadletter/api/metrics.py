@@ -14,12 +14,17 @@ loses nothing. Scrape one server, not all of them, or the sums double.
 - `deadletter_dlq_handling_delay_seconds`: a gauge histogram of how long the handler
   took to record a failure (`handled_at - failed_at`: from the job's last failed
   attempt to its failure being stored, classified and routed), over the failures of
-  the last hour. A backlog of dead letters shows here first.
+  the last hour. A backlog of dead letters shows here first;
+- `deadletter_queue_paused{queue}`: 1 for each queue an operator paused (absent when
+  none is);
+- `deadletter_workers_live` and `deadletter_queue_consumers{queue}`: live workers (a
+  heartbeat within `[worker] gone_after_seconds`), all and by queue they consume.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +77,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = time.time()
         yield self._jobs()
+        yield from self._fleet(now)
         yield from self._dlq(now)
         with self.store.snapshot() as execute:
             classes = [tuple(row) for row in execute(DEAD_LETTERS_BY_CLASS, ()).fetchall()]
@@ -86,6 +92,25 @@ class StoreCollector(Collector):
         for (queue, state), count in sorted(self.store.count_states().items()):
             family.add_metric([queue, state.value], count)
         return family
+
+    def _fleet(self, now: float) -> Iterator[Metric]:
+        paused = GaugeMetricFamily(
+            "deadletter_queue_paused", "1 for each queue an operator paused.", labels=["queue"]
+        )
+        for queue in sorted(self.store.paused_queues()):
+            paused.add_metric([queue], 1)
+        yield paused
+        gone_after = self.app.settings.worker.gone_after_seconds
+        workers = self.store.live_workers(since=now - gone_after)
+        yield GaugeMetricFamily(
+            "deadletter_workers_live", "Workers with a recent heartbeat.", len(workers)
+        )
+        consumers = GaugeMetricFamily(
+            "deadletter_queue_consumers", "Live workers consuming each queue.", labels=["queue"]
+        )
+        for queue, count in sorted(Counter(q for w in workers for q in w.queues).items()):
+            consumers.add_metric([queue], count)
+        yield consumers
 
     def _dlq(self, now: float) -> Iterator[Metric]:
         stats = self.store.dlq_stats(now=now)

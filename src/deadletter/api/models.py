@@ -173,8 +173,73 @@ class SeedStats(BaseModel):
     recovery: SeedRecovery
 
 
+class PauseInfo(BaseModel):
+    reason: str
+    paused_by: str
+    paused_at: float = Field(description="epoch seconds")
+
+
+class PausedQueue(PauseInfo):
+    queue: str
+
+
 class StatsResponse(BaseModel):
     dlq: SeedStats
+    paused_queues: list[PausedQueue] = Field(
+        default=[], description="queues an operator paused (an extra field)"
+    )
+
+
+QueueName = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+class PauseRequest(Body):
+    reason: Reason
+
+
+class PauseResponse(BaseModel):
+    queue: str
+    paused: bool = Field(description="the queue's state now")
+    changed: bool = Field(description="false when the queue already was in that state")
+    pause: PauseInfo | None
+
+
+class QueueItem(BaseModel):
+    queue: str
+    counts: dict[str, int] = Field(description="jobs by state")
+    waiting: int = Field(description="jobs queued or retrying")
+    paused: bool
+    pause: PauseInfo | None
+    consumers: list[str] = Field(description="names of the live workers consuming it")
+
+
+class QueuesResponse(BaseModel):
+    queues: list[QueueItem]
+
+
+class RunningJobItem(BaseModel):
+    id: str
+    task: str
+    queue: str
+    started_at: float = Field(description="epoch seconds")
+    running_for: float = Field(description="seconds")
+
+
+class WorkerItem(BaseModel):
+    name: str
+    host: str
+    pid: int
+    version: str
+    queues: list[str]
+    concurrency: int
+    started_at: float = Field(description="epoch seconds")
+    heartbeat_at: float = Field(description="epoch seconds, the last heartbeat")
+    running: list[RunningJobItem] = Field(description="jobs its slots run now")
+
+
+class WorkersResponse(BaseModel):
+    workers: list[WorkerItem]
+    count: int
 
 
 class SeedFailure(BaseModel):

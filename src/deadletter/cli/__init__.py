@@ -1,7 +1,8 @@
 """The `deadletter` command: thin commands over the same calls the library makes.
 
 Exit codes: 0 success, 1 a deadletter error (printed with its causes), 2 bad usage
-(an invalid request included), 3 a check that fired (used by `check`), 130 interrupted.
+(an invalid request included), 3 a check that fired (used by `check`), 4 work waiting
+that no live worker consumes (used by `check`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from deadletter.cli import (
     demo,
     export,
     failures,
+    fleet,
     hosts,
     jobs,
     logs,
@@ -52,6 +54,8 @@ app.command("jobs")(jobs.list_jobs)
 # The operator's commands; docs/cli.md describes each.
 app.command("stats")(monitor.stats)
 app.command("check")(monitor.check)
+app.add_typer(fleet.queue_app, name="queue")
+app.command("workers")(fleet.workers)
 app.command("failures")(failures.failures)
 app.command("show")(failures.show)
 app.command("groups")(failures.groups)

@@ -1,5 +1,5 @@
-"""The audit log: who requeued, abandoned, edited, exported or reviewed what, or made
-or revoked which API token, when and why.
+"""The audit log: who requeued, abandoned, edited, exported or reviewed what, made or
+revoked which API token, or paused or resumed which queue, when and why.
 
 A record is written with `record` inside the transaction of the action it describes,
 so that an action is never without its record nor a record without its action.
@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     REVIEW = "review"
     TOKEN_CREATE = "token_create"
     TOKEN_REVOKE = "token_revoke"
+    QUEUE_PAUSE = "queue_pause"
+    QUEUE_RESUME = "queue_resume"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from deadletter.model import JSON
+from deadletter.store.fleet import QueuePause
 from deadletter.store.reports import DlqStats, FailureRow
 
 
-def stats_json(stats: DlqStats) -> dict[str, JSON]:
-    """`GET /api/queue/dlq/stats`: field names and nesting as in the seed."""
+def stats_json(stats: DlqStats, paused: Mapping[str, QueuePause] | None = None) -> dict[str, JSON]:
+    """`GET /api/queue/dlq/stats`: field names and nesting as in the seed; with `paused`,
+    the paused queues beside them (an extra field)."""
     recovery = stats.recovery
-    return {
+    figures: dict[str, JSON] = {
         "dlq": {
             "total_failed": stats.total_failed,
             "permanent_failures": stats.permanent_failures,
@@ -26,6 +28,17 @@ def stats_json(stats: DlqStats) -> dict[str, JSON]:
             },
         }
     }
+    if paused is not None:
+        figures["paused_queues"] = [
+            {
+                "queue": p.queue,
+                "reason": p.reason,
+                "paused_by": p.paused_by,
+                "paused_at": p.paused_at,
+            }
+            for p in paused.values()
+        ]
+    return figures
 
 
 def failures_json(rows: Sequence[FailureRow]) -> dict[str, JSON]:

@@ -26,6 +26,7 @@ from deadletter.model import (
     Origin,
 )
 from deadletter.store.failures import Execute, Recorded
+from deadletter.store.fleet import QueuePause, WorkerPresence
 from deadletter.store.outbox import Delivery, Outbox
 from deadletter.store.reports import DlqStats, FailureRow
 from deadletter.store.rows import Row, loads
@@ -169,6 +170,32 @@ class Store(Protocol):
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
         """Block until work may be ready on `queues`, `timeout` passes, or `stop` is set."""
+        ...
+
+    # -- the fleet (store/fleet.py) ---------------------------------------------------
+
+    def pause_queue(self, pause: QueuePause) -> bool:
+        """Stop leasing the queue's jobs (enqueueing goes on); False if paused already."""
+        ...
+
+    def resume_queue(self, queue: str) -> bool:
+        """Lease the queue's jobs again; False if it was not paused."""
+        ...
+
+    def paused_queues(self) -> dict[str, QueuePause]: ...
+
+    def beat_worker(self, worker: WorkerPresence, *, forget_before: float) -> None:
+        """Register or refresh a worker; forget workers silent since `forget_before`."""
+        ...
+
+    def drop_worker(self, name: str) -> None: ...
+
+    def live_workers(self, *, since: float) -> list[WorkerPresence]:
+        """Workers whose last heartbeat is at `since` or later."""
+        ...
+
+    def waiting_jobs(self) -> dict[str, int]:
+        """Jobs queued or retrying by queue, that a worker here is to run."""
         ...
 
     def close(self) -> None: ...

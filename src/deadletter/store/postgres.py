@@ -47,6 +47,7 @@ from deadletter.store.base import (
     Succeeded,
 )
 from deadletter.store.failures import Execute
+from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
 
@@ -96,7 +97,8 @@ IDS_BY_KEY = "SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key =
 # the partial index queue_jobs_ready, so the scan stops after `limit` rows: with
 # `queue = ANY(...)` PostgreSQL sorted every ready job of the queues on every lease (the
 # lock sits between the sort and the limit), milliseconds per lease for a long backlog.
-# Rows locked by one queue's scan and cut by the final LIMIT are let go at commit.
+# Rows locked by one queue's scan and cut by the final LIMIT are let go at commit. A
+# paused queue (store/fleet.py) is not scanned.
 LEASE = f"""
 WITH picked AS (
     SELECT ready.id AS picked_id
@@ -107,6 +109,7 @@ WITH picked AS (
         ORDER BY priority DESC, run_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED) AS ready
+    WHERE q.name NOT IN (SELECT queue FROM queue_pauses)
     ORDER BY ready.priority DESC, ready.run_at
     LIMIT %(limit)s)
 UPDATE queue_jobs
@@ -211,11 +214,13 @@ inserted AS (
 SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
 """
 
-# least() skips NULLs: either kind of pending work alone decides.
+# least() skips NULLs: either kind of pending work alone decides. Jobs of a paused queue
+# are not pending: they wait for the operator, not for a time.
 NEXT_DUE = """
 SELECT least(
     (SELECT min(run_at) FROM queue_jobs
-     WHERE status IN ('queued', 'retrying') AND queue = ANY(%(queues)b::text[])),
+     WHERE status IN ('queued', 'retrying') AND queue = ANY(%(queues)b::text[])
+        AND queue NOT IN (SELECT queue FROM queue_pauses)),
     (SELECT min(lease_expires_at) FROM queue_jobs
      WHERE status = 'running' AND queue = ANY(%(queues)b::text[]))) AS due
 """
@@ -256,7 +261,7 @@ def driver_reason(exc: psycopg.Error) -> str:
     return lines[0].rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
 
 
-class PostgresStore:
+class PostgresStore(FleetMixin):
     """A `Store` on one PostgreSQL database, shared by workers on many machines."""
 
     def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT, fail_fast: bool = False) -> None:

@@ -40,6 +40,7 @@ from deadletter.store.base import (
     dead_letter_payload,
 )
 from deadletter.store.failures import Execute
+from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.schema import migrations
 from deadletter.store.sqlite_files import prepare
@@ -75,11 +76,13 @@ WHERE id IN (SELECT id FROM ({{ready}}) ORDER BY priority DESC, run_at LIMIT ?)
 RETURNING {rows.LEASED_COLUMNS}
 """
 
-# The ready jobs of one queue, as many as a lease may take (queue, now, limit).
+# The ready jobs of one queue, as many as a lease may take (queue, now, limit); none of
+# a paused queue (store/fleet.py).
 READY = """
 SELECT * FROM (
     SELECT id, priority, run_at FROM queue_jobs
     WHERE status IN ('queued', 'retrying') AND queue = ? AND run_at <= ?
+        AND queue NOT IN (SELECT queue FROM queue_pauses)
     ORDER BY priority DESC, run_at
     LIMIT ?)
 """
@@ -124,10 +127,12 @@ SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
+# Jobs of a paused queue are not pending: they wait for the operator, not for a time.
 NEXT_DUE = """
 SELECT min(t) FROM (
     SELECT min(run_at) AS t FROM queue_jobs
     WHERE status IN ('queued', 'retrying') AND queue IN ({queues})
+        AND queue NOT IN (SELECT queue FROM queue_pauses)
     UNION ALL
     SELECT min(lease_expires_at) FROM queue_jobs WHERE status = 'running' AND queue IN ({queues}))
 """
@@ -137,7 +142,7 @@ INSERT INTO job_attempts ({rows.ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?
 """
 
 
-class SqliteStore:
+class SqliteStore(FleetMixin):
     """A `Store` on one SQLite file, shared safely by several processes."""
 
     def __init__(self, path: Path) -> None:

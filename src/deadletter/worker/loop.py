@@ -7,6 +7,7 @@ and the next flush re-runs that task once its lease expires (at-least-once).
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import queue
@@ -30,12 +31,18 @@ from deadletter.store.base import (
     Store,
     Succeeded,
 )
+from deadletter.store.fleet import RunningJob, WorkerPresence
 from deadletter.worker.retry import Failure, decide
 from deadletter.worker.slots import Finished, Resolve, Slots
 
 log = logging.getLogger("deadletter.worker")
 
 RECLAIM_EVERY = 1.0
+# How often the worker reads which queues are paused, to hold back the jobs of a paused
+# queue that it leased ahead and has not started (the lease itself skips them at once).
+PAUSES_EVERY = 0.5
+# A worker silent this long is deleted from the table of workers by the next one to beat.
+FORGET_WORKERS_AFTER = 86_400.0
 # Finished jobs are written together; this bounds how long a result waits for company.
 FLUSH_INTERVAL = 0.05
 
@@ -87,6 +94,7 @@ class WorkerStats:
 class _Clocks:
     heartbeat: float = 0.0
     reclaim: float = 0.0
+    pauses: float = 0.0
     first_unsaved: float = 0.0
 
 
@@ -117,7 +125,7 @@ class Worker:
         self.stats = WorkerStats()
         self._resolve = resolve
         self._batch_tasks = batch_tasks
-        self._periodic = tuple(periodic)
+        self._periodic = (*periodic, (settings.heartbeat_seconds, self._beat))
         self._policy = policy
         self._rules = tuple(rules)
         self._redactor = redactor
@@ -128,6 +136,10 @@ class Worker:
         self._inflight: dict[str, LeasedJob] = {}
         self._unsaved: list[Finished] = []
         self._clocks = _Clocks()
+        # Queues paused by an operator (store/fleet.py), as last read; the slots see it.
+        self._paused: frozenset[str] = frozenset()
+        self._slots: Slots | None = None
+        self._started_at = time.time()
 
     def stop(self, *, now: bool = False) -> None:
         """Ask the worker to finish in-flight jobs and return; with `now`, or when asked
@@ -142,7 +154,8 @@ class Worker:
         return len(self._inflight) - len(self._unsaved)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
-        slots = Slots(self.settings.concurrency, self._resolve, self.name)
+        slots = Slots(self.settings.concurrency, self._resolve, self.name, hold=self._is_paused)
+        self._slots = slots
         background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
         background.start()
         # Leases taken from now on are the ones to extend, a third of lease_seconds on.
@@ -160,6 +173,7 @@ class Worker:
             slots.shutdown()
             self._stop.set()
             background.join()
+            self._leave()
         return self.stats
 
     def _run_periodic(self) -> None:
@@ -186,6 +200,9 @@ class Worker:
         if now - self._clocks.reclaim >= RECLAIM_EVERY:
             self._clocks.reclaim = now
             self.reclaim_expired()
+        if now - self._clocks.pauses >= PAUSES_EVERY:
+            self._clocks.pauses = now
+            self._paused = frozenset(self.store.paused_queues())
         # Refill at half capacity, so that leases and writes go in batches, not one by one.
         leased = self._lease(now) if len(self._inflight) <= self.settings.batch_size // 2 else []
         self._dispatch(slots, leased)
@@ -210,6 +227,10 @@ class Worker:
             slots.submit(jobs)
 
     def _collect(self, finished: list[Finished]) -> None:
+        held = [item for item in finished if not item.started]
+        if held:
+            self._give_back(held)
+            finished = [item for item in finished if item.started]
         if finished and not self._unsaved:
             self._clocks.first_unsaved = time.monotonic()
         self._unsaved.extend(finished)
@@ -287,6 +308,42 @@ class Worker:
             # Someone else owns it now; our eventual outcome will be fenced out.
             log.warning("lease on job %s was lost", lease.job_id)
 
+    # -- paused queues and presence ---------------------------------------------------
+
+    def _is_paused(self, job: LeasedJob) -> bool:
+        return job.queue in self._paused
+
+    def _give_back(self, held: list[Finished]) -> None:
+        """Leases of jobs held back unstarted because their queue was paused: returned
+        uncharged, the jobs wait on their queue for its resume."""
+        released = self.store.release([item.job.lease for item in held], now=time.time())
+        for item in held:
+            self._inflight.pop(item.job.id, None)
+        log.info("gave back %d jobs of paused queues", released)
+
+    def _beat(self) -> None:
+        """Write this worker's presence (a periodic duty): what `deadletter workers` shows."""
+        now = time.time()
+        running = self._slots.running() if self._slots else []
+        presence = WorkerPresence(
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=_VERSION,
+            queues=self.queues,
+            concurrency=self.settings.concurrency,
+            started_at=self._started_at,
+            heartbeat_at=now,
+            running=tuple(RunningJob(job.id, job.task, job.queue, at) for job, at in running),
+        )
+        self.store.beat_worker(presence, forget_before=now - FORGET_WORKERS_AFTER)
+
+    def _leave(self) -> None:
+        try:
+            self.store.drop_worker(self.name)
+        except Exception:  # the database is away: readers pass over the silent worker
+            log.warning("could not remove worker %s from the live workers", self.name)
+
     def _drained(self) -> bool:
         if self._inflight:
             return False
@@ -311,6 +368,16 @@ class Worker:
             released = self.store.release(leases, now=time.time())
             log.warning("released %d unfinished jobs at shutdown", released)
             self._inflight.clear()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("deadletter")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+_VERSION = _version()
 
 
 def _letters(jobs: Iterable[LeasedJob]) -> frozenset[str]:

@@ -48,26 +48,39 @@ Resolve = Callable[[LeasedJob], Resolved]
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """A job done; or, with `started` False, one held back unstarted (its queue was
+    paused after it was leased), whose lease is to be given back uncharged."""
+
     job: LeasedJob
     failure: Failure | None
     ended_at: float
+    started: bool = True
 
 
 @dataclass(slots=True)
 class _Running:
     job: LeasedJob
     deadline: float
+    started_at: float
     interrupted: bool = False
 
 
 class Slots:
     """`size` threads taking jobs from an inbox and putting `Finished` into `results`."""
 
-    def __init__(self, size: int, resolve: Resolve, worker: str) -> None:
+    def __init__(
+        self,
+        size: int,
+        resolve: Resolve,
+        worker: str,
+        hold: Callable[[LeasedJob], bool] = lambda job: False,
+    ) -> None:
+        """`hold`: whether a job waiting for a slot is not to be started after all."""
         self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[list[LeasedJob] | None] = queue.SimpleQueue()
         self._resolve = resolve
         self._worker = worker
+        self._hold = hold
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,6 +94,11 @@ class Slots:
     def submit(self, jobs: list[LeasedJob]) -> None:
         """Run one job, or a batch of jobs of one batch task."""
         self._inbox.put(jobs)
+
+    def running(self) -> list[tuple[LeasedJob, float]]:
+        """The jobs the slots run now (the first of a batch), each with its start time."""
+        with self._lock:
+            return [(run.job, run.started_at) for run in self._running.values()]
 
     def interrupt_overdue(self) -> int:
         """Raise JobTimeout in threads whose job is past its deadline; return how many."""
@@ -105,6 +123,8 @@ class Slots:
     def _serve(self) -> None:
         ident = threading.get_ident()
         while (jobs := self._inbox.get()) is not None:
+            if not (jobs := self._unheld(jobs)):
+                continue
             started = time.time()
             try:
                 failures = self._execute(ident, jobs, started)
@@ -118,13 +138,24 @@ class Slots:
             for job in jobs:
                 self.results.put(Finished(job, failures.get(job.id), ended))
 
+    def _unheld(self, jobs: list[LeasedJob]) -> list[LeasedJob]:
+        """The jobs to run; those held back go straight to `results`, unstarted."""
+        kept = []
+        for job in jobs:
+            if self._hold(job):
+                self.results.put(Finished(job, None, time.time(), started=False))
+            else:
+                kept.append(job)
+        return kept
+
     def _execute(
         self, ident: int, jobs: list[LeasedJob], started: float
     ) -> dict[str, Failure | None]:
         try:
             resolved = self._resolve(jobs[0])
             with self._lock:
-                self._running[ident] = _Running(jobs[0], time.monotonic() + resolved.timeout)
+                deadline = time.monotonic() + resolved.timeout
+                self._running[ident] = _Running(jobs[0], deadline, started)
             if resolved.batch:
                 failed = resolved.function(jobs)
                 return {job_id: self._failure(exc, started) for job_id, exc in failed.items()}

@@ -39,8 +39,10 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/queue/dlq/stats", response_model=StatsResponse, tags=["seed"])
     def stats(caller: Annotated[Caller, Depends(ctx.read)]) -> object:
-        """The seed's DLQ statistics, in its shape (plus `recovery.requeued`)."""
-        return stats_json(ctx.app.store.dlq_stats(now=time.time()))
+        """The seed's DLQ statistics, in its shape (plus `recovery.requeued`, and the
+        queues an operator paused)."""
+        store = ctx.app.store
+        return stats_json(store.dlq_stats(now=time.time()), store.paused_queues())
 
     @api.get("/queue/dlq/failures", response_model=SeedFailures, tags=["seed"])
     def recent(caller: Annotated[Caller, Depends(ctx.read)], limit: Limit = 20) -> object:

@@ -1,0 +1,66 @@
+"""The fleet: queues (paused or not, their jobs by state, their consumers) and the live
+workers. Reading needs `read`; pausing and resuming need `operate`, with a reason for
+the audit log.
+
+Not `from __future__ import annotations`: FastAPI reads each route's annotations at
+runtime, and they name this module's closures.
+"""
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from deadletter.api.auth import Caller
+from deadletter.api.context import GUARDED, UNREADABLE, ApiContext
+from deadletter.api.models import (
+    PauseRequest,
+    PauseResponse,
+    QueueName,
+    QueuesResponse,
+    WorkersResponse,
+)
+from deadletter.api.routing import GuardedRoute
+from deadletter.ops import fleet
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(route_class=GuardedRoute, prefix="/api", responses=GUARDED, tags=["fleet"])
+    gone_after = ctx.app.settings.worker.gone_after_seconds
+
+    @api.get("/queues", response_model=QueuesResponse)
+    def queues(caller: Annotated[Caller, Depends(ctx.read)]) -> Any:
+        """Every queue that holds jobs, is paused or has a live consumer: its jobs by
+        state, whether it is paused (by whom, when, why), and the workers consuming it."""
+        views = fleet.queues(ctx.app.store, gone_after=gone_after)
+        return {"queues": [fleet.queue_json(view) for view in views]}
+
+    @api.post("/queues/{queue}/pause", response_model=PauseResponse, responses=UNREADABLE)
+    def pause(
+        caller: Annotated[Caller, Depends(ctx.operate)], queue: QueueName, body: PauseRequest
+    ) -> Any:
+        """Stop workers taking the queue's jobs: enqueueing goes on, running jobs finish,
+        the pause holds across restarts. Pause `<queue>-dlq` to stop handling its dead
+        letters while they are still captured. Pausing a paused queue changes nothing
+        (`changed` false)."""
+        result = fleet.pause_queue(ctx.app.store, queue, actor=caller.actor, reason=body.reason)
+        return fleet.result_json(result)
+
+    @api.post("/queues/{queue}/resume", response_model=PauseResponse, responses=UNREADABLE)
+    def resume(
+        caller: Annotated[Caller, Depends(ctx.operate)], queue: QueueName, body: PauseRequest
+    ) -> Any:
+        """Let workers take the queue's jobs again (`changed` false if it was not paused)."""
+        result = fleet.resume_queue(ctx.app.store, queue, actor=caller.actor, reason=body.reason)
+        return fleet.result_json(result)
+
+    @api.get("/workers", response_model=WorkersResponse)
+    def workers(caller: Annotated[Caller, Depends(ctx.read)]) -> Any:
+        """Live workers (a heartbeat within `[worker] gone_after_seconds`), each with the
+        jobs its slots run now."""
+        found = fleet.live_workers(ctx.app.store, gone_after=gone_after)
+        now = time.time()
+        items = [fleet.worker_json(worker, now=now) for worker in found]
+        return {"workers": items, "count": len(items)}
+
+    return api
