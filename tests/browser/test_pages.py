@@ -28,6 +28,7 @@ def pages_of(page: Page) -> dict[str, str]:
         "groups": "/groups",
         "recovery": "/recovery",
         "review": "/review",
+        "queues": "/queues",
         "bulk": "/bulk",
         "audit": "/audit",
         "tokens": "/tokens",

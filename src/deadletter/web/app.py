@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from deadletter.api.context import ApiContext
 from deadletter.errors import InvalidRequest, StoreUnavailable
 from deadletter.web.access import LoginRequired, Refused, WebContext
-from deadletter.web.pages import bulk, failures, groups, login, logs, overview, tokens
+from deadletter.web.pages import bulk, failures, fleet, groups, login, logs, overview, tokens
 from deadletter.web.render import Pages
 from deadletter.web.sessions import Sessions
 
@@ -43,7 +43,7 @@ def create_web(api: ApiContext) -> FastAPI:
     pages = Pages()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(packages=[("deadletter.web", "static")]), name="static")
-    for module in (login, overview, failures, groups, bulk, logs, tokens):
+    for module in (login, overview, failures, groups, fleet, bulk, logs, tokens):
         app.include_router(module.router(web, pages))
     _handle_errors(app, pages)
 
