@@ -133,6 +133,8 @@ class Settings:
     # and how many batches it may hold (deadletter.integrations.spool).
     spool_dir: str = str(DEFAULT_HOME / "spool")
     spool_limit: int = 10_000
+    # How `worker` and `serve` write their log: "text", or "json" (one object a line).
+    log_format: str = "text"
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     dlq: DlqSettings = field(default_factory=DlqSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from deadletter.cli import logformat
 from deadletter.cli.context import EXIT_INTERRUPTED, console, load_app, print_json, settings
 from deadletter.model import Job, JobState
 from deadletter.store import open_store
 from deadletter.worker.loop import Worker, WorkerStats
 
 APP_HELP = "Your app as 'package.module:app' (an App, or a function of Settings returning one)."
+log = logging.getLogger("deadletter.worker")
 
 
 def migrate(ctx: typer.Context) -> None:
@@ -40,40 +44,54 @@ def worker(
     dlq_only: Annotated[
         bool, typer.Option("--dlq-only", help="Handle dead letters only (scale the DLQ apart).")
     ] = False,
+    log_format: logformat.LogFormat = None,
 ) -> None:
     """Run jobs until SIGTERM or Ctrl-C: running jobs get the grace period to finish; a
     second signal gives their leases back at once (they run again elsewhere). Exits 130
     after Ctrl-C, 0 after SIGTERM."""
+    chosen = logformat.checked(log_format or settings(ctx).log_format)
+    say: Callable[[str], None] = _plain
+    if chosen == "json":
+        # Every line, the worker's own included, is a JSON object on stderr.
+        logformat.configure(chosen)
+        say = log.info
     application = load_app(app, settings(ctx))
     overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
     runner = application.worker(queues=queue or None, dlq=dlq, dlq_only=dlq_only, **overrides)
-    received = _stop_on_signals(runner)
-    console.print(f"worker {runner.name} consuming {', '.join(runner.queues)}", soft_wrap=True)
+    received = _stop_on_signals(runner, log.warning if chosen == "json" else _to_stderr)
+    say(f"worker {runner.name} consuming {', '.join(runner.queues)}")
     stats = runner.run(burst=burst)
     application.close()
-    console.print(f"stopped: {summary(stats)}", soft_wrap=True)  # one line in a log
+    say(f"stopped: {summary(stats)}")  # one line in a log
     if signal.SIGINT in received:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _stop_on_signals(runner: Worker) -> list[int]:
+def _plain(text: str) -> None:
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _to_stderr(text: str) -> None:
+    # typer.echo, not Rich: a signal handler may interrupt Rich in mid-print.
+    typer.echo(text, err=True)
+
+
+def _stop_on_signals(runner: Worker, say: Callable[[str], None]) -> list[int]:
     """Handle SIGTERM and SIGINT: the first asks for a graceful stop and says what it
     waits for, the next stops now. Returns the signals received, as they come."""
     received: list[int] = []
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signum)
-        # typer.echo, not Rich: a signal handler may interrupt Rich in mid-print.
         if len(received) > 1:
             runner.stop(now=True)
-            typer.echo(f"stopping now: giving back {_running(runner)}", err=True)
+            say(f"stopping now: giving back {_running(runner)}")
             return
         runner.stop()
-        typer.echo(
+        say(
             f"stopping: waiting up to {runner.settings.grace_seconds:g}s for"
             f" {_running(runner)}; press Ctrl-C again to stop now"
-            " (they will run again, nothing is lost)",
-            err=True,
+            " (they will run again, nothing is lost)"
         )
 
     for signum in (signal.SIGTERM, signal.SIGINT):

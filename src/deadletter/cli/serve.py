@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from deadletter.cli import logformat
 from deadletter.cli.context import EXIT_USAGE, errors, open_app, settings
 from deadletter.config import ServeSettings
 from deadletter.errors import ConfigError
@@ -48,6 +49,7 @@ def serve(
             help="Serve without tokens: anyone who can reach the port acts as an admin.",
         ),
     ] = False,
+    log_format: logformat.LogFormat = None,
 ) -> None:
     """Serve the HTTP API (docs at /docs) and the web dashboard (at /) until interrupted."""
     # Imported here: FastAPI, uvicorn and the blob store's boto3 would otherwise slow
@@ -65,7 +67,12 @@ def serve(
             markup=False,
         )
         raise typer.Exit(EXIT_USAGE)
-    _log_to_stderr()
+    chosen_format = logformat.checked(log_format or settings(ctx).log_format)
+    if chosen_format == "json":
+        # uvicorn's own lines (requests, start, stop) reach the root's JSON handler.
+        logformat.configure(chosen_format)
+    else:
+        logformat.configure(chosen_format, loggers=("deadletter",))
     # Bound before anything is announced: a start that fails on a taken port says so,
     # and prints and mints nothing.
     listener = _bind(chosen)
@@ -78,7 +85,10 @@ def serve(
             _announce(app.store, url)
         if not is_loopback(chosen.host):
             _warn_beyond(url, chosen.allowed_hosts)
-        uvicorn.Server(uvicorn.Config(api, log_level="info")).run(sockets=[listener])
+        # With JSON, uvicorn keeps its hands off logging: its loggers go to the root's.
+        log_config = None if chosen_format == "json" else uvicorn.config.LOGGING_CONFIG
+        config = uvicorn.Config(api, log_level="info", log_config=log_config)
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 def _bind(chosen: ServeSettings) -> socket.socket:
@@ -155,13 +165,3 @@ def _warn_beyond(url: str, allowed_hosts: tuple[str, ...]) -> None:
             "no allowed_hosts under [serve]: requests that name this machine other than"
             " as localhost or 127.0.0.1 in their Host header are refused (421)"
         )
-
-
-def _log_to_stderr() -> None:
-    """deadletter's own warnings (a health check failing, a bulk run's error) in the
-    shape of uvicorn's lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:  %(message)s"))
-    logger = logging.getLogger("deadletter")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
