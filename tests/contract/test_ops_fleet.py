@@ -146,3 +146,15 @@ def test_unconsumed_names_queues_with_work_waiting_and_no_live_worker(dlq_app: A
     fleet.pause_queue(dlq_app.store, OTHER_Q, actor="ana", reason="on purpose")
 
     assert fleet.unconsumed(dlq_app.store, gone_after=30) == [fleet.Unconsumed(Q, 1)]
+
+
+def test_a_pause_holds_across_a_restart(dlq_app: App, downstream: Downstream) -> None:
+    downstream.healthy.add("tiles/1")
+    fleet.pause_queue(dlq_app.store, Q, actor="ana", reason="incident")
+    dlq_app.enqueue(dlq_app.tasks["charts.fetch"].spec("tiles/1"))
+    dlq_app.close()  # as a restart: what the next worker knows is in the database
+
+    run_worker(dlq_app)
+
+    assert states(dlq_app, Q) == {JobState.QUEUED: 1}
+    assert list(dlq_app.store.paused_queues()) == [Q]
