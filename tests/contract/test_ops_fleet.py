@@ -158,3 +158,20 @@ def test_a_pause_holds_across_a_restart(dlq_app: App, downstream: Downstream) ->
 
     assert states(dlq_app, Q) == {JobState.QUEUED: 1}
     assert list(dlq_app.store.paused_queues()) == [Q]
+
+
+def test_unconsumed_names_a_dlq_whose_letters_wait_for_a_handler_nobody_runs(
+    dlq_app: App,
+) -> None:
+    dlq_app.enqueue(dlq_app.tasks["charts.fetch"].spec("tiles/9"))
+    dlq_app.worker(dlq=False).run(burst=True)  # fails it twice: a letter waits on the DLQ
+    worker = dlq_app.worker(queues=[Q], dlq=False)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: bool(fleet.live_workers(dlq_app.store, gone_after=30)), "a beat")
+        orphans = fleet.unconsumed(dlq_app.store, gone_after=30)
+    finally:
+        worker.stop()
+        thread.join()
+    assert orphans == [fleet.Unconsumed(DLQ, 1)]
