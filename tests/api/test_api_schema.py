@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi import checks
@@ -74,13 +75,21 @@ def test_no_request_finds_a_server_error_or_an_undocumented_answer(
             suppress_health_check=list(HealthCheck),
         )
         def check(case: Case[Any]) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
+            case.call_and_validate(headers=credentials(case, headers), checks=CHECKS)
 
         try:
             check()
         except Unsatisfiable:
             # An operation with no parameter and no body has no invalid request to make.
             assert mode is GenerationMode.NEGATIVE, operation.label
+
+
+def credentials(case: Case[Any], headers: dict[str, str]) -> dict[str, str]:
+    """Our token, unless the case's own headers are its invalid part: adding the token
+    back would undo a dropped or mangled `Authorization` and turn a request meant to be
+    refused into a valid one (schemathesis 4.32 generates such cases)."""
+    header = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    return {} if header is not None and header.mode is GenerationMode.NEGATIVE else headers
 
 
 @pytest.mark.parametrize(
