@@ -49,6 +49,9 @@ def test_pause_and_resume_a_queue_beside_the_live_workers(
     expect(live).to_contain_text("naps.nap", timeout=20_000)
     expect(live).to_contain_text("1/1")
     expect(row(page).locator('[data-count="running"]')).to_have_text("1")
+    # Throughput: what the live workers finished per second, from their heartbeats.
+    expect(row(page).locator('[data-rate="succeeded"]')).to_have_text(re.compile(r"^\d+\.\d$"))
+    expect(live.locator("[data-worker-rates]")).to_be_visible()
 
     row(page).get_by_placeholder("reason (required)").fill("INC-231: provider down")
     row(page).get_by_role("button", name=f"Pause {QUEUE}").click()

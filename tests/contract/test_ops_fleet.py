@@ -13,6 +13,7 @@ from deadletter.errors import InvalidRequest
 from deadletter.model import JobState
 from deadletter.ops import fleet
 from deadletter.ops.audit import AuditAction, audit_entries
+from deadletter.store.fleet import QueueRate, WorkerPresence
 from tests.support.operator import OTHER_Q, Downstream, Q, run_worker
 
 DLQ = f"{Q}-dlq"
@@ -138,6 +139,40 @@ def test_queues_show_counts_pauses_and_live_consumers(dlq_app: App) -> None:
     assert views[OTHER_Q].pause is not None and views[OTHER_Q].counts == {}
     assert (live.name, live.queues, live.running) == (worker.name, (Q, DLQ), ())
     assert fleet.live_workers(dlq_app.store, gone_after=30) == []  # gone when stopped
+
+
+def test_a_worker_reports_what_it_finishes_per_queue_in_its_heartbeat(dlq_app: App) -> None:
+    for n in range(40):
+        dlq_app.enqueue(dlq_app.tasks["reports.build"].spec("fine" if n % 4 else "invalid"))
+    worker = dlq_app.worker(queues=[OTHER_Q], dlq=False, heartbeat_seconds=0.05)
+    seen: list[QueueRate] = []
+
+    def reported() -> bool:
+        for live in fleet.live_workers(dlq_app.store, gone_after=30):
+            seen.extend(rate for queue, rate in live.throughput.items() if queue == OTHER_Q)
+        return any(r.succeeded > 0 for r in seen) and any(r.failed > 0 for r in seen)
+
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(reported, "a heartbeat with jobs done and jobs failed")
+    finally:
+        worker.stop()
+        thread.join()
+
+
+def test_a_queues_throughput_sums_its_live_workers(dlq_app: App) -> None:
+    now = time.time()
+    for name, rate in (("w1", QueueRate(10.0, 1.0)), ("w2", QueueRate(2.5, 0.5))):
+        presence = WorkerPresence(name, "box", 1, "1", (Q,), 2, now, now, (), {Q: rate})
+        dlq_app.store.beat_worker(presence, forget_before=0)
+    stale = WorkerPresence("w3", "box", 1, "1", (Q,), 2, now, now - 300, (), {Q: QueueRate(99, 9)})
+    dlq_app.store.beat_worker(stale, forget_before=0)
+
+    views = {view.queue: view for view in fleet.queues(dlq_app.store, gone_after=30)}
+
+    assert views[Q].throughput == QueueRate(12.5, 1.5)
+    assert fleet.queue_json(views[Q])["throughput"] == {"succeeded": 12.5, "failed": 1.5}
 
 
 def test_unconsumed_names_queues_with_work_waiting_and_no_live_worker(dlq_app: App) -> None:

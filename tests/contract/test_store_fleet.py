@@ -6,7 +6,7 @@ import threading
 import time
 
 from deadletter.store.base import Store
-from deadletter.store.fleet import QueuePause, RunningJob, WorkerPresence
+from deadletter.store.fleet import QueuePause, QueueRate, RunningJob, WorkerPresence
 from deadletter.store.postgres import PostgresStore
 from tests.contract.test_store_basics import NOW, Q, lease, new_job
 
@@ -14,7 +14,11 @@ PAUSE = QueuePause(Q, "payment provider down", "cli:ops", NOW)
 
 
 def presence(
-    name: str, *, heartbeat_at: float, running: tuple[RunningJob, ...] = ()
+    name: str,
+    *,
+    heartbeat_at: float,
+    running: tuple[RunningJob, ...] = (),
+    throughput: dict[str, QueueRate] | None = None,
 ) -> WorkerPresence:
     return WorkerPresence(
         name=name,
@@ -26,6 +30,7 @@ def presence(
         started_at=NOW - 100,
         heartbeat_at=heartbeat_at,
         running=running,
+        throughput=throughput or {},
     )
 
 
@@ -76,6 +81,15 @@ def test_a_worker_beats_reads_back_and_drops_out(store: Store) -> None:
 
     store.drop_worker("w1")
     assert store.live_workers(since=0) == []
+
+
+def test_each_heartbeat_replaces_the_workers_throughput_by_queue(store: Store) -> None:
+    first = {Q: QueueRate(120.5, 3.25), f"{Q}-dlq": QueueRate(3.25, 0.0)}
+    store.beat_worker(presence("w1", heartbeat_at=NOW, throughput=first), forget_before=0)
+    assert [w.throughput for w in store.live_workers(since=0)] == [first]
+
+    store.beat_worker(presence("w1", heartbeat_at=NOW + 5), forget_before=0)
+    assert [w.throughput for w in store.live_workers(since=0)] == [{}]
 
 
 def test_resuming_wakes_a_worker_waiting_on_the_queue(postgres_url: str) -> None:

@@ -204,6 +204,11 @@ class PauseResponse(BaseModel):
     pause: PauseInfo | None
 
 
+class Throughput(BaseModel):
+    succeeded: float = Field(description="attempts that succeeded, per second")
+    failed: float = Field(description="attempts that failed (retried or dead-lettered), per second")
+
+
 class QueueItem(BaseModel):
     queue: str
     counts: dict[str, int] = Field(description="jobs by state")
@@ -211,6 +216,10 @@ class QueueItem(BaseModel):
     paused: bool
     pause: PauseInfo | None
     consumers: list[str] = Field(description="names of the live workers consuming it")
+    throughput: Throughput = Field(
+        description="finished attempts per second, summed over the live workers, each over "
+        "its last heartbeat interval"
+    )
 
 
 class QueuesResponse(BaseModel):
@@ -235,6 +244,9 @@ class WorkerItem(BaseModel):
     started_at: float = Field(description="epoch seconds")
     heartbeat_at: float = Field(description="epoch seconds, the last heartbeat")
     running: list[RunningJobItem] = Field(description="jobs its slots run now")
+    throughput: dict[str, Throughput] = Field(
+        description="by queue: attempts it finished per second over its last heartbeat interval"
+    )
 
 
 class WorkersResponse(BaseModel):

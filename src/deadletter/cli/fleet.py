@@ -95,7 +95,17 @@ def _report(result: PauseResult, as_json: bool) -> None:
 
 
 def queues_table(views: list[QueueView]) -> Table:
-    table = Table("queue", "waiting", "running", "failed", "state", "consumers", title="queues")
+    table = Table(
+        "queue",
+        "waiting",
+        "running",
+        "failed",
+        "done/s",
+        "failing/s",
+        "state",
+        "consumers",
+        title="queues",
+    )
     for view in views:
         state = Text("active", style="green")
         if view.pause is not None:
@@ -110,6 +120,8 @@ def queues_table(views: list[QueueView]) -> Table:
             str(view.waiting),
             str(view.counts.get("running", 0)),
             str(view.counts.get("failed", 0) + view.counts.get("dead_lettered", 0)),
+            f"{view.throughput.succeeded:.1f}",
+            f"{view.throughput.failed:.1f}",
             state,
             ", ".join(view.consumers) or "none",
         )

@@ -20,12 +20,14 @@ from deadletter.ops.filters import operator_text, required
 from deadletter.store import fleet
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
-from deadletter.store.fleet import QueuePause, WorkerPresence
+from deadletter.store.fleet import QueuePause, QueueRate, WorkerPresence
 
 WAITING_STATES = (JobState.QUEUED, JobState.RETRYING)
 # Dead letters the handler gave up on wait on `<dlq>-parked` (store.finish) for an
 # operator, never for a worker: no consumer is missing there.
 PARKED_SUFFIX = "-parked"
+# The throughput of a queue no live worker reported finishing anything of.
+IDLE = QueueRate(0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +42,14 @@ class PauseResult:
 
 @dataclass(frozen=True, slots=True)
 class QueueView:
-    """A queue as the operator sees it: its jobs by state, whether it is paused, and the
-    live workers that consume it."""
+    """A queue as the operator sees it: its jobs by state, whether it is paused, the
+    live workers that consume it, and their finished attempts per second together."""
 
     queue: str
     counts: dict[str, int]
     pause: QueuePause | None
     consumers: list[str] = field(default_factory=list)
+    throughput: QueueRate = IDLE
 
     @property
     def waiting(self) -> int:
@@ -115,14 +118,32 @@ def queues(store: Store, *, gone_after: float) -> list[QueueView]:
         counts.setdefault(queue, {})[state.value] = count
     pauses = store.paused_queues()
     consumers: dict[str, list[str]] = {}
-    for worker in live_workers(store, gone_after=gone_after):
+    workers = live_workers(store, gone_after=gone_after)
+    for worker in workers:
         for queue in worker.queues:
             consumers.setdefault(queue, []).append(worker.name)
+    rates = throughput(workers)
     names = sorted({*counts, *pauses, *consumers})
     return [
-        QueueView(name, counts.get(name, {}), pauses.get(name), consumers.get(name, []))
+        QueueView(
+            name,
+            counts.get(name, {}),
+            pauses.get(name),
+            consumers.get(name, []),
+            rates.get(name, IDLE),
+        )
         for name in names
     ]
+
+
+def throughput(workers: list[WorkerPresence]) -> dict[str, QueueRate]:
+    """Each queue's finished attempts per second, summed over `workers`."""
+    total: dict[str, QueueRate] = {}
+    for worker in workers:
+        for queue, rate in worker.throughput.items():
+            was = total.get(queue, IDLE)
+            total[queue] = QueueRate(was.succeeded + rate.succeeded, was.failed + rate.failed)
+    return total
 
 
 def unconsumed(store: Store, *, gone_after: float) -> list[Unconsumed]:
@@ -163,7 +184,12 @@ def queue_json(view: QueueView) -> dict[str, Any]:
         "paused": view.pause is not None,
         "pause": pause_json(view.pause),
         "consumers": view.consumers,
+        "throughput": rate_json(view.throughput),
     }
+
+
+def rate_json(rate: QueueRate) -> dict[str, float]:
+    return {"succeeded": round(rate.succeeded, 3), "failed": round(rate.failed, 3)}
 
 
 def worker_json(worker: WorkerPresence, *, now: float | None = None) -> dict[str, Any]:
@@ -187,4 +213,5 @@ def worker_json(worker: WorkerPresence, *, now: float | None = None) -> dict[str
             }
             for job in worker.running
         ],
+        "throughput": {queue: rate_json(rate) for queue, rate in worker.throughput.items()},
     }

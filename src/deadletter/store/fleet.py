@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from deadletter.store.failures import Execute
@@ -39,6 +39,15 @@ class RunningJob:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueRate:
+    """Attempts of a queue's jobs a worker finished per second, over its last heartbeat
+    interval: those that succeeded and those that failed (retried or dead-lettered)."""
+
+    succeeded: float
+    failed: float
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerPresence:
     """What a worker says of itself on each heartbeat."""
 
@@ -51,6 +60,7 @@ class WorkerPresence:
     started_at: float
     heartbeat_at: float
     running: tuple[RunningJob, ...] = ()
+    throughput: dict[str, QueueRate] = field(default_factory=dict)
 
 
 PAUSE = """
@@ -60,12 +70,14 @@ ON CONFLICT (queue) DO NOTHING
 RESUME = "DELETE FROM queue_pauses WHERE queue = ?"
 PAUSES = "SELECT queue, reason, paused_by, paused_at FROM queue_pauses ORDER BY queue"
 
-WORKER_COLUMNS = "name, host, pid, version, queues, concurrency, started_at, heartbeat_at, running"
+WORKER_COLUMNS = (
+    "name, host, pid, version, queues, concurrency, started_at, heartbeat_at, running, throughput"
+)
 # A heartbeat rewrites what changes; the rest was written by the first one.
 BEAT = f"""
-INSERT INTO workers ({WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO workers ({WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-    running = excluded.running
+    running = excluded.running, throughput = excluded.throughput
 """
 DROP_WORKER = "DELETE FROM workers WHERE name = ?"
 # Workers whose heartbeat is older than `forget` seconds are gone for good: deleted by
@@ -116,6 +128,7 @@ def beat(execute: Execute, worker: WorkerPresence) -> None:
         worker.started_at,
         worker.heartbeat_at,
         running,
+        json.dumps({q: [r.succeeded, r.failed] for q, r in worker.throughput.items()}),
     )
     execute(BEAT, params)
 
@@ -126,7 +139,7 @@ def live_workers(execute: Execute, *, since: float) -> list[WorkerPresence]:
 
 
 def _presence(row: Sequence[Any]) -> WorkerPresence:
-    name, host, pid, version, queues, concurrency, started_at, heartbeat_at, running = row
+    name, host, pid, version, queues, concurrency, started_at, heartbeat_at, running, rates = row
     return WorkerPresence(
         name=name,
         host=host,
@@ -137,6 +150,7 @@ def _presence(row: Sequence[Any]) -> WorkerPresence:
         started_at=float(started_at),
         heartbeat_at=float(heartbeat_at),
         running=tuple(RunningJob(**job) for job in json.loads(running)),
+        throughput={q: QueueRate(*pair) for q, pair in json.loads(rates).items()},
     )
 
 

@@ -32,6 +32,7 @@ from deadletter.store.base import (
     Succeeded,
 )
 from deadletter.store.fleet import RunningJob, WorkerPresence
+from deadletter.worker.rates import QueueRates
 from deadletter.worker.retry import Failure, decide
 from deadletter.worker.slots import Finished, Resolve, Slots
 
@@ -140,6 +141,7 @@ class Worker:
         self._paused: frozenset[str] = frozenset()
         self._slots: Slots | None = None
         self._started_at = time.time()
+        self._rates = QueueRates(self._started_at)
 
     def stop(self, *, now: bool = False) -> None:
         """Ask the worker to finish in-flight jobs and return; with `now`, or when asked
@@ -259,7 +261,7 @@ class Worker:
         finished, self._unsaved = self._unsaved, []
         outcomes = [self._outcome(item) for item in finished]
         applied = self.store.finish(outcomes, now=time.time())
-        self.stats.count(outcomes, applied, _letters(item.job for item in finished))
+        self._tally(outcomes, applied, [item.job for item in finished])
         for item in finished:
             self._inflight.pop(item.job.id, None)
 
@@ -294,8 +296,19 @@ class Worker:
             outcomes = [self._decide(item.job, _lost_failure(item, now)) for item in lost]
             applied = self.store.finish(outcomes, now=now)
             self.stats.reclaimed += len(applied)
-            self.stats.count(outcomes, applied, _letters(item.job for item in lost))
+            self._tally(outcomes, applied, [item.job for item in lost])
             log.warning("reclaimed %d jobs from lost workers", len(applied))
+
+    def _tally(
+        self, outcomes: Sequence[JobOutcome], applied: set[str], jobs: Sequence[LeasedJob]
+    ) -> None:
+        """Count written outcomes: in the stats, and by queue for the throughput."""
+        self.stats.count(outcomes, applied, _letters(jobs))
+        self._rates.add(
+            (job.queue, isinstance(outcome, Succeeded))
+            for job, outcome in zip(jobs, outcomes, strict=True)
+            if job.id in applied
+        )
 
     def _heartbeat(self) -> None:
         now = time.time()
@@ -335,6 +348,7 @@ class Worker:
             started_at=self._started_at,
             heartbeat_at=now,
             running=tuple(RunningJob(job.id, job.task, job.queue, at) for job, at in running),
+            throughput=self._rates.take(now),
         )
         self.store.beat_worker(presence, forget_before=now - FORGET_WORKERS_AFTER)
 
