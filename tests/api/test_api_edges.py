@@ -165,12 +165,16 @@ def test_a_method_the_path_does_not_take_is_405_naming_every_method_it_does(
         export = client.get("/api/export")
         failures = client.put("/api/failures")
         unknown = client.get("/api/no-such-path")
+        # The API's paths outside /api, FastAPI's own among them.
+        beyond = {path: client.post(path) for path in ("/metrics", "/healthz", "/openapi.json")}
     assert dry_run.status_code == 405 and dry_run.headers["allow"] == "POST"
     assert tokens.status_code == 405 and tokens.headers["allow"] == "GET, POST"
     assert export.status_code == 405 and export.headers["allow"] == "POST"
     assert failures.status_code == 405 and failures.headers["allow"] == "GET"
     assert "not allowed" in dry_run.json()["detail"]
     assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+    for path, answer in beyond.items():
+        assert answer.status_code == 405 and answer.headers["allow"].startswith("GET"), path
 
 
 def test_token_management_is_audited(dlq_app: App, server: Server, secrets: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from importlib.metadata import version
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from deadletter.api.auth import Guard
 from deadletter.api.context import ApiContext
@@ -68,11 +69,15 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     routers = [module.router(ctx) for module in modules]
     for router in routers:
         api.include_router(router)
-    # The dashboard (deadletter.web) mounted beside the API shares this context.
+    # The dashboard (deadletter.web) mounted beside the API shares this context, and
+    # leaves it the paths of these routes: FastAPI's own (/openapi.json, /docs) and
+    # ours, listed one by one (FastAPI keeps an included router as one lazy entry).
     api.state.context = ctx
+    every = [*api.router.routes, *(r for x in routers for r in x.routes)]
+    api.state.routes = [route for route in every if isinstance(route, Route)]
     api.add_exception_handler(InvalidRequest, _invalid)
     api.add_exception_handler(StoreUnavailable, _unavailable)
-    api.add_exception_handler(405, method_not_allowed([r for x in routers for r in x.routes]))
+    api.add_exception_handler(405, method_not_allowed(api.state.routes))
     api.add_middleware(Edges, allowed_hosts=serve.allowed_hosts)
     return api
 
