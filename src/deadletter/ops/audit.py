@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from deadletter.ops.filters import Clause, Keyset, Page, check_limit, operator_text, where
+from deadletter.ops.filters import Keyset, Page, check_limit, operator_text
 from deadletter.redact import SECRETS_ONLY
+from deadletter.store import audit as store_audit
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
+from deadletter.store.query import Clause, where
 from deadletter.store.rows import loads
 
 
@@ -45,13 +47,6 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-INSERT = """
-INSERT INTO audit_log (at, actor, action, target, reason, details)
-VALUES (?, ?, ?, ?, ?, ?)
-RETURNING id
-"""
-
-SELECT = "SELECT id, at, actor, action, target, reason, details FROM audit_log"
 KEYS = Keyset("audit", "at", "id", int)
 
 
@@ -69,9 +64,15 @@ def record(
     are redacted of secrets, whichever action wrote them."""
     safe = SECRETS_ONLY.redact_value(details or {})
     text = json.dumps(safe, separators=(",", ":"), ensure_ascii=False)
-    params = (at, actor, action.value, target, operator_text(reason), text)
-    row = execute(INSERT, params).fetchone()
-    return int(row[0])
+    return store_audit.insert(
+        execute,
+        at=at,
+        actor=actor,
+        action=action.value,
+        target=target,
+        reason=operator_text(reason),
+        details=text,
+    )
 
 
 def audit_entries(
@@ -88,14 +89,12 @@ def audit_entries(
         clauses.append(("target = ?", (target,)))
     if action is not None:
         clauses.append(("action = ?", (action.value,)))
-    condition, params = where(clauses)
-    sql = f"{SELECT} {condition} {KEYS.order_by} LIMIT ?"
     with store.snapshot() as execute:
-        rows = execute(sql, (*params, check_limit(limit) + 1)).fetchall()
-    entries = [_entry(row) for row in rows]
+        found = store_audit.entries(execute, where(clauses), KEYS.order_by, check_limit(limit) + 1)
+    entries = [_entry(row) for row in found]
     return KEYS.page(entries, limit, lambda e: (e.at, e.id), [target, action])
 
 
-def _entry(row: Any) -> AuditEntry:
-    id_, at, actor, action, target, reason, details = row
-    return AuditEntry(int(id_), at, actor, AuditAction(action), target, reason, loads(details))
+def _entry(row: store_audit.AuditRow) -> AuditEntry:
+    action, details = AuditAction(row.action), loads(row.details)
+    return AuditEntry(row.id, row.at, row.actor, action, row.target, row.reason, details)

@@ -35,11 +35,9 @@ from deadletter.ops.failures import (
     fetch_failures,
 )
 from deadletter.ops.filters import (
-    Clause,
     FailureFilter,
     operator_text,
     required,
-    where,
 )
 from deadletter.ops.recovery import (
     ActionResult,
@@ -50,6 +48,7 @@ from deadletter.ops.recovery import (
 )
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
+from deadletter.store.query import Clause, where
 
 # The job is failed now, not abandoned, and this is its latest failure.
 CURRENT: Clause = (

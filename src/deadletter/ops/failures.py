@@ -14,16 +14,15 @@ from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
 from deadletter.model import Attempt, ErrorClass, Job, Origin
 from deadletter.ops.filters import (
-    Clause,
     FailureFilter,
     Keyset,
     Page,
     check_error_class,
     check_limit,
-    where,
 )
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
+from deadletter.store.query import Clause, where
 from deadletter.store.rows import loads
 
 FAILURE_COLUMNS = """f.dead_letter_id, f.job_id, f.queue, f.task, f.error_class, f.rule,

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -21,11 +21,9 @@ from typing import Any, Generic, TypeVar
 from deadletter.errors import InvalidRequest
 from deadletter.model import ErrorClass
 from deadletter.redact import SECRETS_ONLY
+from deadletter.store.query import Clause, marks
 
 T = TypeVar("T")
-
-# A condition with its parameters, joined with AND into a WHERE clause.
-Clause = tuple[str, tuple[Any, ...]]
 
 MAX_LIMIT = 1000
 MAX_JOB_IDS = 1000
@@ -125,7 +123,7 @@ class FailureFilter:
         if self.text:
             found.append(_text_clause(self.text))
         if self.job_ids:
-            found.append((f"f.job_id IN ({', '.join('?' * len(self.job_ids))})", self.job_ids))
+            found.append((f"f.job_id IN ({marks(self.job_ids)})", self.job_ids))
         # `->>` reads a JSON member as text on both databases (SQLite 3.38+); the cast
         # picks PostgreSQL's text-keyed operator for a parameter of unknown type.
         found.extend(
@@ -155,14 +153,6 @@ def _escape_like(text: str) -> str:
     for special in (ESCAPE, "%", "_"):
         text = text.replace(special, ESCAPE + special)
     return text
-
-
-def where(clauses: Sequence[Clause]) -> Clause:
-    """`WHERE a AND b` with the parameters in order; empty when there is no clause."""
-    if not clauses:
-        return "", ()
-    sql = "WHERE " + " AND ".join(f"({condition})" for condition, _ in clauses)
-    return sql, tuple(value for _, params in clauses for value in params)
 
 
 def check_error_class(value: str | None) -> str | None:

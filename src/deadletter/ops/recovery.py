@@ -22,10 +22,11 @@ from deadletter.errors import InvalidRequest, PayloadError
 from deadletter.model import JSON
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
-from deadletter.ops.filters import Keyset, Page, check_limit, operator_text, required, where
+from deadletter.ops.filters import Keyset, Page, check_limit, operator_text, required
 from deadletter.payloads import encode_payload
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
+from deadletter.store.query import where
 from deadletter.store.reports import RECOVERY_STATUSES
 
 Policy = Callable[[str], QueuePolicy]

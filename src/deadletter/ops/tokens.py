@@ -17,9 +17,9 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 from deadletter.ops.audit import AuditAction, record
+from deadletter.store import tokens as store_tokens
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 
@@ -61,29 +61,6 @@ class Token:
         return any(scope.rank >= needed.rank for scope in self.scopes)
 
 
-COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at"
-
-INSERT = f"""
-INSERT INTO api_tokens (id, name, prefix, token_hash, scopes, created_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING
-RETURNING {COLUMNS}
-"""
-BY_PREFIX = f"SELECT {COLUMNS}, token_hash FROM api_tokens WHERE prefix = ?"
-ALL = f"SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, id"
-TOUCH = """
-UPDATE api_tokens SET last_used_at = ?
-WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)
-"""
-# The first revocation's time is kept: revoking twice changes nothing.
-REVOKE = f"""
-UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?)
-WHERE id = ? OR prefix = ?
-RETURNING {COLUMNS}
-"""
-COUNT = "SELECT count(*) FROM api_tokens"
-
-
 def create(
     store: Store, name: str, scopes: Iterable[str], *, now: float, actor: str, reason: str = ""
 ) -> tuple[Token, str]:
@@ -102,17 +79,17 @@ def verify(store: Store, plaintext: str, *, now: float) -> Token | None:
     if not TOKEN_PATTERN.fullmatch(plaintext):
         return None
     with store.snapshot() as execute:
-        row = execute(BY_PREFIX, (plaintext[:PREFIX_LENGTH],)).fetchone()
+        found = store_tokens.by_prefix(execute, plaintext[:PREFIX_LENGTH])
     # The prefix is public, so finding the row by it reveals nothing; the secret part is
     # only ever compared in constant time, through its hash.
-    if row is None or not hmac.compare_digest(row[-1], _hash(plaintext)):
+    if found is None or not hmac.compare_digest(found[1], _hash(plaintext)):
         return None
-    token = _token(row)
+    token = _token(found[0])
     if token.revoked_at is not None:
         return None
     if token.last_used_at is None or token.last_used_at <= now - TOUCH_SECONDS:
         with store.transaction() as execute:
-            execute(TOUCH, (now, token.id, now - TOUCH_SECONDS))
+            store_tokens.touch(execute, token.id, now=now, stale_before=now - TOUCH_SECONDS)
         token = replace(token, last_used_at=now)
     return token
 
@@ -120,7 +97,7 @@ def verify(store: Store, plaintext: str, *, now: float) -> Token | None:
 def list_tokens(store: Store) -> list[Token]:
     """Every token, revoked ones included, oldest first."""
     with store.snapshot() as execute:
-        return [_token(row) for row in execute(ALL, ()).fetchall()]
+        return [_token(row) for row in store_tokens.all_tokens(execute)]
 
 
 def revoke(
@@ -128,7 +105,7 @@ def revoke(
 ) -> Token | None:
     """Revoke the token with this id or prefix, and record who did; None if there is none."""
     with store.transaction() as execute:
-        row = execute(REVOKE, (now, id_or_prefix, id_or_prefix)).fetchone()
+        row = store_tokens.revoke(execute, id_or_prefix, now=now)
         if row is None:
             return None
         token = _token(row)
@@ -144,7 +121,7 @@ def ensure_admin_token(store: Store, *, now: float) -> tuple[Token, str] | None:
     The id is fixed, so that servers starting together on one database create one
     token between them, not one each."""
     with store.transaction() as execute:
-        if execute(COUNT, ()).fetchone()[0]:
+        if store_tokens.count(execute):
             return None
         created = _insert(execute, "initial-0", BOOTSTRAP_NAME, {Scope.ADMIN}, now)
         if created is not None:
@@ -166,8 +143,9 @@ def _insert(
     plaintext = TOKEN_MARK + secrets.token_urlsafe(32)
     ordered: list[Scope] = sorted(scopes, key=lambda scope: scope.rank)
     stored = " ".join(ordered)
-    params = (token_id, name, plaintext[:PREFIX_LENGTH], _hash(plaintext), stored, now)
-    row = execute(INSERT, params).fetchone()
+    prefix = plaintext[:PREFIX_LENGTH]
+    wanted = store_tokens.TokenRow(token_id, name, prefix, stored, now, None, None)
+    row = store_tokens.insert(execute, wanted, _hash(plaintext))
     return None if row is None else (_token(row), plaintext)
 
 
@@ -185,14 +163,13 @@ def _hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _token(row: Any) -> Token:
-    token_id, name, prefix, scopes, created_at, last_used_at, revoked_at = row[:7]
+def _token(row: store_tokens.TokenRow) -> Token:
     return Token(
-        token_id,
-        name,
-        prefix,
-        frozenset(Scope(scope) for scope in scopes.split()),
-        created_at,
-        last_used_at,
-        revoked_at,
+        row.id,
+        row.name,
+        row.prefix,
+        frozenset(Scope(scope) for scope in row.scopes.split()),
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
     )

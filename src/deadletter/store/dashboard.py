@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deadletter.store.failures import Execute
+from deadletter.store.query import marks
 
 # Failures by class per point of `step` seconds, from the buckets of `width` seconds
 # (step is a multiple of width); the point's start is point * step.
@@ -88,7 +89,7 @@ def group_hours(
     """Failures per hour from `since` to before `until` of each group of `fingerprints`."""
     if not fingerprints:
         return []
-    sql = GROUP_HOURS.format(marks=", ".join("?" * len(fingerprints)))
+    sql = GROUP_HOURS.format(marks=marks(fingerprints))
     rows = execute(sql, (*fingerprints, int(since) // 3600, int(until) // 3600)).fetchall()
     return [Count(float(hour * 3600), key, int(n)) for key, hour, n in rows]
 

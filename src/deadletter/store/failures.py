@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deadletter.model import FailureRecord, Route
+from deadletter.store.query import marks
 
 
 class DbCursor(Protocol):
@@ -247,7 +248,7 @@ def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
 
 def _insert(execute: Execute, sql: str, rows: Sequence[tuple[Any, ...]]) -> DbCursor:
     """`sql` with its `{rows}` replaced by one `(?, ...)` group per row, run once."""
-    group = f"({', '.join('?' * len(rows[0]))})"
+    group = f"({marks(rows[0])})"
     values = tuple(value for row in rows for value in row)
     return execute(sql.format(rows=", ".join([group] * len(rows))), values)
 
@@ -256,7 +257,7 @@ def _run(
     execute: Execute, sql: str, *, ids: Sequence[Any], after: tuple[Any, ...] = ()
 ) -> DbCursor:
     """`sql` with its `{ids}` replaced by one placeholder per id, then `after`'s."""
-    return execute(sql.format(ids=", ".join("?" * len(ids))), (*ids, *after))
+    return execute(sql.format(ids=marks(ids)), (*ids, *after))
 
 
 def _failure_params(r: FailureRecord, now: float) -> tuple[Any, ...]:
