@@ -3,11 +3,14 @@ recorded, and what operators type (reasons, notes) is redacted on write."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
-from deadletter.model import JobState
+from deadletter.integrations.core import Failed, Recorder
+from deadletter.integrations.imports import Held, Run, import_failures
+from deadletter.model import JobState, Origin
 from deadletter.ops import recovery, review
 from deadletter.store.base import Store
 
@@ -97,3 +100,33 @@ def test_operator_text_is_stored_without_secrets(dlq_app: App) -> None:
     assert "gone " in stored and "seen " in stored and "[CARD]" in stored
     for leftover in LEFTOVERS:
         assert leftover not in stored, leftover
+
+
+def test_the_attempts_of_adopted_jobs_are_stored_without_secrets(
+    store_url: str, tmp_path: Path
+) -> None:
+    settings = settings_from_mapping(
+        {
+            "database_url": store_url,
+            "blob_url": str(tmp_path / "blobs"),
+            "spool_dir": str(tmp_path / "spool"),
+            "dlq": {"log_file": str(tmp_path / "dlq.log")},
+        }
+    )
+    app = App(settings)
+    recorder = Recorder(app, "celery")
+    origin = Origin("celery", "default", "shop.charge", "msg-1", {})
+    now = time.time()
+    live = Failed(
+        "msg-1", origin, RuntimeError(f"charge failed: {LEAK}"), f"Traceback: {LEAK}", now, now
+    )
+    recorder.attempt_failed(live)
+    recorder.gave_up(live, "retries exhausted")
+    # `deadletter import`: a failure the host kept, read from its traceback text.
+    kept = Held("msg-2", origin, [Run(f"Traceback: x\nRuntimeError: {LEAK}", now)], "kept")
+    assert import_failures(recorder, [kept], dry_run=False).adopted == 1
+    stored = every_table(app.store)
+    assert "charge failed" in stored and "[CARD]" in stored
+    for leftover in LEFTOVERS:
+        assert leftover not in stored, leftover
+    app.close()

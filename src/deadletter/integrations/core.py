@@ -32,6 +32,8 @@ from deadletter.model import (
     JobState,
     Origin,
 )
+from deadletter.redact import Redactor
+from deadletter.worker.retry import SECRET_MARGIN
 
 log = logging.getLogger("deadletter.integrations")
 
@@ -65,6 +67,11 @@ class Recorder:
         self.spool = spool if spool is not None else Spool.for_system(app.settings, system)
         self.queue = system  # adopted jobs of a system share its queue; origin has the host's
         app.add_foreign_queue(self.queue)
+        # As the worker's: secrets out of what is recorded (and spooled to disk), personal
+        # data kept for the operator's forensics.
+        settings = app.settings
+        full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
+        self.redactor = full.secrets_only()
 
     def attempt_failed(self, failed: Failed) -> None:
         """The host will run the message again."""
@@ -102,12 +109,17 @@ class Recorder:
             ended_at=failed.ended_at,
             worker=failed.worker,
             error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            message=info.message[:MESSAGE_LIMIT],
-            traceback=failed.traceback,
+            message=self.redacted_message(info.message),
+            traceback=self.redactor.redact_text(failed.traceback),
             http_status=info.http_status,
             error_class=verdict.error_class,
             rule=verdict.rule,
         )
+
+    def redacted_message(self, message: str) -> str:
+        """An attempt's message as recorded: redacted, then cut (a cut first could leave
+        the part of a secret no rule recognises)."""
+        return self.redactor.redact_text(message[: MESSAGE_LIMIT + SECRET_MARGIN])[:MESSAGE_LIMIT]
 
     def write(self, events: Sequence[HostEvent]) -> None:
         """Events spooled earlier first, then these; to the spool if the store fails."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from deadletter.classify import ErrorInfo, classify
-from deadletter.integrations.core import MESSAGE_LIMIT, Recorder
+from deadletter.integrations.core import Recorder
 from deadletter.model import HostAttempt, HostEvent, Origin
 from deadletter.store.hosts import adopted_job_id
 
@@ -86,8 +86,8 @@ def _attempt(recorder: Recorder, failure: Held, number: int, run: Run) -> HostAt
         ended_at=run.ended_at,
         worker=run.worker or recorder.system,
         error_type=error_type,
-        message=message[:MESSAGE_LIMIT],
-        traceback=run.traceback,
+        message=recorder.redacted_message(message),
+        traceback=recorder.redactor.redact_text(run.traceback),
         http_status=info.http_status,
         error_class=verdict.error_class,
         rule=verdict.rule,
