@@ -15,6 +15,8 @@ from deadletter.store import open_store
 from deadletter.store.base import DEAD_LETTER_TASK, Store
 from deadletter.tasks import JobSpec, Task, TaskOptions
 from deadletter.worker.loop import Worker
+from deadletter.worker.prune import INTERVAL as PRUNE_INTERVAL
+from deadletter.worker.prune import Pruner
 from deadletter.worker.slots import Resolved
 
 if TYPE_CHECKING:
@@ -164,9 +166,10 @@ class App:
         named = list(queues or settings.queues or [*self.queues(), *self.foreign_queues])
         consumed = [queue for queue in named if queue not in self.foreign_queues]
         letters = self.dead_letter_queues(named) if dlq or dlq_only else []
+        runs = letters if dlq_only else [*consumed, *letters]
         return Worker(
             store=self.store,
-            queues=letters if dlq_only else [*consumed, *letters],
+            queues=runs,
             resolve=self.resolve,
             policy=self.policy,
             rules=self.rules,
@@ -175,7 +178,11 @@ class App:
             redactor=redactors_from(self.settings).secrets,
             settings=settings,
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
-            periodic=self.dlq.periodic() if letters else [],
+            periodic=[
+                *(self.dlq.periodic() if letters else []),
+                # Every worker prunes what it runs: bounded storage with no extra process.
+                (PRUNE_INTERVAL, Pruner(self.store, runs, self.policy)),
+            ],
         )
 
     def resolve(self, job: LeasedJob) -> Resolved:

@@ -55,6 +55,13 @@ class QueuePolicy:
     backoff_factor: float = 2.0
     jitter: bool = True
     retry_user_errors: bool = False
+    # How long succeeded jobs (and, on a DLQ, handled dead letters) stay before the
+    # workers prune them (worker/prune.py); 0 keeps none. Failures stay until archived.
+    retention_seconds: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if not self.retention_seconds >= 0:  # NaN too: it would keep or prune at random
+            raise ConfigError(f"retention_seconds must be 0 or more, got {self.retention_seconds}")
 
     def dlq_for(self, queue: str) -> str:
         return self.dead_letter_queue or f"{queue}-dlq"

@@ -7,17 +7,20 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from deadletter.app import App
+from deadletter.config import DEFAULT_POLICY
 from deadletter.ops.archive import archive, purge
 from deadletter.ops.recovery import abandon, requeue
 from deadletter.store import open_store
 from deadletter.store.base import Store
 from deadletter.store.reports import DAY, RECOVERY_STATUSES, DlqStats
-from tests.support.operator import Downstream, fail, run_worker
+from deadletter.worker.prune import Pruner
+from tests.support.operator import OTHER_Q, Downstream, Q, fail, run_worker
 
 # The seed's statistics by a full scan: what the counters replaced.
 SCAN = """
@@ -105,6 +108,11 @@ def test_the_counters_follow_failures_requeues_recoveries_abandons_and_archives(
     redo(dlq_app, recovered)
     assert_counts_hold(store)
     run_worker(dlq_app)  # succeeds: its recovery row becomes recovered
+    assert_counts_hold(store)
+    # Retention 0 prunes every handled letter (and any job that only succeeded).
+    queues = [Q, OTHER_Q, *dlq_app.dead_letter_queues([Q, OTHER_Q])]
+    keep_none = replace(DEFAULT_POLICY, retention_seconds=0)
+    assert Pruner(store, queues, lambda queue: keep_none)()
     assert_counts_hold(store)
 
     redo(dlq_app, again)

@@ -55,6 +55,8 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[queues.q]\nmax_retry = 2\n", "max_retry"),
         ("[worker]\nconcurrency = 'many'\n", "concurrency"),
         ("[queues.q]\njitter = 'sometimes'\n", "jitter"),
+        ("[queues.q]\nretention_seconds = -1\n", "retention_seconds"),
+        ("[queues.q]\nretention_seconds = nan\n", "retention_seconds"),
     ],
 )
 def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) -> None:

@@ -198,6 +198,13 @@ class Store(Protocol):
         """Jobs queued or retrying by queue, that a worker here is to run."""
         ...
 
+    # -- retention (store/prune.py) --------------------------------------------------
+
+    def prune_finished(self, queue: str, *, before: float, limit: int) -> int:
+        """Remove up to `limit` succeeded jobs and handled dead letters of `queue`
+        completed before `before`, with their attempts, in one transaction; how many."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -49,6 +49,7 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
+from deadletter.store.prune import PruneMixin
 from deadletter.store.schema import migrations
 
 CHANNEL = "deadletter_jobs"
@@ -261,7 +262,7 @@ def driver_reason(exc: psycopg.Error) -> str:
     return lines[0].rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
 
 
-class PostgresStore(FleetMixin):
+class PostgresStore(FleetMixin, PruneMixin):
     """A `Store` on one PostgreSQL database, shared by workers on many machines."""
 
     def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT, fail_fast: bool = False) -> None:

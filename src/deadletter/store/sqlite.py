@@ -42,6 +42,7 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
+from deadletter.store.prune import PruneMixin
 from deadletter.store.schema import migrations
 from deadletter.store.sqlite_files import prepare
 
@@ -142,7 +143,7 @@ INSERT INTO job_attempts ({rows.ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?
 """
 
 
-class SqliteStore(FleetMixin):
+class SqliteStore(FleetMixin, PruneMixin):
     """A `Store` on one SQLite file, shared safely by several processes."""
 
     def __init__(self, path: Path) -> None:
