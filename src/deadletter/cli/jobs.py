@@ -13,7 +13,7 @@ from rich.table import Table
 from deadletter.cli import logformat
 from deadletter.cli.context import EXIT_INTERRUPTED, console, load_app, print_json, settings
 from deadletter.model import Job, JobState
-from deadletter.store import open_store
+from deadletter.ops import system
 from deadletter.worker.loop import Worker, WorkerStats
 
 APP_HELP = "Your app as 'package.module:app' (an App, or a function of Settings returning one)."
@@ -22,11 +22,7 @@ log = logging.getLogger("deadletter.worker")
 
 def migrate(ctx: typer.Context) -> None:
     """Apply pending database migrations (safe to run again)."""
-    store = open_store(settings(ctx).database_url, fail_fast=True)
-    try:
-        applied = store.migrate()
-    finally:
-        store.close()
+    applied = system.migrate(settings(ctx).database_url)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -127,12 +123,8 @@ def list_jobs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List jobs, newest first; dead letters are on the '<queue>-dlq' queues."""
-    store = open_store(settings(ctx).database_url, fail_fast=True)
-    try:
-        found = store.list_jobs(queue=queue, state=state, limit=limit)
-        counts = store.count_states()
-    finally:
-        store.close()
+    url = settings(ctx).database_url
+    found, counts = system.jobs(url, queue=queue, state=state, limit=limit)
     if as_json:
         print_json({"jobs": [job_json(j) for j in found], "count": len(found)})
         return

@@ -17,7 +17,7 @@ from deadletter.cli.views import stats_table, when
 from deadletter.errors import DeadletterError
 from deadletter.forensics import open_blob_store
 from deadletter.ops import archive as ops
-from deadletter.store import open_store
+from deadletter.ops import system
 
 T = TypeVar("T")
 
@@ -38,12 +38,7 @@ def deploy(ctx: typer.Context) -> None:
     Safe to run again: what is done already is kept."""
     config = settings(ctx)
     with _step("database", "check database_url (deadletter.toml or DEADLETTER_DATABASE_URL)"):
-        store = open_store(config.database_url, fail_fast=True)
-        try:
-            applied = store.migrate()
-            figures = store.dlq_stats(now=time.time())
-        finally:
-            store.close()
+        applied, figures = system.migrate_and_read(config.database_url, now=time.time())
     console.print(f"database: {', '.join(applied) + ' applied' if applied else 'up to date'}")
     with _step(
         "blob store",

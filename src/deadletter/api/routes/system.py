@@ -22,7 +22,7 @@ from deadletter.api.context import GUARDED, ApiContext
 from deadletter.api.metrics import registry_for
 from deadletter.api.models import Health
 from deadletter.api.routing import GuardedRoute
-from deadletter.store.base import Store
+from deadletter.ops.system import probe
 
 log = logging.getLogger("deadletter.api")
 
@@ -30,13 +30,6 @@ log = logging.getLogger("deadletter.api")
 # check must answer within the prober's own timeout, however the database hangs.
 HEALTH_TIMEOUT = 2.0
 DOWN = Health(status="unavailable", database="unreachable")
-
-
-def probe(store: Store) -> None:
-    # A table of the schema, not `SELECT 1`: a SQLite file replaced by an empty one
-    # answers `SELECT 1` but holds no jobs.
-    with store.snapshot() as execute:
-        execute("SELECT 1 FROM queue_jobs LIMIT 1", ()).fetchall()
 
 
 def router(ctx: ApiContext) -> APIRouter:
