@@ -10,9 +10,13 @@ from typing import Any
 
 import httpx
 
+from deadletter.api.bulkruns import BulkJob
 from deadletter.app import App
 from deadletter.ops.audit import AuditAction, audit_entries
+from deadletter.ops.bulk import BulkAction, BulkRun
+from deadletter.ops.filters import FailureFilter
 from tests.api.conftest import Server, fail_many
+from tests.contract.test_secrets_at_rest import LEAK, LEFTOVERS, every_table
 from tests.support.operator import Q, fail
 
 
@@ -104,3 +108,36 @@ def test_exports_stream_every_format_and_payloads_only_when_asked(
     exports = audit_entries(dlq_app.store, action=AuditAction.EXPORT).items
     assert len(exports) == 3 and exports[0].reason == "incident 42"
     assert exports[0].actor.startswith("api:admin-bot")
+
+
+def test_bulk_runs_and_exports_keep_secrets_of_their_filter_out_of_answers_and_audit(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    # Searching for a secret is searching for text: what is kept and shown of the
+    # search (the run's status, the audit log's target and details) must not hold it.
+    leaky = {"queue": Q, "text": LEAK}
+    with server.client(secrets["admin"]) as admin, server.client(secrets["read"]) as reader:
+        started = admin.post(
+            "/api/bulk", json={"action": "abandon", "filter": leaky, "reason": f"why {LEAK}"}
+        )
+        assert started.status_code == 202, started.text
+        run_id = started.json()["id"]
+        wait_until_stopped(admin, run_id)
+        exported = admin.post("/api/export", json={"filter": leaky, "reason": f"why {LEAK}"})
+        assert exported.status_code == 200
+        answers = [
+            started.text,
+            *(c.get(f"/api/bulk/{run_id}").text for c in (admin, reader)),
+            *(c.get("/api/bulk").text for c in (admin, reader)),
+            *(c.get("/api/audit").text for c in (admin, reader)),
+        ]
+    # A run that failed says why with an exception's text, to every scope.
+    run = BulkRun(
+        dlq_app.store, FailureFilter(queue=Q), action=BulkAction.ABANDON, actor="t", reason="r",
+        policy=dlq_app.policy,
+    )  # fmt: skip
+    failed = BulkJob("f1", run, "t", 0.0, error=f"OperationalError: {LEAK}")
+    seen = "\n".join([*answers, every_table(dlq_app.store), failed.detail or ""])
+    assert "[REDACTED]" in seen and "OperationalError" in seen
+    for leftover in LEFTOVERS:
+        assert leftover not in seen, leftover

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from deadletter.ops.bulk import BulkResult, BulkRun, StopReason
+from deadletter.redact import SECRETS_ONLY
 
 log = logging.getLogger("deadletter.api")
 
@@ -62,7 +63,10 @@ class BulkJob:
 
     @property
     def detail(self) -> str | None:
-        return self.error or (self.result.detail if self.result else None)
+        """Why the run stopped, without secrets: a failed run's is an exception's text,
+        shown to every scope and in the dashboard."""
+        detail = self.error or (self.result.detail if self.result else None)
+        return SECRETS_ONLY.redact_text(detail) if detail else detail
 
     def execute(self) -> None:
         """Run to the end, in the run's own thread."""

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, is_dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from deadletter.errors import InvalidRequest
 from deadletter.model import ErrorClass
@@ -96,12 +96,17 @@ class FailureFilter:
 
     def describe(self) -> str:
         """One line for people: `queue=a error_class=B since=2024-10-12T08:30:00Z`, or
-        `all failures`. Times in UTC, not as the epoch seconds the filter holds."""
-        fields = self.to_json()
+        `all failures`. Times in UTC, not as the epoch seconds the filter holds. Without
+        secrets: a search for `password=...` is shown, and kept as the audit log's target."""
+        fields = self.shown()
         for name in ("since", "until"):
             if name in fields:
                 fields[name] = _utc(fields[name])
         return " ".join(f"{k}={v}" for k, v in fields.items()) or "all failures"
+
+    def shown(self) -> dict[str, Any]:
+        """`to_json()` without secrets: what a status or a record may show of the filter."""
+        return cast(dict[str, Any], SECRETS_ONLY.redact_value(self.to_json()))
 
     def clauses(self) -> list[Clause]:
         equal = [

@@ -36,14 +36,15 @@ BUSY: dict[int | str, dict[str, Any]] = {
 
 
 def status_of(job: BulkJob, caller: Caller, ctx: ApiContext) -> BulkStatus:
-    run = job.run
+    run, view = job.run, ctx.view(caller)
+    # The filter without secrets at any scope: it may search for one.
     return BulkStatus(
         id=job.id,
         state=job.state,
-        detail=job.detail,
+        detail=view.text(job.detail),
         action=run.action,
-        filter=run.filter.to_json(),
-        reason=ctx.view(caller).text(run.reason) or "",
+        filter=view.value(run.filter.shown()),
+        reason=view.text(run.reason) or "",
         started_by=job.started_by,
         started_at=job.started_at,
         progress=run.progress,
