@@ -24,9 +24,11 @@ from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
 from deadletter.ops.filters import Keyset, Page, check_limit, operator_text, required
 from deadletter.payloads import encode_payload
+from deadletter.store import recovery as store_recovery
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 from deadletter.store.query import where
+from deadletter.store.recovery import RecoveryEntry as RecoveryEntry
 from deadletter.store.reports import RECOVERY_STATUSES
 
 Policy = Callable[[str], QueuePolicy]
@@ -111,43 +113,6 @@ def checked_payload(payload: JSON, limit: int) -> str:
         raise InvalidRequest("payload", str(exc).removeprefix("the corrected payload ")) from exc
 
 
-# SQLite's migration runner cannot hold a trigger (it splits files on semicolons), so the
-# trigger that settles a requeued job's recovery row is created here, in the transaction
-# of a requeue, before any job can need it. PostgreSQL has it from its migration 0004.
-JOB_QUEUE = "SELECT queue FROM queue_jobs WHERE id = ?"
-
-REQUEUE_JOB = """
-UPDATE queue_jobs
-SET status = 'queued', max_retries = attempts + ?, run_at = ?, completed_at = NULL,
-    lease_owner = NULL, lease_expires_at = NULL, requeues = requeues + 1
-WHERE id = ? AND status = 'failed'
-    AND (? OR NOT EXISTS (SELECT 1 FROM dlq_recovery_queue r
-                          WHERE r.job_id = queue_jobs.id AND r.status = 'abandoned'))
-RETURNING attempts, max_retries
-"""
-
-KEEP_PAYLOAD = """
-INSERT INTO job_payload_history (job_id, payload, replaced_at, replaced_by)
-SELECT id, payload, ?, ? FROM queue_jobs WHERE id = ?
-"""
-SET_PAYLOAD = "UPDATE queue_jobs SET payload = ? WHERE id = ?"
-
-# One recovery row per job, created when the job had none (a USER_ERROR job, say). An
-# abandon of an abandoned row changes nothing, and says so by returning no row.
-UPSERT_RECOVERY = """
-INSERT INTO dlq_recovery_queue (job_id, dead_letter_id, queue, status, reason, requeue_count,
-    bulk_run, created_at, updated_at)
-VALUES (?, (SELECT dead_letter_id FROM dlq_failures WHERE job_id = ?
-            ORDER BY failed_at DESC, dead_letter_id DESC LIMIT 1),
-        ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-    requeue_count = dlq_recovery_queue.requeue_count + excluded.requeue_count,
-    bulk_run = excluded.bulk_run, updated_at = excluded.updated_at
-WHERE NOT (dlq_recovery_queue.status = 'abandoned' AND excluded.status = 'abandoned')
-RETURNING job_id
-"""
-
-
 def requeue_in(
     execute: Execute,
     job_id: str,
@@ -158,12 +123,13 @@ def requeue_in(
     skip_abandoned: bool = False,
 ) -> ActionResult:
     """Requeue within the caller's transaction (after `prepare_requeue`)."""
-    row = execute(JOB_QUEUE, (job_id,)).fetchone()
-    if row is None:
+    queue = store_recovery.job_queue(execute, job_id)
+    if queue is None:
         return _refused(execute, job_id)
-    queue = row[0]
-    params = (policy(queue).max_retries, request.at, job_id, not skip_abandoned)
-    moved = execute(REQUEUE_JOB, params).fetchone()
+    retries = policy(queue).max_retries
+    moved = store_recovery.requeue_job(
+        execute, job_id, retries=retries, at=request.at, abandoned_too=not skip_abandoned
+    )
     if moved is None:
         return _refused(execute, job_id)
     if payload is not None:
@@ -175,30 +141,31 @@ def requeue_in(
 
 
 def abandon_in(execute: Execute, job_id: str, request: Request) -> ActionResult:
-    # A no-op write on the job's row: it serialises an abandon with a requeue of the same
-    # job, and checks in the same step that the job is failed.
-    locked = execute(
-        "UPDATE queue_jobs SET requeues = requeues WHERE id = ? AND status = 'failed'"
-        " RETURNING queue",
-        (job_id,),
-    ).fetchone()
-    if locked is None or not _set_recovery(execute, job_id, locked[0], "abandoned", request):
+    # Locked first: an abandon and a requeue of the same job are serialised.
+    queue = store_recovery.lock_failed(execute, job_id)
+    if queue is None or not _set_recovery(execute, job_id, queue, "abandoned", request):
         return _refused(execute, job_id)
     _audit(execute, AuditAction.ABANDON, job_id, request, {})
     return ActionResult(job_id, Outcome.ABANDONED, f"job {job_id} is abandoned")
 
 
 def _replace_payload(execute: Execute, job_id: str, payload: str, request: Request) -> None:
-    execute(KEEP_PAYLOAD, (request.at, request.actor, job_id))
-    execute(SET_PAYLOAD, (payload, job_id))
+    store_recovery.replace_payload(execute, job_id, payload, at=request.at, by=request.actor)
     _audit(execute, AuditAction.EDIT, job_id, request, {"field": "payload"})
 
 
 def _set_recovery(execute: Execute, job_id: str, queue: str, status: str, request: Request) -> bool:
     """Move the job's recovery row to `status`; False when it was abandoned already."""
-    added = 1 if status == "requeued" else 0
-    params = (job_id, job_id, queue, status, request.reason, added, request.bulk_run)
-    return execute(UPSERT_RECOVERY, (*params, request.at, request.at)).fetchone() is not None
+    return store_recovery.set_recovery(
+        execute,
+        job_id,
+        queue=queue,
+        status=status,
+        reason=request.reason,
+        requeued=1 if status == "requeued" else 0,
+        bulk_run=request.bulk_run,
+        at=request.at,
+    )
 
 
 def _audit(
@@ -217,19 +184,12 @@ def _audit(
     )
 
 
-STATE = """
-SELECT j.status, j.requeues, r.status FROM queue_jobs j
-LEFT JOIN dlq_recovery_queue r ON r.job_id = j.id
-WHERE j.id = ?
-"""
-
-
 def _refused(execute: Execute, job_id: str) -> ActionResult:
     """Why an action did not apply, read after its conditional write found nothing to do."""
-    row = execute(STATE, (job_id,)).fetchone()
-    if row is None:
+    found = store_recovery.standing(execute, job_id)
+    if found is None:
         return ActionResult(job_id, Outcome.NOT_FOUND, f"no job {job_id}")
-    status, requeues, recovery = row
+    status, requeues, recovery = found.status, found.requeues, found.recovery
     if status == "failed" and recovery == "abandoned":
         return ActionResult(job_id, Outcome.ALREADY_ABANDONED, f"job {job_id} was abandoned")
     if requeues > 0 and status != "failed":
@@ -238,23 +198,7 @@ def _refused(execute: Execute, job_id: str) -> ActionResult:
     return ActionResult(job_id, Outcome.NOT_FAILED, f"job {job_id} is {status}, not failed")
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryEntry:
-    job_id: str
-    dead_letter_id: str
-    queue: str
-    status: str
-    reason: str | None
-    requeue_count: int
-    bulk_run: int | None
-    created_at: float
-    updated_at: float
-
-
 RECOVERY_KEYS = Keyset("recovery", "updated_at", "job_id")
-RECOVERY_COLUMNS = (
-    "job_id, dead_letter_id, queue, status, reason, requeue_count, bulk_run, created_at, updated_at"
-)
 
 
 def recovery_queue(
@@ -267,10 +211,8 @@ def recovery_queue(
     clauses = [*RECOVERY_KEYS.after(cursor, status)]
     if status is not None:
         clauses.append(("status = ?", (status,)))
-    condition, params = where(clauses)
-    sql = f"SELECT {RECOVERY_COLUMNS} FROM dlq_recovery_queue {condition} "
-    sql += f"{RECOVERY_KEYS.order_by} LIMIT ?"
     with store.snapshot() as execute:
-        rows = execute(sql, (*params, check_limit(limit) + 1)).fetchall()
-    entries = [RecoveryEntry(*row) for row in rows]
+        entries = store_recovery.entries(
+            execute, where(clauses), RECOVERY_KEYS.order_by, check_limit(limit) + 1
+        )
     return RECOVERY_KEYS.page(entries, limit, lambda e: (e.updated_at, e.job_id), status)
