@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import psycopg
 import pytest
@@ -153,6 +153,33 @@ def test_lease_takes_priority_then_oldest_ready_job_of_the_queues_asked(store: S
     assert lease(store) == []
     assert [job.id for job in lease(store, queues=[Q, "other"])] == ["elsewhere"]
     assert [job.id for job in lease(store, now=NOW + 60)] == ["future"]
+
+
+def dead_letter(job_id: str, run_at: float) -> NewJob:
+    return replace(new_job(job_id, queue=DLQ, run_at=run_at), task=DEAD_LETTER_TASK)
+
+
+def test_dead_letters_up_to_their_budget_are_leased_before_an_older_backlog(
+    store: Store,
+) -> None:
+    store.enqueue([new_job(f"old-{n:02}", run_at=NOW - 100 + n) for n in range(30)])
+    store.enqueue([dead_letter(f"dl-{n}", NOW - n) for n in range(3)])
+
+    def take(limit: int, letters: int) -> list[str]:
+        found = store.lease(
+            [Q, DLQ], limit=limit, worker="w1", now=NOW, lease_seconds=30, letters=letters
+        )
+        return [job.id for job in found]
+
+    # The two oldest letters first, then the main queue by age: it is not starved.
+    assert sorted(take(5, 2)) == ["dl-1", "dl-2", "old-00", "old-01", "old-02"]
+    assert sorted(take(3, 2)) == ["dl-0", "old-03", "old-04"]
+    # Without a budget, age alone: the letter waits behind the whole backlog.
+    store.enqueue([dead_letter("dl-new", NOW)])
+    assert "dl-new" not in take(10, 0)
+    # The budget is a head start, not a cap: past it, letters compete by age.
+    store.enqueue([dead_letter(f"dl-late-{n}", NOW) for n in range(2)])
+    assert len(take(25, 1)) == 18
 
 
 def test_lease_marks_the_job_running_for_its_worker(store: Store) -> None:

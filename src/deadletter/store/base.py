@@ -82,8 +82,18 @@ class Store(Protocol):
         ...
 
     def lease(
-        self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
-    ) -> list[LeasedJob]: ...
+        self,
+        queues: Sequence[str],
+        *,
+        limit: int,
+        worker: str,
+        now: float,
+        lease_seconds: float,
+        letters: int = 0,
+    ) -> list[LeasedJob]:
+        """Up to `limit` ready jobs of `queues`: first up to `letters` dead letters (task
+        DEAD_LETTER_TASK), then the rest by priority and age, dead letters included."""
+        ...
 
     def reclaim_expired(
         self, *, limit: int, worker: str, now: float, lease_seconds: float

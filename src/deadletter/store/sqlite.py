@@ -67,13 +67,21 @@ NEW_JOB_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)"
 
 # Oldest ready job first within a priority. Each queue is read on its own, in the order
 # of the partial index queue_jobs_ready, so that a scan stops after `limit` rows; with
-# `queue IN (...)` SQLite sorted every ready job of the queues on every lease.
+# `queue IN (...)` SQLite sorted every ready job of the queues on every lease. Dead
+# letters, up to their budget, go first: they would otherwise wait behind every job
+# queued before their job failed.
 LEASE = f"""
 UPDATE queue_jobs
 SET status = 'running', attempts = attempts + 1, lease_owner = ?,
     lease_token = lease_token + 1, lease_expires_at = ?, attempt_started_at = ?,
     started_at = coalesce(started_at, ?)
-WHERE id IN (SELECT id FROM ({{ready}}) ORDER BY priority DESC, run_at LIMIT ?)
+WHERE id IN (
+    WITH ready AS ({{ready}}),
+    letters AS (
+        SELECT id FROM ready WHERE task = '{DEAD_LETTER_TASK}'
+        ORDER BY priority DESC, run_at LIMIT ?)
+    SELECT id FROM ready
+    ORDER BY id IN (SELECT id FROM letters) DESC, priority DESC, run_at LIMIT ?)
 RETURNING {rows.LEASED_COLUMNS}
 """
 
@@ -81,7 +89,7 @@ RETURNING {rows.LEASED_COLUMNS}
 # a paused queue (store/fleet.py).
 READY = """
 SELECT * FROM (
-    SELECT id, priority, run_at FROM queue_jobs
+    SELECT id, task, priority, run_at FROM queue_jobs
     WHERE status IN ('queued', 'retrying') AND queue = ? AND run_at <= ?
         AND queue NOT IN (SELECT queue FROM queue_pauses)
     ORDER BY priority DESC, run_at
@@ -258,11 +266,18 @@ class SqliteStore(FleetMixin, PruneMixin):
     # -- leasing -----------------------------------------------------------------
 
     def lease(
-        self, queues: Sequence[str], *, limit: int, worker: str, now: float, lease_seconds: float
+        self,
+        queues: Sequence[str],
+        *,
+        limit: int,
+        worker: str,
+        now: float,
+        lease_seconds: float,
+        letters: int = 0,
     ) -> list[LeasedJob]:
         sql = _lease_sql(len(queues))
         ready = [value for queue in queues for value in (queue, now, limit)]
-        params = (worker, now + lease_seconds, now, now, *ready, limit)
+        params = (worker, now + lease_seconds, now, now, *ready, letters, limit)
         with self._write() as conn:
             return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
 
