@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.errors import InvalidInput, PayloadError, Retry
 from deadletter.model import ErrorClass, JobState
-from deadletter.store.base import DEAD_LETTER_TASK
+from deadletter.store.base import DEAD_LETTER_TASK, dead_letter_id
 from deadletter.tasks import JobSpec
 from deadletter.worker.slots import current_job
 
@@ -232,6 +233,41 @@ def test_priority_orders_ready_jobs(store_url: str) -> None:
     run(app)
     app.close()
     assert order == [2, 1, 3]
+
+
+def test_a_dead_letter_is_handled_before_the_backlog_queued_ahead_of_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    settings = settings_from_mapping(
+        {
+            "database_url": store_url,
+            "blob_url": str(tmp_path / "blobs"),
+            "dlq": {"log_file": str(tmp_path / "dlq.log")},
+            "worker": {"poll_interval": 0.02, "batch_size": 10, "concurrency": 1},
+        }
+    )
+    app = App(settings)
+
+    @app.task(queue=Q)
+    def validate() -> None:
+        raise InvalidInput("date range end before start")
+
+    @app.task(queue=Q)
+    def noop(n: int) -> None:
+        return None
+
+    failing = validate.enqueue()
+    backlog = app.enqueue_many(noop.spec(n) for n in range(60))
+    app.worker().run(burst=True)
+
+    letter = app.store.get_job(dead_letter_id(failing, 1))
+    assert letter is not None and letter.completed_at is not None
+    handled = letter.completed_at
+    done = [app.store.get_job(job_id) for job_id in backlog]
+    after = [j for j in done if j and j.completed_at and j.completed_at > handled]
+    # Leased by age, the letter came after all 60; now the lease after its failure takes it.
+    assert len(after) >= 40
+    app.close()
 
 
 def test_lost_lease_counts_as_a_failed_attempt(app: App) -> None:

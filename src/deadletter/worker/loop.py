@@ -46,6 +46,9 @@ PAUSES_EVERY = 0.5
 FORGET_WORKERS_AFTER = 86_400.0
 # Finished jobs are written together; this bounds how long a result waits for company.
 FLUSH_INTERVAL = 0.05
+# Up to this share of each lease goes to dead letters before any other job, so a letter
+# does not wait behind the whole backlog, and the main queues still get the rest.
+LETTER_SHARE = 0.25
 
 
 Periodic = tuple[float, Callable[[], object]]
@@ -253,6 +256,7 @@ class Worker:
             worker=self.name,
             now=now,
             lease_seconds=self.settings.lease_seconds,
+            letters=max(int(room * LETTER_SHARE), 1),
         )
         self._inflight.update((job.id, job) for job in leased)
         return leased
