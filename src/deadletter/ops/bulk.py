@@ -27,7 +27,6 @@ from deadletter.errors import InvalidRequest
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
 from deadletter.ops.failures import (
-    FAILURES_FROM,
     KEYS,
     FailureItem,
     failure_item,
@@ -47,16 +46,10 @@ from deadletter.ops.recovery import (
     requeue_in,
 )
 from deadletter.store.base import Store
+from deadletter.store.failure_reads import CURRENT, count_failures
 from deadletter.store.failures import Execute
-from deadletter.store.query import Clause, where
-
-# The job is failed now, not abandoned, and this is its latest failure.
-CURRENT: Clause = (
-    "j.status = 'failed' AND coalesce(r.status, '') <> 'abandoned' AND NOT EXISTS ("
-    "SELECT 1 FROM dlq_failures n WHERE n.job_id = f.job_id AND (n.failed_at > f.failed_at"
-    " OR (n.failed_at = f.failed_at AND n.dead_letter_id > f.dead_letter_id)))",
-    (),
-)
+from deadletter.store.query import Clause
+from deadletter.store.recovery import bulk_outcomes
 
 
 class BulkAction(StrEnum):
@@ -92,14 +85,9 @@ def plan_bulk(
     clauses = bulk_clauses(failure_filter, all=all)
     with store.snapshot() as execute:
         return BulkPlan(
-            _count(execute, clauses),
+            count_failures(execute, clauses),
             [failure_item(row) for row in fetch_failures(execute, clauses, limit=sample_size)],
         )
-
-
-def _count(execute: Execute, clauses: list[Clause]) -> int:
-    condition, params = where(clauses)
-    return int(execute(f"SELECT count(*) {FAILURES_FROM} {condition}", params).fetchone()[0])
 
 
 class StopReason(StrEnum):
@@ -130,15 +118,6 @@ class BulkResult:
     stopped: StopReason
     detail: str
 
-
-# Re-driven jobs that have run since, and those of them that failed again.
-OUTCOMES = """
-SELECT count(*),
-    coalesce(sum(CASE WHEN j.status IN ('retrying', 'dead_lettered', 'failed')
-                      THEN 1 ELSE 0 END), 0)
-FROM dlq_recovery_queue r JOIN queue_jobs j ON j.id = r.job_id
-WHERE r.bulk_run = ? AND j.status IN ('succeeded', 'retrying', 'dead_lettered', 'failed')
-"""
 
 # A paced run moves jobs in ticks of this many seconds' worth, so that a high rate costs
 # a few transactions a second rather than one per job.
@@ -251,7 +230,7 @@ class BulkRun:
     def _start(self) -> None:
         # Counted in a read: a long count must not hold SQLite's write lock.
         with self.store.snapshot() as execute:
-            self._planned = _count(execute, self.clauses)
+            self._planned = count_failures(execute, self.clauses)
         action = START_ACTIONS[self.action]
         details = {
             "filter": self.filter.to_json(),
@@ -315,8 +294,7 @@ class BulkRun:
             return None
         self._checked = time.monotonic()
         with self.store.snapshot() as execute:
-            settled, failing = execute(OUTCOMES, (self._run_id,)).fetchone()
-        self._settled, self._failing = int(settled), int(failing)
+            self._settled, self._failing = bulk_outcomes(execute, self._run_id)
         if self._settled < self.halt_after or self._failing <= self.halt_ratio * self._settled:
             return None
         return (

@@ -20,18 +20,12 @@ from deadletter.ops.filters import (
     check_error_class,
     check_limit,
 )
+from deadletter.store import failure_reads as reads
 from deadletter.store.base import Store
+from deadletter.store.failure_reads import Group as Group
 from deadletter.store.failures import Execute
-from deadletter.store.query import Clause, where
+from deadletter.store.query import Clause
 from deadletter.store.rows import loads
-
-FAILURE_COLUMNS = """f.dead_letter_id, f.job_id, f.queue, f.task, f.error_class, f.rule,
-    f.fingerprint, f.error_type, f.error_message, f.http_status, f.retry_count, f.reason,
-    f.labels, f.forensics_key, f.created_at, f.failed_at, f.handled_at, j.status, r.status"""
-
-FAILURES_FROM = """FROM dlq_failures f
-LEFT JOIN queue_jobs j ON j.id = f.job_id
-LEFT JOIN dlq_recovery_queue r ON r.job_id = f.job_id"""
 
 KEYS = Keyset("failures", "f.failed_at", "f.dead_letter_id")
 
@@ -70,12 +64,8 @@ ITEM_FIELDS = [f.name for f in fields(FailureItem)]
 def fetch_failures(
     execute: Execute, clauses: list[Clause], *, limit: int, payload: bool = False
 ) -> list[tuple[Any, ...]]:
-    """Rows of failures matching `clauses`, newest first: FAILURE_COLUMNS, then the job's
-    payload when asked."""
-    condition, params = where(clauses)
-    columns = FAILURE_COLUMNS + (", j.payload" if payload else "")
-    sql = f"SELECT {columns} {FAILURES_FROM} {condition} {KEYS.order_by} LIMIT ?"
-    return [tuple(row) for row in execute(sql, (*params, limit)).fetchall()]
+    """Rows of failures matching `clauses`, newest first (see store/failure_reads.py)."""
+    return reads.fetch_failures(execute, clauses, KEYS.order_by, limit=limit, payload=payload)
 
 
 def failure_item(row: tuple[Any, ...]) -> FailureItem:
@@ -111,30 +101,6 @@ def cursor_scope(failure_filter: FailureFilter) -> FailureFilter:
     return replace(failure_filter, since=None, until=None)
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """Failures of one cause (one fingerprint); `queue` is where it was first seen."""
-
-    fingerprint: str
-    error_class: str
-    error_type: str | None
-    sample_message: str | None
-    queue: str
-    count: int
-    first_seen: float
-    last_seen: float
-
-
-GROUP_COLUMNS = (
-    "fingerprint, error_class, error_type, sample_message, queue, count, first_seen, last_seen"
-)
-# Both orders end with the fingerprint, so that an index on (column, fingerprint) serves them.
-GROUP_ORDERS = {
-    "count": "ORDER BY count DESC, fingerprint DESC",
-    "last_seen": "ORDER BY last_seen DESC, fingerprint DESC",
-}
-
-
 def groups(
     store: Store,
     *,
@@ -143,18 +109,14 @@ def groups(
     sort: Literal["count", "last_seen"] = "count",
     limit: int = 50,
 ) -> list[Group]:
-    if sort not in GROUP_ORDERS:
-        raise InvalidRequest("sort", f"must be one of {', '.join(GROUP_ORDERS)}, got {sort!r}")
-    clauses = [
-        (f"{column} = ?", (value,))
-        for column, value in (("error_class", check_error_class(error_class)), ("queue", queue))
-        if value is not None
-    ]
-    condition, params = where(clauses)
-    sql = f"SELECT {GROUP_COLUMNS} FROM dlq_error_groups {condition} {GROUP_ORDERS[sort]} LIMIT ?"
+    if sort not in reads.GROUP_ORDERS:
+        orders = ", ".join(reads.GROUP_ORDERS)
+        raise InvalidRequest("sort", f"must be one of {orders}, got {sort!r}")
+    error_class = check_error_class(error_class)
     with store.snapshot() as execute:
-        rows = execute(sql, (*params, check_limit(limit))).fetchall()
-    return [Group(*row) for row in rows]
+        return reads.groups(
+            execute, error_class=error_class, queue=queue, sort=sort, limit=check_limit(limit)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +150,6 @@ class FailureDetails:
         return ErrorClass(self.failure.error_class)
 
 
-HISTORY = """
-SELECT payload, replaced_at, replaced_by FROM job_payload_history WHERE job_id = ? ORDER BY seq
-"""
-
 # A job fails once per requeue; more than this many failures of one job are not shown.
 MAX_FAILURES = 1000
 
@@ -206,18 +164,15 @@ def failure_details(store: Store, blobs: BlobStore, job_id: str) -> FailureDetai
         if not rows:
             return None
         failures = [failure_item(row) for row in rows]
-        group = execute(
-            f"SELECT {GROUP_COLUMNS} FROM dlq_error_groups WHERE fingerprint = ?",
-            (failures[0].fingerprint,),
-        ).fetchone()
-        history = execute(HISTORY, (job_id,)).fetchall()
+        group = reads.group(execute, failures[0].fingerprint)
+        history = reads.payload_history(execute, job_id)
     document, error = _forensics(blobs, failures[0].forensics_key)
     return FailureDetails(
         job=job,
         failure=failures[0],
         earlier_failures=failures[1:],
         attempts=store.attempts(job_id),
-        group=Group(*group) if group else None,
+        group=group,
         payload_history=[PayloadVersion(loads(p), at, by) for p, at, by in history],
         forensics=document,
         forensics_error=error,

@@ -1,13 +1,22 @@
 """Pieces of SQL every query module shares, written once for both backends.
 
 A `Clause` is a condition with its parameters; `where` joins clauses into a WHERE
-clause; `marks` expands a list into `IN (?, ?, ...)`.
+clause; `marks` expands a list into `IN (?, ?, ...)`; `LATEST_FAILURE` says that the
+failure `f` is its job's latest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+# The failure `f` (a row of dlq_failures) is its job's latest: none failed after it, and
+# of failures at the same instant, the one with the greatest id. Walking the
+# (failed_at, dead_letter_id) index backwards finds it without reading the others.
+LATEST_FAILURE = """NOT EXISTS (
+    SELECT 1 FROM dlq_failures later
+    WHERE later.job_id = f.job_id AND (later.failed_at > f.failed_at
+        OR (later.failed_at = f.failed_at AND later.dead_letter_id > f.dead_letter_id)))"""
 
 # A condition with its parameters, joined with AND into a WHERE clause.
 Clause = tuple[str, tuple[Any, ...]]

@@ -80,6 +80,15 @@ LEFT JOIN dlq_recovery_queue r ON r.job_id = j.id
 WHERE j.id = ?
 """
 
+# Re-driven jobs of a bulk run that have run since, and those of them that failed again.
+BULK_OUTCOMES = """
+SELECT count(*),
+    coalesce(sum(CASE WHEN j.status IN ('retrying', 'dead_lettered', 'failed')
+                      THEN 1 ELSE 0 END), 0)
+FROM dlq_recovery_queue r JOIN queue_jobs j ON j.id = r.job_id
+WHERE r.bulk_run = ? AND j.status IN ('succeeded', 'retrying', 'dead_lettered', 'failed')
+"""
+
 COLUMNS = (
     "job_id, dead_letter_id, queue, status, reason, requeue_count, bulk_run, created_at, updated_at"
 )
@@ -140,3 +149,10 @@ def entries(execute: Execute, condition: Clause, order_by: str, limit: int) -> l
     where, params = condition
     sql = f"SELECT {COLUMNS} FROM dlq_recovery_queue {where} {order_by} LIMIT ?"
     return [RecoveryEntry(*row) for row in execute(sql, (*params, limit)).fetchall()]
+
+
+def bulk_outcomes(execute: Execute, bulk_run: int | None) -> tuple[int, int]:
+    """How many jobs the bulk run re-drove have run since, and how many failed again
+    (none for a run not recorded yet, `None`)."""
+    settled, failing = execute(BULK_OUTCOMES, (bulk_run,)).fetchone()
+    return int(settled), int(failing)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deadletter.store.failures import Execute
+from deadletter.store.query import LATEST_FAILURE
 from deadletter.store.rows import loads
 
 # The seed's statistics, each defined in docs/operations.md, from the counters that
@@ -31,15 +32,12 @@ MINUTE = 60
 # failure list (ops/filters.py): walking the (failed_at, dead_letter_id) index
 # backwards reads no more rows than the page needs. Every failed job has a failure:
 # the handler sets the status in the transaction that records it.
-RECENT_FAILURES = """
+RECENT_FAILURES = f"""
 SELECT j.id, j.queue, j.task, j.labels, j.last_error, j.attempts, j.created_at, j.completed_at,
        f.error_class, f.rule, f.fingerprint, f.error_message, f.forensics_key
 FROM dlq_failures f
 JOIN queue_jobs j ON j.id = f.job_id
-WHERE j.status = 'failed' AND NOT EXISTS (
-    SELECT 1 FROM dlq_failures later
-    WHERE later.job_id = f.job_id AND (later.failed_at > f.failed_at
-        OR (later.failed_at = f.failed_at AND later.dead_letter_id > f.dead_letter_id)))
+WHERE j.status = 'failed' AND {LATEST_FAILURE}
 ORDER BY f.failed_at DESC, f.dead_letter_id DESC
 LIMIT ?
 """
