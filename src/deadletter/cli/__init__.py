@@ -13,6 +13,7 @@ import click
 import typer
 
 from deadletter.cli import (
+    cancel,
     demo,
     export,
     failures,
@@ -62,6 +63,7 @@ app.command("groups")(failures.groups)
 app.command("export")(export.export)
 app.command("requeue")(recovery.requeue)
 app.command("abandon")(recovery.abandon)
+app.command("cancel")(cancel.cancel)
 app.command("recovery")(recovery.recovery)
 app.add_typer(recovery.review_app, name="review")
 app.command("recover")(recover.recover)

@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     TOKEN_REVOKE = "token_revoke"
     QUEUE_PAUSE = "queue_pause"
     QUEUE_RESUME = "queue_resume"
+    CANCEL = "cancel"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,103 @@
+"""Cancel jobs that wait to run: by id, or by queue and task, with a dry run.
+
+One transaction reads the cancellable jobs, removes them and writes one audit record
+each (store/cancel.py says which jobs may go and why the others stay). A job a worker
+leases meanwhile is not removed: the removal checks its status again, and the run of
+a job that started is left to finish.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from deadletter.errors import InvalidRequest
+from deadletter.ops import audit
+from deadletter.ops.filters import check_limit, operator_text, required
+from deadletter.store import cancel as store_cancel
+from deadletter.store.base import Store
+from deadletter.store.cancel import WaitingJob as WaitingJob
+from deadletter.store.failures import Execute
+from deadletter.store.query import Clause
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A job asked for by id that was not cancelled, and why."""
+
+    job_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """The jobs cancelled (or, on a dry run, that would be) and the ids refused."""
+
+    dry_run: bool
+    jobs: list[WaitingJob]
+    refused: list[Refusal]
+
+
+def cancel(
+    store: Store,
+    *,
+    job_ids: list[str],
+    queue: str | None = None,
+    task: str | None = None,
+    actor: str,
+    reason: str,
+    dry_run: bool = False,
+    limit: int = 1000,
+) -> Cancellation:
+    """Cancel the waiting jobs given by id and/or matching `queue` and `task` (at most
+    `limit`, the soonest to run first); on a dry run, say which without changing
+    anything. A filter is required: an empty one would cancel every waiting job."""
+    clauses = _clauses(job_ids, queue, task)
+    why = operator_text(required(reason, "reason"))
+    who = required(actor, "actor")
+    with store.transaction() as execute:
+        found = store_cancel.cancellable(execute, clauses, check_limit(limit))
+        jobs = found if dry_run else [job for job in found if _remove(execute, job, who, why)]
+        return Cancellation(dry_run, jobs, _refusals(execute, job_ids, jobs))
+
+
+def _clauses(job_ids: list[str], queue: str | None, task: str | None) -> list[Clause]:
+    clauses = [store_cancel.with_ids(job_ids)] if job_ids else []
+    if queue is not None:
+        clauses.append(("j.queue = ?", (queue,)))
+    if task is not None:
+        clauses.append(("j.task = ?", (task,)))
+    if not clauses:
+        raise InvalidRequest("job", "give job ids, or a queue and/or a task to cancel by")
+    return clauses
+
+
+def _remove(execute: Execute, job: WaitingJob, actor: str, reason: str) -> bool:
+    if not store_cancel.remove(execute, job.id):
+        return False
+    details = {k: v for k, v in asdict(job).items() if k != "id"}
+    audit.record(
+        execute,
+        at=time.time(),
+        actor=actor,
+        action=audit.AuditAction.CANCEL,
+        target=job.id,
+        reason=reason,
+        details=details,
+    )
+    return True
+
+
+def _refusals(execute: Execute, job_ids: list[str], jobs: list[WaitingJob]) -> list[Refusal]:
+    done = {job.id for job in jobs}
+    return [_refusal(execute, job_id) for job_id in dict.fromkeys(job_ids) if job_id not in done]
+
+
+def _refusal(execute: Execute, job_id: str) -> Refusal:
+    status = store_cancel.status(execute, job_id)
+    if status is None:
+        return Refusal(job_id, f"no job {job_id}")
+    if status in ("queued", "retrying"):
+        message = f"job {job_id} is {status} but has a history (a recorded failure, a requeue"
+        return Refusal(job_id, f"{message} or another job system's origin): not cancelled")
+    return Refusal(job_id, f"job {job_id} is {status}: only a waiting job can be cancelled")
