@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 from deadletter.errors import InvalidRequest
 from deadletter.model import ErrorClass
 from deadletter.redact import SECRETS_ONLY
-from deadletter.store.query import Clause, marks
+from deadletter.store.query import Clause, marks, newest_first
 
 T = TypeVar("T")
 
@@ -217,7 +217,7 @@ class Keyset:
 
     @property
     def order_by(self) -> str:
-        return f"ORDER BY {self.time} DESC, {self.id} DESC"
+        return newest_first(self.time, self.id)
 
     def after(self, cursor: str | None, scope: object = None) -> list[Clause]:
         """The clause for rows after `cursor`: the first bound lets an index range serve it."""

@@ -33,3 +33,9 @@ def where(clauses: Sequence[Clause]) -> Clause:
 def marks(values: Sequence[object]) -> str:
     """`?, ?, ?`: one placeholder per value, for `IN (...)`."""
     return ", ".join("?" * len(values))
+
+
+def newest_first(time: str, key: str) -> str:
+    """The keyset order of a page: newest first, ties broken by `key`, both descending
+    so that one index on (time, key) read backwards serves it."""
+    return f"ORDER BY {time} DESC, {key} DESC"
