@@ -60,7 +60,11 @@ def build(url: str, log_path: str, role: str, lease_seconds: float) -> App:
 
 def main() -> None:
     url, log_path, role, lease = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    app = build(url, log_path, role, lease)
+    serve(build(url, log_path, role, lease), role)
+
+
+def serve(app: App, role: str) -> None:
+    """Run `app`'s worker until SIGTERM (or, as a "burst" worker, until nothing is left)."""
     worker = app.worker()
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     worker.run(burst=role == "burst")

@@ -42,6 +42,9 @@ RECLAIM_EVERY = 1.0
 # How often the worker reads which queues are paused, to hold back the jobs of a paused
 # queue that it leased ahead and has not started (the lease itself skips them at once).
 PAUSES_EVERY = 0.5
+# A job is not started this close to its lease's expiry: the run would begin on a lease
+# that another worker may take over before the task has done anything (issue 7).
+START_MARGIN = 0.05
 # A worker silent this long is deleted from the table of workers by the next one to beat.
 FORGET_WORKERS_AFTER = 86_400.0
 # Finished jobs are written together; this bounds how long a result waits for company.
@@ -139,6 +142,11 @@ class Worker:
         # Leased and not yet persisted, whether still running or finished.
         self._inflight: dict[str, LeasedJob] = {}
         self._unsaved: list[Finished] = []
+        # When each in-flight lease expires, as last leased or extended: a slot does not
+        # start a job past it. Leases found lost at heartbeat, so as to drop the jobs not
+        # started yet and to log each loss once.
+        self._expires: dict[str, float] = {}
+        self._lost: set[str] = set()
         self._clocks = _Clocks()
         # Queues paused by an operator (store/fleet.py), as last read; the slots see it.
         self._paused: frozenset[str] = frozenset()
@@ -159,7 +167,7 @@ class Worker:
         return len(self._inflight) - len(self._unsaved)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
-        slots = Slots(self.settings.concurrency, self._resolve, self.name, hold=self._is_paused)
+        slots = Slots(self.settings.concurrency, self._resolve, self.name, hold=self._is_held)
         self._slots = slots
         background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
         background.start()
@@ -259,6 +267,7 @@ class Worker:
             letters=max(int(room * LETTER_SHARE), 1),
         )
         self._inflight.update((job.id, job) for job in leased)
+        self._expires.update((job.id, job.lease_expires_at) for job in leased)
         return leased
 
     def _persist(self) -> None:
@@ -267,7 +276,12 @@ class Worker:
         applied = self.store.finish(outcomes, now=time.time())
         self._tally(outcomes, applied, [item.job for item in finished])
         for item in finished:
-            self._inflight.pop(item.job.id, None)
+            self._forget(item.job.id)
+
+    def _forget(self, job_id: str) -> None:
+        self._inflight.pop(job_id, None)
+        self._expires.pop(job_id, None)
+        self._lost.discard(job_id)
 
     def _outcome(self, item: Finished) -> JobOutcome:
         if item.failure is None:
@@ -319,24 +333,35 @@ class Worker:
         if not self._inflight or now - self._clocks.heartbeat < self.settings.lease_seconds / 3:
             return
         self._clocks.heartbeat = now
-        leases = [job.lease for job in self._inflight.values()]
-        lost = self.store.extend(leases, until=now + self.settings.lease_seconds)
-        for lease in lost:
-            # Someone else owns it now; our eventual outcome will be fenced out.
-            log.warning("lease on job %s was lost", lease.job_id)
+        leases = [job.lease for job in self._inflight.values() if job.id not in self._lost]
+        until = now + self.settings.lease_seconds
+        lost = {lease.job_id for lease in self.store.extend(leases, until=until)}
+        for lease in leases:
+            if lease.job_id in lost:
+                # Someone else owns it now: a job not started yet is dropped by its slot,
+                # a running one's outcome will be fenced out. Logged once (not extended again).
+                self._lost.add(lease.job_id)
+                log.warning("lease on job %s was lost", lease.job_id)
+            else:
+                self._expires[lease.job_id] = until
 
     # -- paused queues and presence ---------------------------------------------------
 
-    def _is_paused(self, job: LeasedJob) -> bool:
-        return job.queue in self._paused
+    def _is_held(self, job: LeasedJob) -> bool:
+        """Whether a slot about to start `job` must not: its queue was paused, or its
+        lease is lost or about to expire (another worker may own the job by now)."""
+        if job.queue in self._paused or job.id in self._lost:
+            return True
+        return self._expires.get(job.id, 0.0) - START_MARGIN <= time.time()
 
     def _give_back(self, held: list[Finished]) -> None:
-        """Leases of jobs held back unstarted because their queue was paused: returned
-        uncharged, the jobs wait on their queue for its resume."""
+        """Leases of jobs held back unstarted (a paused queue, a lease lost or expiring):
+        returned uncharged where still ours, the jobs wait on their queue to be leased again;
+        a lease already taken over is left to its new owner (the release is fenced)."""
         released = self.store.release([item.job.lease for item in held], now=time.time())
         for item in held:
-            self._inflight.pop(item.job.id, None)
-        log.info("gave back %d jobs of paused queues", released)
+            self._forget(item.job.id)
+        log.info("gave back %d of %d jobs held unstarted", released, len(held))
 
     def _beat(self) -> None:
         """Write this worker's presence (a periodic duty): what `deadletter workers` shows."""
@@ -386,6 +411,8 @@ class Worker:
             released = self.store.release(leases, now=time.time())
             log.warning("released %d unfinished jobs at shutdown", released)
             self._inflight.clear()
+            self._expires.clear()
+            self._lost.clear()
 
 
 def _version() -> str:
