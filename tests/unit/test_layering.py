@@ -127,9 +127,6 @@ def test_a_forbidden_import_is_found(tmp_path: Path) -> None:
 
 # SQL keywords as the code writes them (upper case): prose says "select", SQL "SELECT".
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|FROM|WHERE|JOIN|EXISTS|ORDER BY)\b")
-# Files outside store/ that still hold SQL, to be moved (issue 9); each must still hold
-# some, so that the list shrinks as they move.
-PENDING_SQL = {"ops/archive.py"}
 
 
 def sql_texts(path: Path) -> Iterator[tuple[int, str]]:
@@ -174,9 +171,7 @@ def sql_outside_store() -> dict[str, list[int]]:
 
 
 def test_only_the_store_holds_sql() -> None:
-    found = sql_outside_store()
-    assert {path: lines for path, lines in found.items() if path not in PENDING_SQL} == {}
-    assert set(found) >= PENDING_SQL, "moved out: take it off PENDING_SQL"
+    assert sql_outside_store() == {}
 
 
 def test_sql_is_found_in_strings_and_fstrings_but_not_docstrings(tmp_path: Path) -> None:

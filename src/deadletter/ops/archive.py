@@ -34,85 +34,24 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
 
 from deadletter.errors import BlobStoreError
 from deadletter.forensics.base import BlobStore
 from deadletter.model import JSON
-from deadletter.store.base import DEAD_LETTER_TASK, Store
-from deadletter.store.failures import DbCursor, Execute
-from deadletter.store.rows import loads
+from deadletter.store import archive as store_archive
+from deadletter.store.base import Store
+from deadletter.store.failures import Execute
 
 # Failures per blob: a blob of a few hundred kilobytes, and statements whose parameters
 # (two per failure at most) stay far below both databases' limits.
 CHUNK = 2000
 PREFIX = "archive/failures"
-JSON_COLUMNS = frozenset({"payload", "labels"})
 
 # (failures done, failures in all): called as the run goes.
 Progress = Callable[[int, int], None]
-
-# Failures past the cutoff whose job is not waiting for an operator's decision.
-PAST = """
-FROM dlq_failures f
-WHERE f.failed_at < ?
-    AND NOT EXISTS (SELECT 1 FROM dlq_recovery_queue r
-                    WHERE r.job_id = f.job_id AND r.status = 'pending')
-"""
-UNCLAIMED = """
-    AND NOT EXISTS (SELECT 1 FROM archived_failures a WHERE a.dead_letter_id = f.dead_letter_id)
-"""
-ARCHIVED = """
-    AND EXISTS (SELECT 1 FROM archived_failures a
-                WHERE a.dead_letter_id = f.dead_letter_id AND a.archived_at IS NOT NULL)
-"""
-PAGE = "ORDER BY f.failed_at, f.dead_letter_id LIMIT ?"
-
-CLAIM = """
-INSERT INTO archived_failures (dead_letter_id, claimed_at) VALUES {rows}
-ON CONFLICT (dead_letter_id) DO NOTHING
-RETURNING dead_letter_id
-"""
-NAME_BATCH = "UPDATE archived_failures SET blob_key = ? WHERE dead_letter_id IN ({ids})"
-UNFINISHED = "SELECT DISTINCT blob_key FROM archived_failures WHERE archived_at IS NULL"
-UNFINISHED_COUNT = "SELECT count(*) FROM archived_failures WHERE archived_at IS NULL"
-MARK_ARCHIVED = """
-UPDATE archived_failures SET archived_at = ? WHERE blob_key = ? AND archived_at IS NULL
-"""
-
-BATCH_FAILURES = """
-SELECT f.* FROM dlq_failures f JOIN archived_failures a ON a.dead_letter_id = f.dead_letter_id
-WHERE a.blob_key = ?
-ORDER BY f.failed_at, f.dead_letter_id
-"""
-JOBS = "SELECT * FROM queue_jobs WHERE id IN ({ids})"
-ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id IN ({ids}) ORDER BY seq"
-RECOVERY = "SELECT * FROM dlq_recovery_queue WHERE job_id IN ({ids})"
-REVIEWS = "SELECT * FROM dlq_review_log WHERE dead_letter_id IN ({ids})"
-
-DELETE_FAILURES = "DELETE FROM dlq_failures WHERE dead_letter_id IN ({ids})"
-DELETE_REVIEWS = "DELETE FROM dlq_review_log WHERE dead_letter_id IN ({ids})"
-# A claim on a failure removed unarchived is void: no batch may hold it any more.
-VOID_CLAIMS = """
-DELETE FROM archived_failures WHERE dead_letter_id IN ({ids}) AND archived_at IS NULL
-"""
-DELETE_DONE_JOBS = """
-DELETE FROM queue_jobs
-WHERE id IN ({ids}) AND status = 'failed'
-    AND NOT EXISTS (SELECT 1 FROM dlq_failures f WHERE f.job_id = queue_jobs.id)
-    AND NOT EXISTS (SELECT 1 FROM dlq_recovery_queue r
-                    WHERE r.job_id = queue_jobs.id AND r.status = 'pending')
-RETURNING id
-"""
-DELETE_LETTERS = """
-DELETE FROM queue_jobs WHERE id IN ({ids}) AND task = ? AND status = 'succeeded'
-RETURNING id
-"""
-DELETE_ATTEMPTS = "DELETE FROM job_attempts WHERE job_id IN ({ids})"
-DELETE_RECOVERY = "DELETE FROM dlq_recovery_queue WHERE job_id IN ({ids})"
 
 
 @dataclass
@@ -143,18 +82,20 @@ def archive(
     and to run after a run that crashed or whose blob store failed."""
     cutoff = now - older_than_seconds
     with store.snapshot() as execute:
-        total = _count(execute, UNFINISHED_COUNT, ()) + _count_past(execute, UNCLAIMED, cutoff)
+        total = store_archive.count_unfinished(execute) + store_archive.count_past(
+            execute, "unclaimed", cutoff
+        )
     archived = Archived()
     # First what a crashed run verified but did not remove, then batch by batch.
-    _remove(store, ARCHIVED, cutoff, chunk_size, archived.removed)
+    _remove(store, "archived", cutoff, chunk_size, archived.removed)
     for key in _batches(store, cutoff, chunk_size, now):
         archived.failures += _write(store, blobs, key)
         with store.transaction() as execute:
-            execute(MARK_ARCHIVED, (now, key))
+            store_archive.mark_archived(execute, key, now)
         archived.blobs.append(key)
         if progress is not None:
             progress(archived.failures, total)
-        _remove(store, ARCHIVED, cutoff, chunk_size, archived.removed)
+        _remove(store, "archived", cutoff, chunk_size, archived.removed)
     return archived
 
 
@@ -169,19 +110,19 @@ def purge(
 ) -> Removed:
     """Remove failures older than `older_than_seconds` from the database: only archived
     ones, unless `archived_only` is False."""
-    condition = ARCHIVED if archived_only else ""
+    which: store_archive.Which = "archived" if archived_only else "any"
     cutoff = now - older_than_seconds
     with store.snapshot() as execute:
-        total = _count_past(execute, condition, cutoff)
+        total = store_archive.count_past(execute, which, cutoff)
     removed = Removed()
-    _remove(store, condition, cutoff, chunk_size, removed, lambda: _tell(progress, removed, total))
+    _remove(store, which, cutoff, chunk_size, removed, lambda: _tell(progress, removed, total))
     return removed
 
 
 def archivable(store: Store, *, older_than_seconds: float, now: float) -> int:
     """How many failures `archive` would take now (a dry run)."""
     with store.snapshot() as execute:
-        return _count_past(execute, UNCLAIMED, now - older_than_seconds)
+        return store_archive.count_past(execute, "unclaimed", now - older_than_seconds)
 
 
 def purgeable(
@@ -189,7 +130,8 @@ def purgeable(
 ) -> int:
     """How many failures `purge` would remove now (a dry run)."""
     with store.snapshot() as execute:
-        return _count_past(execute, ARCHIVED if archived_only else "", now - older_than_seconds)
+        which: store_archive.Which = "archived" if archived_only else "any"
+        return store_archive.count_past(execute, which, now - older_than_seconds)
 
 
 # -- claiming and writing batches ---------------------------------------------------
@@ -198,12 +140,11 @@ def purgeable(
 def _batches(store: Store, cutoff: float, chunk_size: int, now: float) -> Iterator[str]:
     """Keys of the batches to write: those an earlier run left unfinished, then new ones."""
     with store.snapshot() as execute:
-        unfinished = [row[0] for row in execute(UNFINISHED, ()).fetchall()]
+        unfinished = store_archive.unfinished_batches(execute)
     yield from unfinished
-    select = f"SELECT f.dead_letter_id, f.failed_at {PAST} {UNCLAIMED} {PAGE}"
     while True:
         with store.transaction() as execute:
-            candidates = execute(select, (cutoff, chunk_size)).fetchall()
+            candidates = store_archive.unclaimed_page(execute, cutoff, chunk_size)
             key = _claim(execute, candidates, now) if candidates else None
         if not candidates:
             return
@@ -211,12 +152,10 @@ def _batches(store: Store, cutoff: float, chunk_size: int, now: float) -> Iterat
             yield key
 
 
-def _claim(execute: Execute, candidates: list[Any], now: float) -> str | None:
+def _claim(execute: Execute, candidates: list[tuple[str, float]], now: float) -> str | None:
     """Claim the candidates not claimed meanwhile by a concurrent run, and name the batch
     after the first and last it won (two batches never share a first failure)."""
-    rows = ", ".join(["(?, ?)"] * len(candidates))
-    params = tuple(value for row in candidates for value in (row[0], now))
-    won = {row[0] for row in execute(CLAIM.format(rows=rows), params).fetchall()}
+    won = store_archive.claim(execute, [row[0] for row in candidates], now)
     claimed = [row for row in candidates if row[0] in won]
     if not claimed:
         return None
@@ -224,14 +163,14 @@ def _claim(execute: Execute, candidates: list[Any], now: float) -> str | None:
     day = datetime.fromtimestamp(failed_at, UTC).strftime("%Y-%m-%d")
     key = f"{PREFIX}/{day}/{first}-{last}.jsonl.gz"
     ids = [row[0] for row in claimed]
-    execute(_in(NAME_BATCH, ids), (key, *ids))
+    store_archive.name_batch(execute, key, ids)
     return key
 
 
 def _write(store: Store, blobs: BlobStore, key: str) -> int:
     """Put the batch's blob and read it back; the number of failures it holds."""
     with store.snapshot() as execute:
-        records = _records(execute, key)
+        records = store_archive.batch_records(execute, key)
     lines = "".join(_line(record) for record in records)
     # mtime=0: the same rows give the same bytes, so that two runs resuming one batch at
     # once write the same blob and each reads back what it wrote.
@@ -245,118 +184,37 @@ def _write(store: Store, blobs: BlobStore, key: str) -> int:
     return len(records)
 
 
-def _records(execute: Execute, key: str) -> list[dict[str, JSON]]:
-    """Each failure of the batch with its job, dead letter, attempts, recovery, review."""
-    failures = _dicts(execute(BATCH_FAILURES, (key,)))
-    if not failures:
-        return []
-    ids = [f["dead_letter_id"] for f in failures]
-    job_ids = list(dict.fromkeys(f["job_id"] for f in failures))
-    jobs = _by(_select(execute, JOBS, [*job_ids, *ids]), "id")
-    attempts: dict[str, list[dict[str, JSON]]] = {}
-    for attempt in _select(execute, ATTEMPTS, [*job_ids, *ids]):
-        attempts.setdefault(attempt["job_id"], []).append(attempt)
-    recovery = _by(_select(execute, RECOVERY, job_ids), "job_id")
-    reviews = _by(_select(execute, REVIEWS, ids), "dead_letter_id")
-
-    def job(job_id: str) -> dict[str, JSON] | None:
-        row = jobs.get(job_id)
-        # `history`, not `attempts`: that is the job's column counting them.
-        return None if row is None else {**row, "history": attempts.get(job_id, [])}
-
-    return [
-        {
-            "failure": f,
-            "job": job(f["job_id"]),
-            "letter": job(f["dead_letter_id"]),
-            "recovery": recovery.get(f["job_id"]),
-            "review": reviews.get(f["dead_letter_id"]),
-        }
-        for f in failures
-    ]
-
-
 # -- removing ----------------------------------------------------------------------
 
 
 def _remove(
     store: Store,
-    condition: str,
+    which: store_archive.Which,
     cutoff: float,
     chunk_size: int,
     removed: Removed,
     after_chunk: Callable[[], None] | None = None,
 ) -> None:
-    """Remove failures past `cutoff` that meet `condition`, a chunk per transaction."""
-    select = f"SELECT f.dead_letter_id, f.job_id {PAST} {condition} {PAGE}"
+    """Remove failures past `cutoff` that are `which`, a chunk per transaction."""
     while True:
         with store.transaction() as execute:
-            rows = execute(select, (cutoff, chunk_size)).fetchall()
-            if rows:
-                _delete(execute, [row[0] for row in rows], [row[1] for row in rows], removed)
-        if not rows:
+            page = store_archive.past_page(execute, which, cutoff, chunk_size)
+            if page:
+                ids, job_ids = [row[0] for row in page], [row[1] for row in page]
+                failures, jobs = store_archive.delete(execute, ids, job_ids)
+                removed.failures += failures
+                removed.jobs += jobs
+        if not page:
             return
         if after_chunk is not None:
             after_chunk()
 
 
-def _delete(execute: Execute, ids: list[str], job_ids: list[str], removed: Removed) -> None:
-    """Delete the failures `ids`, what belongs to them alone, and their jobs if done."""
-    removed.failures += execute(_in(DELETE_FAILURES, ids), tuple(ids)).rowcount
-    execute(_in(DELETE_REVIEWS, ids), tuple(ids))
-    execute(_in(VOID_CLAIMS, ids), tuple(ids))
-    unique_jobs = list(dict.fromkeys(job_ids))
-    done = execute(_in(DELETE_DONE_JOBS, unique_jobs), tuple(unique_jobs)).fetchall()
-    letters = execute(_in(DELETE_LETTERS, ids), (*ids, DEAD_LETTER_TASK)).fetchall()
-    done_ids = [row[0] for row in done]
-    gone = done_ids + [row[0] for row in letters]
-    if gone:
-        execute(_in(DELETE_ATTEMPTS, gone), tuple(gone))
-    if done_ids:
-        execute(_in(DELETE_RECOVERY, done_ids), tuple(done_ids))
-    removed.jobs += len(gone)
-
-
 # -- helpers -------------------------------------------------------------------------
-
-
-class _Described(DbCursor, Protocol):
-    """A cursor that names its columns, as every DB-API 2.0 driver's does."""
-
-    @property
-    def description(self) -> Sequence[Sequence[Any]]: ...
-
-
-def _dicts(cursor: DbCursor) -> list[dict[str, JSON]]:
-    """Rows as dicts; JSON columns parsed (SQLite hands back text, PostgreSQL values)."""
-    names = [column[0] for column in cast(_Described, cursor).description]
-    rows = [zip(names, row, strict=True) for row in cursor.fetchall()]
-    return [{name: loads(v) if name in JSON_COLUMNS else v for name, v in row} for row in rows]
 
 
 def _line(record: dict[str, JSON]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-
-
-def _select(execute: Execute, sql: str, ids: list[str]) -> list[dict[str, JSON]]:
-    return _dicts(execute(_in(sql, ids), tuple(ids)))
-
-
-def _by(rows: list[dict[str, JSON]], column: str) -> dict[str, dict[str, JSON]]:
-    return {row[column]: row for row in rows}
-
-
-def _in(sql: str, ids: Sequence[Any]) -> str:
-    """`sql` with its `{ids}` replaced by one placeholder per id."""
-    return sql.format(ids=", ".join("?" * len(ids)))
-
-
-def _count(execute: Execute, sql: str, params: tuple[Any, ...]) -> int:
-    return int(execute(sql, params).fetchone()[0])
-
-
-def _count_past(execute: Execute, condition: str, cutoff: float) -> int:
-    return _count(execute, f"SELECT count(*) {PAST} {condition}", (cutoff,))
 
 
 def _tell(progress: Progress | None, removed: Removed, total: int) -> None:
