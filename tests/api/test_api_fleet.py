@@ -64,3 +64,26 @@ def test_queues_workers_and_metrics_show_the_fleet(
     assert f'deadletter_queue_paused{{queue="{OTHER_Q}"}} 1.0' in metrics
     assert "deadletter_workers_live 1.0" in metrics
     assert f'deadletter_queue_consumers{{queue="{Q}"}} 1.0' in metrics
+
+
+def test_cancel_needs_operate_and_a_reason_dry_runs_then_cancels_audited(
+    dlq_app: App, server: Server, secrets: dict[str, str]
+) -> None:
+    spec = dlq_app.tasks["charts.fetch"].spec
+    ids = [dlq_app.enqueue(spec(f"tiles/{i}").options(delay=3600)) for i in range(2)]
+    asked = {"queue": Q, "reason": "bad deploy"}
+    with server.client(secrets["read"]) as reader:
+        assert reader.post("/api/jobs/cancel", json=asked).status_code == 403
+    with server.client(secrets["operate"]) as client:
+        assert client.post("/api/jobs/cancel", json={"queue": Q}).status_code == 422
+        assert client.post("/api/jobs/cancel", json={"reason": "all"}).status_code == 422
+        dry = client.post("/api/jobs/cancel", json={**asked, "dry_run": True}).json()
+        assert dry["dry_run"] and sorted(job["id"] for job in dry["jobs"]) == sorted(ids)
+        assert all(dlq_app.store.get_job(i) is not None for i in ids)
+        done = client.post("/api/jobs/cancel", json={**asked, "job_ids": [ids[0], "nope"]})
+        assert done.status_code == 200
+        assert [job["id"] for job in done.json()["jobs"]] == [ids[0]]
+        assert done.json()["refused"] == [{"job_id": "nope", "message": "no job nope"}]
+    assert dlq_app.store.get_job(ids[0]) is None and dlq_app.store.get_job(ids[1]) is not None
+    [entry] = audit_entries(dlq_app.store, target=ids[0]).items
+    assert entry.action is AuditAction.CANCEL and entry.actor.startswith("api:operate-bot")

@@ -197,6 +197,15 @@ class PauseRequest(Body):
     reason: Reason
 
 
+class CancelRequest(Body):
+    job_ids: list[Name] = Field(default=[], max_length=MAX_LIMIT)
+    queue: Name | None = None
+    task: Name | None = None
+    reason: Reason
+    dry_run: bool = False
+    limit: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
+
+
 class PauseResponse(BaseModel):
     queue: str
     paused: bool = Field(description="the queue's state now")

@@ -1,6 +1,6 @@
 """The fleet: queues (paused or not, their jobs by state, their consumers) and the live
-workers. Reading needs `read`; pausing and resuming need `operate`, with a reason for
-the audit log.
+workers; cancelling jobs that wait. Reading needs `read`; pausing, resuming and
+cancelling need `operate`, with a reason for the audit log.
 
 Not `from __future__ import annotations`: FastAPI reads each route's annotations at
 runtime, and they name this module's closures.
@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from deadletter.api.auth import Caller
 from deadletter.api.context import GUARDED, UNREADABLE, ApiContext
 from deadletter.api.models import (
+    CancelRequest,
     PauseRequest,
     PauseResponse,
     QueueName,
@@ -22,6 +23,7 @@ from deadletter.api.models import (
 )
 from deadletter.api.routing import GuardedRoute
 from deadletter.ops import fleet
+from deadletter.ops.cancel import Cancellation, cancel
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -53,6 +55,24 @@ def router(ctx: ApiContext) -> APIRouter:
         """Let workers take the queue's jobs again (`changed` false if it was not paused)."""
         result = fleet.resume_queue(ctx.app.store, queue, actor=caller.actor, reason=body.reason)
         return fleet.result_json(result)
+
+    @api.post("/jobs/cancel", response_model=Cancellation, responses=UNREADABLE)
+    def cancel_jobs(caller: Annotated[Caller, Depends(ctx.operate)], body: CancelRequest) -> Any:
+        """Cancel jobs that wait to run (queued, scheduled, waiting for a retry), given by
+        id and/or matching a queue and a task, the soonest to run first: each is removed
+        with its attempts, one audit record each. `dry_run` lists them and changes
+        nothing. Ids of jobs that run, ran, or have a history (a recorded failure, a
+        requeue, another job system's origin) come back in `refused` with why."""
+        return cancel(
+            ctx.app.store,
+            job_ids=body.job_ids,
+            queue=body.queue,
+            task=body.task,
+            actor=caller.actor,
+            reason=body.reason,
+            dry_run=body.dry_run,
+            limit=body.limit,
+        )
 
     @api.get("/workers", response_model=WorkersResponse)
     def workers(caller: Annotated[Caller, Depends(ctx.read)]) -> Any:
