@@ -178,6 +178,8 @@ class App:
             redactor=redactors_from(self.settings).secrets,
             settings=settings,
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
+            letter_queues=frozenset(letters),
+            takes_letters=self.dlq.handler.takes_letters if letters else lambda: True,
             periodic=[
                 *(self.dlq.periodic() if letters else []),
                 # Every worker prunes what it runs: bounded storage with no extra process.

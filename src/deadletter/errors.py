@@ -68,6 +68,11 @@ class Retry(TaskSignal):
         self.delay = delay
 
 
+class NotTaken(TaskSignal):
+    """Returned by a batch task for a job it did not handle (a component it needs is
+    down): the lease goes back uncharged and the job waits on its queue."""
+
+
 class PermanentFailure(TaskSignal):
     """Fail now, without further retries: the job goes to its dead-letter queue."""
 

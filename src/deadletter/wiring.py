@@ -27,6 +27,9 @@ from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 
 DELIVERY_INTERVAL = 2.0
+# How often the worker asks the handler to probe a component found down; the breaker
+# itself spaces the probes out with its backoff.
+PROBE_INTERVAL = 0.25
 
 
 @dataclass
@@ -62,6 +65,7 @@ class DlqComponents:
         return [
             (DELIVERY_INTERVAL, self.dispatcher.deliver_due),
             (self.thresholds.interval, self.thresholds),
+            (PROBE_INTERVAL, self.handler.probe),
         ]
 
     def close(self) -> None:

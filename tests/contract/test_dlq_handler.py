@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from deadletter.errors import InvalidInput
 from deadletter.forensics import document as forensic
 from deadletter.model import JobState
 from deadletter.store.outbox import Outbox
+from deadletter.worker.loop import Worker
+from tests.contract.test_crash import wait_for
 
 THRESHOLDS = ("last_24h", "avg_retries", "pending_recovery")
 Q = "chart-processing"
@@ -172,37 +175,81 @@ def block_blob_folder(app: App, tmp_path: Path) -> Path:
     return folder
 
 
-def test_unwritable_forensics_keep_the_letter_then_park_it(store_url: str, tmp_path: Path) -> None:
+def dead_letters(app: App, count: int) -> list[str]:
+    """`count` jobs failed onto DLQ, their letters waiting there; the jobs' ids."""
+    ids = [enqueue(app, "server_error", str(n)) for n in range(count)]
+    app.worker(dlq=False).run(burst=True)
+    return ids
+
+
+def outage_alerts(app: App) -> list[str]:
+    sql = "SELECT title FROM ops_alerts WHERE kind = 'outage' ORDER BY created_at"
+    return [title for (title,) in rows(app, sql)]
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    """`worker` on a thread of its own (periodic delivery and probes included), stopped
+    on exit."""
+    thread = threading.Thread(target=worker.run, name="test-worker")
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def test_unwritable_forensics_are_an_outage_letters_wait_uncharged(
+    store_url: str, tmp_path: Path
+) -> None:
     app = make_app(store_url, tmp_path)
-    block_blob_folder(app, tmp_path)
-    job_id = enqueue(app, "server_error", "1")
-    app.worker().run(burst=True)
+    blocker = block_blob_folder(app, tmp_path)
+    ids = dead_letters(app, 5)
+    with running(app.worker(queues=[Q], dlq_only=True)) as worker:
+        assert wait_for(lambda: len(outage_alerts(app)) == 1, 10)
+        time.sleep(1.5)  # probes fail meanwhile; nothing is taken, charged or parked
+        assert not app.dlq.handler.takes_letters()
+        letters = app.store.list_jobs(queue=DLQ)
+        assert [letter.attempts for letter in letters] == [0] * 5
+        assert {letter.status for letter in letters} == {JobState.QUEUED}
+        blocker.unlink()
+        app.dlq.blobs.ensure()
+        assert wait_for(lambda: all(job_state(app, i) is JobState.FAILED for i in ids), 10)
+        assert worker.stats.letters_parked == worker.stats.letters_retried == 0
+    assert [letter.attempts for letter in app.store.list_jobs(queue=DLQ)] == [1] * 5
+    assert app.store.list_jobs(queue=f"{DLQ}-parked") == []
+    assert outage_alerts(app) == [
+        "Dead letters wait: the blob store is down",
+        "The blob store is back",
+    ]
+    events = [json.loads(line)["event"] for line in (tmp_path / "dlq.log").read_text().splitlines()]
+    assert events.count("dlq.outage_began") == events.count("dlq.outage_ended") == 1
+    assert "dlq.step_failed" not in events and "dlq.parked" not in events
+    app.close()
+
+
+def job_state(app: App, job_id: str) -> JobState | None:
     job = app.store.get_job(job_id)
-    assert job is not None and job.status is JobState.DEAD_LETTERED
+    return job.status if job else None
+
+
+def test_a_letter_whose_own_forensics_cannot_be_written_is_parked_with_an_alert(
+    app: App, tmp_path: Path
+) -> None:
+    [job_id] = dead_letters(app, 1)
+    [letter] = app.store.list_jobs(queue=DLQ)
+    failed_at = float(letter.payload["attempts"][-1]["ended_at"])
+    # A folder where this letter's record goes: its key alone cannot be written.
+    (tmp_path / "blobs" / forensic.key(Q, failed_at, letter.id)).mkdir(parents=True)
+    app.worker(queues=[Q], dlq_only=True).run(burst=True)
     [letter] = app.store.list_jobs(queue=DLQ)
     assert letter.status is JobState.DEAD_LETTERED and letter.attempts == 3
     [parked] = app.store.list_jobs(queue=f"{DLQ}-parked")
     assert parked.payload["job_id"] == letter.id
     assert rows(app, "SELECT kind FROM ops_alerts") == [("parked",)]
-    events = [json.loads(line)["event"] for line in (tmp_path / "dlq.log").read_text().splitlines()]
-    assert events.count("dlq.step_failed") == 2 and events.count("dlq.parked") == 1
-    app.close()
-
-
-def test_forensics_that_come_back_finish_the_letter(store_url: str, tmp_path: Path) -> None:
-    app = make_app(store_url, tmp_path)
-    blocker = block_blob_folder(app, tmp_path)
-    job_id = enqueue(app, "timeout", "a")
-    app.worker(dlq=False).run(burst=True)
-    now = time.time()
-    [letter] = app.store.lease([DLQ], limit=1, worker="t", now=now, lease_seconds=30)
-    assert letter.id in app.dlq.handler([letter])
-    blocker.unlink()
-    app.dlq.blobs.ensure()
-    assert app.dlq.handler([letter]) == {}
-    job = app.store.get_job(job_id)
-    assert job is not None and job.status is JobState.FAILED
-    app.close()
+    assert app.dlq.handler.takes_letters()
+    assert job_state(app, job_id) is JobState.DEAD_LETTERED
 
 
 def test_secrets_never_reach_forensics_and_pii_never_leaves(app: App, tmp_path: Path) -> None:

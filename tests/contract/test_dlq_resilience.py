@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,15 @@ from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.forensics import document as forensic
 from deadletter.model import JobState
-from deadletter.worker.loop import Worker
 from tests.contract.test_crash import wait_for
-from tests.contract.test_dlq_handler import HTTPError, enqueue, make_app, rows
+from tests.contract.test_dlq_handler import (
+    HTTPError,
+    enqueue,
+    make_app,
+    outage_alerts,
+    rows,
+    running,
+)
 from tests.integration.conftest import HttpReceiver
 from tests.support import dlq_process
 from tests.support.invariants import check_jobs
@@ -73,18 +78,6 @@ def recorded(app: App) -> int:
 
 def events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[Worker]:
-    """`worker` on a thread of its own (periodic delivery included), stopped on exit."""
-    thread = threading.Thread(target=worker.run, name="test-worker")
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(30)
 
 
 def check_each_letter_recorded_once(app: App, faults: dict[str, str]) -> None:
@@ -231,30 +224,31 @@ class Bucket:
 
 class Outage:
     """A DLQ hook: stops the S3 server right after the first batch is recorded, so that
-    the rest of the letters meet the outage, and brings it back once a letter has failed
-    three times. Moto comes back empty, where a real S3 keeps its bucket; so the bucket
-    is recreated here, while the handler waits in this hook, and the handler sees what it
-    would see from S3 itself. (A handler that meets the missing bucket: see below.)"""
+    the rest of the letters meet the outage; `began` is set when the handler noticed it.
+    Moto comes back empty, where a real S3 keeps its bucket; so `restart` recreates the
+    bucket, and the handler sees what it would see from S3 itself."""
 
     def __init__(self, app: App, server: MotoServer) -> None:
         self.app = app
         self.server = server
         self.bucket = Bucket(server.endpoint_url)
         self.stored_before: set[str] = set()
+        self.stopped = threading.Event()
         self.began = threading.Event()
-        self.ended = threading.Event()
         self.restarted_at = 0.0
 
     def __call__(self, event: str, fields: dict[str, Any]) -> None:
-        if event == "dlq.handled" and not self.began.is_set():
+        if event == "dlq.handled" and not self.stopped.is_set():
             self.stored_before = self.bucket.keys()  # moto forgets them when it stops
             self.server.stop()
+            self.stopped.set()
+        elif event == "dlq.outage_began":
             self.began.set()
-        elif event == "dlq.step_failed" and fields["attempt"] >= 3 and not self.ended.is_set():
-            self.restarted_at = time.time()
-            self.server.start()
-            self.app.dlq.blobs.ensure()
-            self.ended.set()
+
+    def restart(self) -> None:
+        self.restarted_at = time.time()
+        self.server.start()
+        self.app.dlq.blobs.ensure()
 
 
 def s3_app(url: str, folder: Path, endpoint: str, bucket: str, **dlq_policy: float) -> App:
@@ -267,8 +261,8 @@ def s3_app(url: str, folder: Path, endpoint: str, bucket: str, **dlq_policy: flo
 def test_letters_that_meet_an_s3_outage_end_with_their_forensics(
     store_url: str, tmp_path: Path, own_moto_server: MotoServer, aws_credentials: None
 ) -> None:
-    # A short real backoff: letters are retried while S3 is down, and never parked.
-    policy = {"max_retries": 50, "backoff_base": 0.05, "backoff_max": 0.2}
+    # Few retries: an outage that charged the letters would park them.
+    policy = {"max_retries": 2, "backoff_base": 0.05, "backoff_max": 0.2}
     app = s3_app(store_url, tmp_path, own_moto_server.endpoint_url, BUCKET, **policy)
     app.dlq.blobs.ensure()
     faults = dead_letter(app, 200)
@@ -277,7 +271,10 @@ def test_letters_that_meet_an_s3_outage_end_with_their_forensics(
     # One batch of 20 at a time: no batch is half stored when the server stops.
     worker = app.worker(queues=[Q], dlq_only=True, concurrency=1, batch_size=20)
     with running(worker):
-        assert wait_for(outage.ended.is_set, 30)
+        assert wait_for(outage.began.is_set, 30)
+        time.sleep(3)  # the handler probes S3 meanwhile, and takes no letter
+        assert recorded(app) < len(faults)
+        outage.restart()
         assert wait_for(lambda: recorded(app) == len(faults), 30)
 
     check_each_letter_recorded_once(app, faults)
@@ -296,22 +293,35 @@ def check_stored_across_the_outage(app: App, outage: Outage, log: Path) -> None:
     assert before and before <= outage.stored_before
     # Nothing missing, nothing stored for a letter recorded before: exactly these.
     assert outage.bucket.keys() == {key for _, key in after.values()}
-    met_outage = {e["dead_letter_id"] for e in events(log) if e["event"] == "dlq.step_failed"}
-    assert met_outage and met_outage <= after.keys()
     for job_id, key in after.values():
         assert outage.bucket.job_id(key) == job_id
+    # The outage charged no letter: each was handled on its first attempt, and the
+    # outage is one pair of alerts, not one per letter.
+    assert {letter.attempts for letter in app.store.list_jobs(queue=DLQ, limit=1000)} == {1}
+    kinds = [event["event"] for event in events(log)]
+    assert kinds.count("dlq.outage_began") == kinds.count("dlq.outage_ended") == 1
+    assert "dlq.step_failed" not in kinds
+    assert outage_alerts(app) == [
+        "Dead letters wait: the blob store is down",
+        "The blob store is back",
+    ]
 
 
-def test_a_missing_bucket_keeps_letters_retried_then_parks_them_with_an_alert(
+def test_a_missing_bucket_is_an_outage_the_letters_wait_for_uncharged(
     store_url: str, tmp_path: Path, moto_server: MotoServer, aws_credentials: None
 ) -> None:
     policy = {"max_retries": 2, "backoff_base": 0.0}
-    app = s3_app(store_url, tmp_path, moto_server.endpoint_url, "never-created", **policy)
-    dead_letter(app, 1)
-    app.worker(queues=[Q], dlq_only=True).run(burst=True)
-    [letter] = app.store.list_jobs(queue=DLQ)
-    assert letter.attempts == 3  # the first try and its two retries
-    assert rows(app, "SELECT kind FROM ops_alerts") == [("parked",)]
+    bucket = f"created-late-{random.randrange(10**9)}"
+    app = s3_app(store_url, tmp_path, moto_server.endpoint_url, bucket, **policy)
+    faults = dead_letter(app, 3)
+    with running(app.worker(queues=[Q], dlq_only=True)):
+        assert wait_for(lambda: len(outage_alerts(app)) == 1, 10)
+        time.sleep(1)
+        assert [letter.attempts for letter in app.store.list_jobs(queue=DLQ)] == [0] * 3
+        app.dlq.blobs.ensure()  # what `deadletter deploy` does
+        assert wait_for(lambda: recorded(app) == len(faults), 10)
+    check_each_letter_recorded_once(app, faults)
+    assert len(outage_alerts(app)) == 2
     app.close()
 
 

@@ -6,6 +6,9 @@ made first, for the whole batch at once; steps 1, 3 and 4 are one database
 transaction keyed by the dead letter, so a letter delivered twice is recorded once.
 A letter whose steps fail is returned as failed: the worker retries it with backoff,
 and after its retries parks it on `<dlq>-parked`. One bad letter never blocks the rest of its batch.
+A blob store that cannot be reached or written is not the letter's fault: it trips the
+store's breaker (dlq/breaker.py) and the batch's letters are given back uncharged
+(`NotTaken`); the worker takes no letters until a probe finds the store back.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deadletter.classify import ErrorInfo, Rule, classify
+from deadletter.dlq.breaker import Breaker
 from deadletter.dlq.fingerprint import fingerprint
-from deadletter.errors import Retry
+from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
@@ -63,14 +67,34 @@ class DeadLetterHandler:
     routes: Mapping[ErrorClass, Route] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     alert_window: float = 900.0
     host: forensic.Host = field(default_factory=forensic.Host.current)
+    breaker: Breaker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breaker = Breaker(
+            "blob store", self.blobs.check, self._outage_began, self._outage_ended
+        )
 
     def __call__(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
         """Handle the batch; the letters whose steps failed, each with a `Retry` whose
         cause is the step's error. A step error is never the job's failure: classified
         by the job rules, "NoSuchBucket (HTTP 404)" would read as a user error and the
-        letter would be parked on its first try."""
+        letter would be parked on its first try. While the blob store is down, every
+        letter is `NotTaken`: given back, uncharged."""
+        if not self.breaker.closed:
+            return {letter.id: NotTaken("the blob store is down") for letter in letters}
         failed = self._handle(letters)
-        return {letter_id: _retry(exc) for letter_id, exc in failed.items()}
+        return {
+            letter_id: exc if isinstance(exc, NotTaken) else _retry(exc)
+            for letter_id, exc in failed.items()
+        }
+
+    def takes_letters(self) -> bool:
+        """Whether the components the handler writes to are up (the worker asks)."""
+        return self.breaker.closed
+
+    def probe(self) -> None:
+        """Probe a component found down, with backoff (a periodic duty of the worker)."""
+        self.breaker.probe_if_due()
 
     def _handle(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
         failed: dict[str, BaseException] = {}
@@ -103,6 +127,9 @@ class DeadLetterHandler:
             error = not_stored.get(prepared[letter.id].key)
             if error is None:
                 records.append(prepared[letter.id].record)
+            elif isinstance(error, BlobStoreUnavailable):
+                self.breaker.trip(error)
+                failed[letter.id] = NotTaken(str(error))
             else:
                 failed[letter.id] = error
                 self._step_failed(letter, "forensics", error)
@@ -241,6 +268,42 @@ class DeadLetterHandler:
             )
         except Exception:  # the parked letter itself stays visible; this alert is a courtesy
             self.events.emit("dlq.alert_failed", dead_letter_id=letter.id, kind="parked")
+
+    # -- outages of a component: one alert when it begins, one when it ends ----------
+
+    def _outage_began(self, component: str, at: float, error: BaseException) -> None:
+        self.events.emit("dlq.outage_began", component=component, error=str(error))
+        self._alert_outage(
+            f"outage-{_slug(component)}-{at:.3f}-began",
+            f"Dead letters wait: the {component} is down",
+            f"The {component} failed: {type(error).__name__}: {error}. No dead letter is"
+            " taken, charged or parked until it is back; it is probed with backoff.",
+        )
+
+    def _outage_ended(self, component: str, began: float, ended: float) -> None:
+        self.events.emit("dlq.outage_ended", component=component, seconds=round(ended - began, 3))
+        self._alert_outage(
+            f"outage-{_slug(component)}-{began:.3f}-ended",
+            f"The {component} is back",
+            f"The {component} was down for {ended - began:.1f} s; the waiting dead letters"
+            " are handled now.",
+        )
+
+    def _alert_outage(self, alert_id: str, title: str, body: str) -> None:
+        try:
+            self.store.add_alert(
+                alert_id=alert_id,
+                kind="outage",
+                title=title,
+                body=self.redactors.pii.redact_text(body),
+                now=time.time(),
+            )
+        except Exception:  # the database is away too: the event log keeps the outage
+            self.events.emit("dlq.alert_failed", kind="outage", alert_id=alert_id)
+
+
+def _slug(component: str) -> str:
+    return component.replace(" ", "-")
 
 
 def _retry(exc: BaseException) -> Retry:

@@ -120,6 +120,8 @@ class Worker:
         settings: WorkerSettings,
         batch_tasks: frozenset[str] = frozenset(),
         periodic: Sequence[Periodic] = (),
+        letter_queues: frozenset[str] = frozenset(),
+        takes_letters: Callable[[], bool] = lambda: True,
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
@@ -134,6 +136,10 @@ class Worker:
         self._batch_tasks = batch_tasks
         self._periodic = (*periodic, (settings.heartbeat_seconds, self._beat))
         self._policy = policy
+        # While the DLQ handler cannot take letters (a component it writes to is down),
+        # its queues are left out of the lease: the letters wait, uncharged.
+        self._letter_queues = letter_queues
+        self._takes_letters = takes_letters
         self._rules = tuple(rules)
         self._redactor = redactor
         self._rng = random.Random(seed)
@@ -180,7 +186,7 @@ class Worker:
                 if burst and self._drained():
                     break
                 if not burst:
-                    self.store.wait_for_work(self.queues, self.settings.poll_interval, self._stop)
+                    self._wait_for_work()
             self._shutdown(slots)
         finally:
             slots.shutdown()
@@ -188,6 +194,18 @@ class Worker:
             background.join()
             self._leave()
         return self.stats
+
+    def _leasable(self) -> tuple[str, ...]:
+        if self._takes_letters():
+            return self.queues
+        return tuple(queue for queue in self.queues if queue not in self._letter_queues)
+
+    def _wait_for_work(self) -> None:
+        queues = self._leasable()
+        if queues:
+            self.store.wait_for_work(queues, self.settings.poll_interval, self._stop)
+        else:
+            self._stop.wait(self.settings.poll_interval)
 
     def _run_periodic(self) -> None:
         """Side duties (delivering alerts, checking thresholds), off the job path."""
@@ -256,10 +274,11 @@ class Worker:
 
     def _lease(self, now: float) -> list[LeasedJob]:
         room = self.settings.batch_size - len(self._inflight)
-        if room <= 0:
+        queues = self._leasable()
+        if room <= 0 or not queues:
             return []
         leased = self.store.lease(
-            self.queues,
+            queues,
             limit=room,
             worker=self.name,
             now=now,
@@ -348,16 +367,20 @@ class Worker:
     # -- paused queues and presence ---------------------------------------------------
 
     def _is_held(self, job: LeasedJob) -> bool:
-        """Whether a slot about to start `job` must not: its queue was paused, or its
-        lease is lost or about to expire (another worker may own the job by now)."""
+        """Whether a slot about to start `job` must not: its queue was paused, its
+        lease is lost or about to expire (another worker may own the job by now), or it
+        is a letter and the DLQ handler cannot take letters now (a component is down)."""
         if job.queue in self._paused or job.id in self._lost:
+            return True
+        if job.queue in self._letter_queues and not self._takes_letters():
             return True
         return self._expires.get(job.id, 0.0) - START_MARGIN <= time.time()
 
     def _give_back(self, held: list[Finished]) -> None:
-        """Leases of jobs held back unstarted (a paused queue, a lease lost or expiring):
-        returned uncharged where still ours, the jobs wait on their queue to be leased again;
-        a lease already taken over is left to its new owner (the release is fenced)."""
+        """Leases of jobs held back unstarted (a paused queue, a lease lost or expiring, a
+        letter the DLQ handler did not take): returned uncharged where still ours, the jobs
+        wait on their queue to be leased again; a lease already taken over is left to its
+        new owner (the release is fenced)."""
         released = self.store.release([item.job.lease for item in held], now=time.time())
         for item in held:
             self._forget(item.job.id)

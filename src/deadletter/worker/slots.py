@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deadletter.errors import JobTimeout
+from deadletter.errors import JobTimeout, NotTaken
 from deadletter.model import LeasedJob
 from deadletter.worker.retry import Failure
 from deadletter.worker.tracebacks import format_failure
@@ -49,7 +49,8 @@ Resolve = Callable[[LeasedJob], Resolved]
 @dataclass(frozen=True, slots=True)
 class Finished:
     """A job done; or, with `started` False, one held back unstarted (its queue was
-    paused after it was leased), whose lease is to be given back uncharged."""
+    paused after it was leased, or its batch task did not take it: `NotTaken`), whose
+    lease is to be given back uncharged."""
 
     job: LeasedJob
     failure: Failure | None
@@ -136,7 +137,11 @@ class Slots:
                     self._running.pop(ident, None)
             ended = time.time()
             for job in jobs:
-                self.results.put(Finished(job, failures.get(job.id), ended))
+                failure = failures.get(job.id)
+                if failure is not None and isinstance(failure.exception, NotTaken):
+                    self.results.put(Finished(job, None, ended, started=False))
+                else:
+                    self.results.put(Finished(job, failure, ended))
 
     def _unheld(self, jobs: list[LeasedJob]) -> list[LeasedJob]:
         """The jobs to run; those held back go straight to `results`, unstarted."""
