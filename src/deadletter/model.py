@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -69,10 +70,21 @@ class LeasedJob:
     lease_expires_at: float
     labels: dict[str, str]
     started_at: float
+    # Set by the worker when its heartbeat finds the lease lost (issue 7): running task
+    # code can see it through `current_job().lease_lost` and stop early.
+    _lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def lease(self) -> Lease:
         return Lease(self.id, self.token)
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether another worker took this job over: its outcome will be discarded."""
+        return self._lost.is_set()
+
+    def lose_lease(self) -> None:
+        self._lost.set()
 
 
 @dataclass(frozen=True, slots=True)

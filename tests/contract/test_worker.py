@@ -14,7 +14,7 @@ import pytest
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.errors import InvalidInput, PayloadError, Retry
-from deadletter.model import ErrorClass, JobState
+from deadletter.model import ErrorClass, JobState, LeasedJob
 from deadletter.store.base import DEAD_LETTER_TASK, dead_letter_id
 from deadletter.tasks import JobSpec
 from deadletter.worker.slots import current_job
@@ -379,3 +379,48 @@ def test_graceful_stop_lets_quick_jobs_finish(store_url: str) -> None:
     thread.join(5)
     assert states(app, [job_id]) == [JobState.SUCCEEDED]
     app.close()
+
+
+def test_a_running_job_whose_lease_is_lost_is_told_and_an_async_one_cancelled(
+    store_url: str,
+) -> None:
+    app = make_app(store_url, lease_seconds=0.3)
+    seen: dict[str, bool] = {}
+
+    @app.task(queue=Q)
+    def plain() -> None:
+        job = current_job.get()
+        if job.attempt == 1 and "plain" not in seen:
+            take_over(app, job)
+            deadline = time.monotonic() + 3
+            while not job.lease_lost and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen["plain"] = job.lease_lost
+
+    @app.task(queue=Q)
+    async def waits() -> None:
+        job = current_job.get()
+        if "waits" in seen:
+            return
+        seen["waits"] = False
+        take_over(app, job)
+        try:
+            await asyncio.sleep(3)
+        except asyncio.CancelledError:
+            seen["waits"] = True
+            raise
+
+    plain.enqueue()
+    waits.enqueue()
+    worker = app.worker(dlq=False)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    thread.join(20)
+    app.close()
+    assert seen == {"plain": True, "waits": True}
+
+
+def take_over(app: App, job: LeasedJob) -> None:
+    """Another worker's lease on `job`, as if its own had expired."""
+    app.store.release([job.lease], now=time.time())
+    app.store.lease([Q], limit=1, worker="thief", now=time.time(), lease_seconds=0.5)

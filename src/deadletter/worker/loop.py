@@ -358,8 +358,12 @@ class Worker:
         for lease in leases:
             if lease.job_id in lost:
                 # Someone else owns it now: a job not started yet is dropped by its slot,
-                # a running one's outcome will be fenced out. Logged once (not extended again).
+                # a running one is told (an async one cancelled), its outcome fenced out.
+                # Logged once (not extended again).
                 self._lost.add(lease.job_id)
+                self._inflight[lease.job_id].lose_lease()
+                if self._slots is not None:
+                    self._slots.cancel(lease.job_id)
                 log.warning("lease on job %s was lost", lease.job_id)
             else:
                 self._expires[lease.job_id] = until

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,8 @@ class Slots:
         self._worker = worker
         self._hold = hold
         self._running: dict[int, _Running] = {}
+        # The async tasks running now, by job id: a lost lease cancels its task.
+        self._futures: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = [
@@ -100,6 +103,14 @@ class Slots:
         """The jobs the slots run now (the first of a batch), each with its start time."""
         with self._lock:
             return [(run.job, run.started_at) for run in self._running.values()]
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the async task of `job_id` if one runs (its lease was lost); a sync
+        task cannot be stopped safely and sees `current_job().lease_lost` instead."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is not None:
+            future.cancel()
 
     def interrupt_overdue(self) -> int:
         """Raise JobTimeout in threads whose job is past its deadline; return how many."""
@@ -182,11 +193,16 @@ class Slots:
         future = asyncio.run_coroutine_threadsafe(
             _with_job(job, function(*args, **kwargs)), self._event_loop()
         )
+        with self._lock:
+            self._futures[job.id] = future
         try:
             future.result(timeout)
         except TimeoutError as exc:
             future.cancel()
             raise JobTimeout(f"task {job.task} ran past its timeout of {timeout:g}s") from exc
+        finally:
+            with self._lock:
+                self._futures.pop(job.id, None)
 
     def _failure(self, exc: BaseException, started: float) -> Failure:
         text = format_failure(exc)
