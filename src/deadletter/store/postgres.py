@@ -15,6 +15,7 @@ sends `NOTIFY` in its own transaction, which PostgreSQL delivers only on commit.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from deadletter.errors import StoreError, StoreUnavailable
 from deadletter.model import (
@@ -52,11 +53,18 @@ from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.prune import PruneMixin
 from deadletter.store.schema import migrations
 
+# The pool logs each failed reconnection; an outage is logged once, by whoever waits it
+# out (worker/outage.py), and the store's own errors say what failed.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
 CHANNEL = "deadletter_jobs"
 POOL_MIN = 1
 POOL_MAX = 8
 # How long an operation waits for a pooled connection before StoreUnavailable.
 POOL_TIMEOUT = 10.0
+# A wait for a pooled connection is cut in slices this long, to notice a pool that
+# cannot connect (worker/outage.py promises work within a second of the server's return).
+WAIT_SLICE = 0.3
 # libpq otherwise waits for the operating system's TCP timeout, minutes on some systems.
 CONNECT_TIMEOUT = 5
 # wait_for_work blocks in slices this long, so that a stop request is seen promptly.
@@ -261,6 +269,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
 
 
+def _server_away(exc: psycopg.OperationalError) -> bool:
+    """Whether the connection, not the statement, failed: no SQLSTATE (a broken socket,
+    a pool timeout), class 08 (connection exception) or 57 (shut down, starting up)."""
+    return exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
+
+
 def driver_reason(exc: psycopg.Error) -> str:
     """The reason in libpq's message, without what the message of the store says anyway:
     'connection to server at "h", port 5999 failed: Connection refused' -> 'Connection
@@ -286,17 +300,12 @@ class PostgresStore(FleetMixin, PruneMixin):
         )
         if fail_fast:
             self._connect_once()
-        self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            url,
-            connection_class=psycopg.Connection[DictRow],
-            kwargs={"row_factory": dict_row, **self._connect_options},
-            min_size=POOL_MIN,
-            max_size=POOL_MAX,
-            timeout=timeout,
-            check=ConnectionPool.check_connection,
-            name="deadletter",
-            open=True,
-        )
+        self._timeout = timeout
+        self._pool = self._new_pool()
+        # Set while the server is known to be away: operations then fail at once after
+        # one direct connection attempt, instead of each waiting `timeout` on the pool.
+        self._away = False
+        self._swap = threading.Lock()
         # One LISTEN connection per waiting thread: notifications read by one thread
         # would otherwise never wake another.
         self._local = threading.local()
@@ -311,15 +320,73 @@ class PostgresStore(FleetMixin, PruneMixin):
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {self._where}: {driver_reason(exc)}"
-            ) from None
+            ) from exc
+
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
+        return ConnectionPool(
+            self.url,
+            connection_class=psycopg.Connection[DictRow],
+            kwargs={"row_factory": dict_row, **self._connect_options},
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            timeout=self._timeout,
+            check=ConnectionPool.check_connection,
+            name="deadletter",
+            open=True,
+        )
+
+    def _back_yet(self) -> None:
+        """After an outage, connect once directly: StoreUnavailable at once while the
+        server is still away, and a fresh pool once it answers."""
+        if self._away:
+            self._reconnect(self._pool)
+
+    def _reconnect(self, pool: ConnectionPool[psycopg.Connection[DictRow]]) -> None:
+        """Replace `pool` if the server takes a connection, else raise StoreUnavailable.
+
+        A pool that lost its server retries with a backoff that grows to minutes, and
+        work must resume as soon as the server accepts connections again."""
+        with self._swap:
+            if self._pool is not pool:  # another thread replaced it already
+                return
+            try:
+                self._connect_once()
+            except StoreUnavailable:
+                self._away = True
+                raise
+            self._pool, self._away = self._new_pool(), False
+        pool.close(timeout=0)
+
+    def _checkout(
+        self,
+    ) -> tuple[ConnectionPool[psycopg.Connection[DictRow]], psycopg.Connection[DictRow]]:
+        """A connection of the pool, waited for in short slices: a pool below its size
+        that has none to give is failing to connect, so ask the server directly."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            pool = self._pool
+            left = deadline - time.monotonic()
+            try:
+                return pool, pool.getconn(timeout=max(min(WAIT_SLICE, left), 0.001))
+            except PoolTimeout:
+                if left <= WAIT_SLICE:
+                    raise
+                if pool.get_stats()["pool_size"] < POOL_MAX:
+                    self._reconnect(pool)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[DictRow]]:
         """A pooled connection in one transaction: committed on success, else rolled back."""
+        self._back_yet()
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            pool, conn = self._checkout()
+            try:
+                with conn:
+                    yield conn
+            finally:
+                pool.putconn(conn)
         except psycopg.OperationalError as exc:
+            self._away = self._away or _server_away(exc)
             raise StoreUnavailable(
                 f"PostgreSQL at {self._where} is unavailable ({exc}). Check that the server"
                 " is running and reachable from this machine, and that database_url names"

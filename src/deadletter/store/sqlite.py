@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from deadletter.errors import StoreUnavailable
 from deadletter.model import (
     Attempt,
     FailureRecord,
@@ -189,14 +190,17 @@ class SqliteStore(FleetMixin, PruneMixin):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._translated():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back itself (a full disk): nothing left to undo.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[Execute]:
@@ -206,12 +210,25 @@ class SqliteStore(FleetMixin, PruneMixin):
     @contextmanager
     def snapshot(self) -> Iterator[Execute]:
         # A deferred transaction: a consistent read that blocks no writer (WAL).
-        conn = self._conn()
-        conn.execute("BEGIN")
+        with self._translated():
+            conn = self._conn()
+            conn.execute("BEGIN")
+            try:
+                yield conn.execute
+            finally:
+                conn.execute("COMMIT")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The driver's errors that mean "not now" (a lock held past busy_timeout, a full
+        disk, a file that cannot be opened) as StoreUnavailable: callers wait them out."""
         try:
-            yield conn.execute
-        finally:
-            conn.execute("COMMIT")
+            yield
+        except sqlite3.OperationalError as exc:
+            reason = _unavailable(exc)
+            if reason is None:
+                raise
+            raise StoreUnavailable(f"SQLite database {self.path} {reason} ({exc})") from exc
 
     def close(self) -> None:
         with self._guard:
@@ -500,6 +517,22 @@ def _statements(sql: str) -> list[str]:
     if pending.strip():
         statements.append(pending.strip())  # a last statement without its ';'
     return statements
+
+
+# SQLite's messages for the errors a caller should wait out, and what they mean.
+UNAVAILABLE = {
+    "locked": "is locked by another connection",
+    "busy": "is locked by another connection",
+    "disk is full": "is on a full disk",
+    "disk I/O error": "cannot be read or written (disk I/O error)",
+    "unable to open": "cannot be opened",
+}
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> str | None:
+    """What `exc` says of the database, if it is one of the UNAVAILABLE errors."""
+    message = str(exc)
+    return next((why for text, why in UNAVAILABLE.items() if text in message), None)
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from deadletter.classify import Rule
 from deadletter.config import QueuePolicy, WorkerSettings
-from deadletter.errors import WorkerLost
+from deadletter.errors import StoreUnavailable, WorkerLost
 from deadletter.model import LeasedJob
 from deadletter.redact import Redactor
 from deadletter.store.base import (
@@ -32,6 +32,7 @@ from deadletter.store.base import (
     Succeeded,
 )
 from deadletter.store.fleet import RunningJob, WorkerPresence
+from deadletter.worker.outage import Outage
 from deadletter.worker.rates import QueueRates
 from deadletter.worker.retry import Failure, decide
 from deadletter.worker.slots import Finished, Resolve, Slots
@@ -159,6 +160,7 @@ class Worker:
         self._slots: Slots | None = None
         self._started_at = time.time()
         self._rates = QueueRates(self._started_at)
+        self._outage = Outage()
 
     def stop(self, *, now: bool = False) -> None:
         """Ask the worker to finish in-flight jobs and return; with `now`, or when asked
@@ -181,12 +183,12 @@ class Worker:
         self._clocks.heartbeat = time.time()
         try:
             while not self._stop.is_set():
-                if self._step(slots):
-                    continue
-                if burst and self._drained():
-                    break
-                if not burst:
-                    self._wait_for_work()
+                try:
+                    if self._turn(slots, burst=burst):
+                        break
+                except StoreUnavailable as exc:
+                    # Jobs keep running on the slots; their outcomes wait in memory.
+                    self._outage.failed(exc, self._stop)
             self._shutdown(slots)
         finally:
             slots.shutdown()
@@ -207,6 +209,23 @@ class Worker:
         else:
             self._stop.wait(self.settings.poll_interval)
 
+    def _turn(self, slots: Slots, *, burst: bool) -> bool:
+        """One turn of the loop; return whether a burst run is done."""
+        if self._outage.since is not None:
+            # A read first: a turn may touch the store only now and then, and the end of
+            # an outage is announced when the store answered, not when it was not asked.
+            self._paused = frozenset(self.store.paused_queues())
+        busy = self._step(slots)
+        # Over only once outcomes are written: a full disk still serves reads.
+        if not self._unsaved:
+            self._outage.succeeded()
+        if busy:
+            return False
+        if burst:
+            return self._drained()
+        self._wait_for_work()
+        return False
+
     def _run_periodic(self) -> None:
         """Side duties (delivering alerts, checking thresholds), off the job path."""
         due = [0.0] * len(self._periodic)
@@ -216,6 +235,8 @@ class Worker:
                     due[index] = time.monotonic() + interval
                     try:
                         duty()
+                    except StoreUnavailable:  # the job loop logs the outage, once
+                        pass
                     except Exception:  # a failing duty is logged and tried again later
                         log.exception("periodic duty %r failed", duty)
 
@@ -290,9 +311,12 @@ class Worker:
         return leased
 
     def _persist(self) -> None:
-        finished, self._unsaved = self._unsaved, []
+        finished = self._unsaved
         outcomes = [self._outcome(item) for item in finished]
+        # Kept until written: if the store is away, the same outcomes are written once it
+        # is back (fencing drops those whose lease was taken over meanwhile).
         applied = self.store.finish(outcomes, now=time.time())
+        self._unsaved = []
         self._tally(outcomes, applied, [item.job for item in finished])
         for item in finished:
             self._forget(item.job.id)
@@ -432,14 +456,31 @@ class Worker:
         while self.running() and time.monotonic() < deadline and not self._stop_now.is_set():
             self._collect(_drain(slots, min(FLUSH_INTERVAL, max(deadline - time.monotonic(), 0))))
         if self._unsaved:
-            self._persist()
+            self._stored(self._persist)
         if self._inflight:
-            leases = [job.lease for job in self._inflight.values()]
-            released = self.store.release(leases, now=time.time())
-            log.warning("released %d unfinished jobs at shutdown", released)
-            self._inflight.clear()
-            self._expires.clear()
-            self._lost.clear()
+            self._stored(self._release_unfinished)
+
+    def _release_unfinished(self) -> None:
+        leases = [job.lease for job in self._inflight.values()]
+        released = self.store.release(leases, now=time.time())
+        log.warning("released %d unfinished jobs at shutdown", released)
+        self._inflight.clear()
+        self._expires.clear()
+        self._lost.clear()
+
+    def _stored(self, write: Callable[[], None]) -> None:
+        """Run `write` at shutdown, waiting out an outage unless told to stop now: then
+        the jobs' leases expire and they run again elsewhere."""
+        while True:
+            try:
+                write()
+                self._outage.succeeded()
+                return
+            except StoreUnavailable as exc:
+                if self._stop_now.is_set():
+                    log.error("stopped during a store outage; unsaved jobs will run again")
+                    return
+                self._outage.failed(exc, self._stop_now)
 
 
 def _version() -> str:

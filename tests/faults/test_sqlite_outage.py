@@ -1,0 +1,82 @@
+"""Workers ride out a SQLite database they cannot write for a while: locked by another
+connection's write transaction, or on a full disk (a small tmpfs the test mounts).
+
+Real worker processes run a few thousand jobs. Afterwards: no worker exited, every job
+succeeded and ran to its end once, and work resumed within a second of the database
+being writable again; a full disk is logged once when it begins and once when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome, run_jobs
+
+JOBS = 3000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs, mounted for the test and removed after it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_workers_wait_for_a_lock_held_by_another_connection(tmp_path: Path) -> None:
+    fleet = Fleet(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path)
+    try:
+        ids = run_jobs(fleet, JOBS)
+        other = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        time.sleep(5)
+        other.execute("COMMIT")
+        released = time.time()
+        other.close()
+        for log in check_outcome(fleet, ids, released):
+            assert "Traceback" not in log, log
+    finally:
+        fleet.stop()
+
+
+def fill(folder: Path) -> Path:
+    """A file that takes every free byte of `folder`'s filesystem."""
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:  # ENOSPC: the disk is full
+            pass
+    return filler
+
+
+def test_workers_ride_out_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
+    fleet = Fleet(f"sqlite:///{small_disk / 'jobs.db'}", tmp_path)
+    try:
+        ids = run_jobs(fleet, JOBS)
+        filler = fill(small_disk)
+        time.sleep(3)
+        filler.unlink()
+        freed = time.time()
+        for log in check_outcome(fleet, ids, freed):
+            assert log.count(OUTAGE_BEGINS) == 1, log
+            assert "is on a full disk" in log, log
+            assert log.count(OUTAGE_ENDS) == 1, log
+            assert "Traceback" not in log, log
+    finally:
+        fleet.stop()
