@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The slow schemathesis run (docs/api.md): not part of `make test`.
+fuzz: $(STAMP)
+	CI=true $(BIN)/pytest -q -s -m fuzz tests/api/test_api_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

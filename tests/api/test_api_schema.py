@@ -60,16 +60,24 @@ def api_schema(dlq_app: App, server: Server) -> BaseSchema:
 def test_no_request_finds_a_server_error_or_an_undocumented_answer(
     api_schema: BaseSchema, secrets: dict[str, str], mode: GenerationMode
 ) -> None:
-    # Driven by hand, an operation at a time: schemathesis' pytest plugin does not run
-    # under pytest 9. Every operation gets its own bounded set of examples.
-    headers = {"Authorization": f"Bearer {secrets['admin']}"}
+    run_every_operation(api_schema, secrets["admin"], mode, EXAMPLES)
+
+
+def run_every_operation(
+    api_schema: BaseSchema, admin: str, mode: GenerationMode, examples: int
+) -> None:
+    """`examples` requests of `mode` to each operation, every answer checked.
+
+    Driven by hand, an operation at a time: schemathesis' pytest plugin does not run
+    under pytest 9. Every operation gets its own bounded set of examples."""
+    headers = {"Authorization": f"Bearer {admin}"}
     for result in api_schema.get_all_operations():
         assert isinstance(result, Ok), result
         operation = result.ok()
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=EXAMPLES,
+            max_examples=examples,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
