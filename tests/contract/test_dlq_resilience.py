@@ -387,6 +387,11 @@ def test_alerts_and_notifications_arrive_redacted_and_a_failed_send_is_retried(
         [(status, _, error, next_at)] = alerts(app, "UNKNOWN")
         assert status == "pending" and "500" in error
         assert next_at > time.time() + 5  # backing off, not dropped
+        # Delivery is an outbox apart from the handler: the receiver failing charged and
+        # parked no letter; each was handled on its first attempt.
+        letters = app.store.list_jobs(queue=DLQ)
+        assert {(letter.status, letter.attempts) for letter in letters} == {(JobState.SUCCEEDED, 1)}
+        assert app.store.list_jobs(queue=f"{DLQ}-parked") == []
 
         receiver.status = 200
         rows(app, "UPDATE ops_alerts SET next_attempt_at = 0 WHERE status = 'pending' RETURNING id")
