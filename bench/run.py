@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -74,16 +75,20 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def raw_sqlite(url: str, table: str) -> sqlite3.Connection:
+    """A bare table in the database, written as the store writes: WAL, synchronous FULL."""
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, payload TEXT)")
+    return conn
+
+
 def raw_insert_rate(url: str, count: int) -> float:
     """Rows/s of a plain executemany INSERT in one transaction: the floor to compare with."""
     rows = [(uuid.uuid4().hex, '{"args":[1],"kwargs":{}}') for _ in range(count)]
     if url.startswith("sqlite"):
-        import sqlite3
-
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE raw (id TEXT PRIMARY KEY, payload TEXT)")
+        conn = raw_sqlite(url, "raw")
 
         def insert() -> None:
             conn.execute("BEGIN")
@@ -103,6 +108,24 @@ def raw_insert_rate(url: str, count: int) -> float:
             pg.commit()
 
         return count / timed(pg_insert)
+
+
+def raw_single_rate(url: str, count: int) -> float:
+    """Rows/s of plain INSERTs one per durable commit (what one enqueue call must do),
+    through the driver's own connection: the ceiling of a single-job enqueue."""
+    rows = [(uuid.uuid4().hex, '{"args":[1],"kwargs":{}}') for _ in range(count)]
+    if url.startswith("sqlite"):
+        conn = raw_sqlite(url, "raw_single")
+        seconds = timed(
+            lambda: [conn.execute("INSERT INTO raw_single VALUES (?, ?)", row) for row in rows]
+        )
+        conn.close()
+        return count / seconds
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute("CREATE TABLE raw_single (id TEXT PRIMARY KEY, payload JSONB)")
+        return count / timed(
+            lambda: [pg.execute("INSERT INTO raw_single VALUES (%s, %s)", row) for row in rows]
+        )
 
 
 # -- the measurements -----------------------------------------------------------
@@ -152,10 +175,17 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
     rows = [
         Row(
             backend,
+            "raw INSERT, one durable commit each (reference of the next row)",
+            singles,
+            singles / (single_reference := raw_single_rate(url, singles)),
+            reference,
+        ),
+        Row(
+            backend,
             "enqueue, one job per call",
             singles,
             timed(lambda: [noop.enqueue(i) for i in range(singles)]),
-            reference,
+            single_reference,
         ),
         Row(
             backend,
@@ -217,7 +247,7 @@ def main() -> None:
         with databases[backend]() as url:
             results.extend(measure(backend, url, args.scale))
     print(machine_line())
-    print("| backend | what | jobs | rate | raw inserts, same db | ratio |")
+    print("| backend | what | jobs | rate | reference, same db | ratio |")
     print("|---|---|---:|---:|---:|---:|")
     for row in results:
         print(row.markdown())

@@ -421,6 +421,29 @@ def test_enqueue_wakes_a_worker_waiting_on_its_queue(postgres_url: str) -> None:
         producer.close()
 
 
+def test_a_single_enqueue_takes_no_pooled_connection_and_outlives_a_dropped_one(
+    postgres_url: str,
+) -> None:
+    """One round trip per enqueue: the producing thread's own autocommitted connection,
+    not the pool's (whose checkout checks the connection first); when the server drops
+    that connection, the next enqueue reconnects and inserts its job once."""
+    store = PostgresStore(postgres_url)
+    try:
+        store.enqueue([new_job("a")])
+        checkouts = store._pool.get_stats().get("requests_num", 0)
+        store.enqueue([new_job("b"), new_job("c")])
+        assert store._pool.get_stats().get("requests_num", 0) == checkouts
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert store.enqueue([new_job("d")]) == ["d"]
+        assert {job.id for job in store.list_jobs(queue=Q)} == {"a", "b", "c", "d"}
+    finally:
+        store.close()
+
+
 def test_an_unreachable_server_raises_store_unavailable() -> None:
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere", timeout=1)
     try:

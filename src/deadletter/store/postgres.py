@@ -306,10 +306,11 @@ class PostgresStore(FleetMixin, PruneMixin):
         # one direct connection attempt, instead of each waiting `timeout` on the pool.
         self._away = False
         self._swap = threading.Lock()
-        # One LISTEN connection per waiting thread: notifications read by one thread
-        # would otherwise never wake another.
+        # Connections of a thread's own, outside the pool: one LISTEN connection per
+        # waiting thread (notifications read by one thread would otherwise never wake
+        # another), and one per producing thread (enqueue in one round trip).
         self._local = threading.local()
-        self._listeners: list[psycopg.Connection[Any]] = []
+        self._owned: list[psycopg.Connection[Any]] = []
         self._guard = threading.Lock()
 
     # -- connections ---------------------------------------------------------
@@ -378,13 +379,19 @@ class PostgresStore(FleetMixin, PruneMixin):
     def _transaction(self) -> Iterator[psycopg.Connection[DictRow]]:
         """A pooled connection in one transaction: committed on success, else rolled back."""
         self._back_yet()
-        try:
+        with self._translated():
             pool, conn = self._checkout()
             try:
                 with conn:
                     yield conn
             finally:
                 pool.putconn(conn)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The driver's errors as the store's, saying what to do."""
+        try:
+            yield
         except psycopg.OperationalError as exc:
             self._away = self._away or _server_away(exc)
             raise StoreUnavailable(
@@ -401,8 +408,8 @@ class PostgresStore(FleetMixin, PruneMixin):
 
     def close(self) -> None:
         with self._guard:
-            listeners, self._listeners = self._listeners, []
-        for conn in listeners:
+            owned, self._owned = self._owned, []
+        for conn in owned:
             conn.close()
         self._local = threading.local()
         self._pool.close()
@@ -431,11 +438,27 @@ class PostgresStore(FleetMixin, PruneMixin):
         if not jobs:
             return []
         keys = [j.idempotency_key for j in jobs if j.idempotency_key]
+        if not keys:
+            self._insert_alone(jobs)
+            return [j.id for j in jobs]
         with self._transaction() as conn:
             _insert_jobs(conn, jobs)
             found = conn.execute(IDS_BY_KEY, (keys,)).fetchall() if keys else []
         existing = {r["idempotency_key"]: r["id"] for r in found}
         return [existing.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+
+    def _insert_alone(self, jobs: Sequence[NewJob]) -> None:
+        """Insert `jobs` in one statement, autocommitted on this thread's own connection:
+        one round trip and one durable commit, with no pool checkout (whose check is a
+        round trip of its own); psycopg prepares the statement from its fifth use. The
+        ids are made here and a conflict inserts nothing, so the one retry after a broken
+        connection (a restarted server) never inserts a job twice."""
+        with self._translated():
+            try:
+                _insert_jobs(self._own("producer"), jobs)
+            except psycopg.OperationalError:
+                self._drop_own("producer")
+                _insert_jobs(self._own("producer"), jobs)
 
     # -- leasing -----------------------------------------------------------------
 
@@ -606,33 +629,35 @@ class PostgresStore(FleetMixin, PruneMixin):
             except psycopg.OperationalError:
                 # The server restarted or the network broke: listen on a new connection
                 # next turn, and meanwhile wait as a poller would rather than spin.
-                self._drop_listener()
+                self._drop_own("listener")
                 stop.wait(min(left, LISTEN_SLICE))
 
     def _notified(self, wanted: set[str], wait: float) -> bool:
-        conn = self._listener()
+        conn = self._own("listener")
         queues = {n.payload for n in conn.notifies(timeout=wait, stop_after=1)}
         if queues:
             # Take what else is pending, so that a burst of commits wakes us once.
             queues.update(n.payload for n in conn.notifies(timeout=0))
         return not queues.isdisjoint(wanted)
 
-    def _listener(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "listener", None)
+    def _own(self, role: str) -> psycopg.Connection[Any]:
+        """This thread's own autocommit connection for `role` (listener or producer)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, role, None)
         if conn is None:
             conn = psycopg.connect(self.url, autocommit=True, **self._connect_options)
-            conn.execute(f"LISTEN {CHANNEL}")
-            self._local.listener = conn
+            if role == "listener":
+                conn.execute(f"LISTEN {CHANNEL}")
+            setattr(self._local, role, conn)
             with self._guard:
-                self._listeners.append(conn)
+                self._owned.append(conn)
         return conn
 
-    def _drop_listener(self) -> None:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "listener", None)
-        self._local.listener = None
+    def _drop_own(self, role: str) -> None:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, role, None)
+        setattr(self._local, role, None)
         if conn is not None:
             with self._guard:
-                self._listeners.remove(conn)
+                self._owned.remove(conn)
             conn.close()
 
 
@@ -642,7 +667,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _insert_jobs(conn: psycopg.Connection[DictRow], jobs: Sequence[NewJob]) -> None:
+def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> None:
     columns = [
         [j.id for j in jobs],
         [j.queue for j in jobs],
