@@ -38,7 +38,7 @@ def enqueue(fleet: Fleet, count: int, killers: int = 0) -> tuple[App, list[str],
 
 @pytest.mark.slow
 def test_sigkills_and_worker_killing_jobs(fleet: Fleet) -> None:
-    app, ids, killers = enqueue(fleet, 2000, killers=4)
+    app, ids, killers = enqueue(fleet, 1500, killers=4)
     rng = random.Random(7)
     running = [fleet.start() for _ in range(2)]
     for _ in range(20):
