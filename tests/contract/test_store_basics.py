@@ -447,9 +447,8 @@ def test_a_single_enqueue_takes_no_pooled_connection_and_outlives_a_dropped_one(
 def test_an_unreachable_server_raises_store_unavailable() -> None:
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere", timeout=1)
     try:
-        with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1/nowhere") as raised:
+        with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1/nowhere: .*refused"):
             store.get_job("a")
-        assert isinstance(raised.value.__cause__, psycopg.OperationalError)
     finally:
         store.close()
 

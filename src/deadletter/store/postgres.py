@@ -319,9 +319,11 @@ class PostgresStore(FleetMixin, PruneMixin):
         try:
             psycopg.connect(self.url, **self._connect_options).close()
         except psycopg.OperationalError as exc:
+            # The message carries the driver's reason: a chained cause would say it
+            # again, on a second line of every one-shot command's error.
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {self._where}: {driver_reason(exc)}"
-            ) from exc
+            ) from None
 
     def _new_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
         return ConnectionPool(
