@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.errors import InvalidInput
@@ -148,6 +150,7 @@ OUTBOX_TABLES = ("user_notifications.", "ops_alerts.")
 def test_no_secret_canary_reaches_a_table_a_record_the_log_or_an_answer(
     store_url: str, tmp_path: Path
 ) -> None:
+    from deadletter.web.server import create_server
     from tests.api.conftest import running
     from tests.cli.conftest import Cli
     from tests.support import canaries as c
@@ -187,10 +190,13 @@ def test_no_secret_canary_reaches_a_table_a_record_the_log_or_an_answer(
 
     keys = {scope: tokens.create(app.store, scope, [scope], now=time.time(), actor="t")[1]
             for scope in ("read", "operate", "admin")}  # fmt: skip
-    with running(App(app.settings)) as server:
+    pages: dict[str, str] = {}
+    with running(App(app.settings), build=create_server) as server:
         for scope, secret in keys.items():
             with server.client(secret) as client:
                 answers = [client.get(path).text for path in _get_paths(job_ids[0])]
+                pages[scope] = "\n".join(_dashboard_pages(server.url, secret, job_ids[0]))
+                answers.append(pages[scope])
                 if scope != "read":
                     answers.append(client.post("/api/bulk/dry-run", json={"all": True}).text)
                 if scope == "admin":
@@ -220,8 +226,21 @@ def test_no_secret_canary_reaches_a_table_a_record_the_log_or_an_answer(
         f"pay/{kind}" for kind in c.SECRET_KINDS
     ]
     assert len(c.leaks(stored["job_attempts.message"], personal_allowed=False)) == 3
+    assert "msg/email" in c.leaks(pages["admin"], personal_allowed=False)
     assert "leaky.work" in stored["ops_alerts.body"] + stored["user_notifications.message"]
     app.close()
+
+
+def _dashboard_pages(url: str, secret: str, job_id: str) -> list[str]:
+    """Every dashboard page, as an operator logged in with `secret` sees it."""
+    pages = ["/", "/failures", f"/failures/{job_id}", "/groups", "/queues", "/bulk"]
+    pages += ["/recovery", "/review", "/audit", "/tokens"]
+    with httpx.Client(base_url=url, trust_env=False, timeout=30) as browser:
+        assert browser.post("/login", data={"token": secret}).status_code == 303
+        answers = [browser.get(page) for page in pages]
+    # A page a scope may not open is refused, not shown: the scan reads what is shown.
+    assert {a.status_code for a in answers} <= {200, 403}, [a.status_code for a in answers]
+    return [a.text for a in answers if a.status_code == 200]
 
 
 def _get_paths(job_id: str) -> list[str]:
