@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz
+.PHONY: demo test lint bench fuzz coverage watch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,21 @@ test: lint
 # The slow schemathesis run (docs/api.md): not part of `make test`.
 fuzz: $(STAMP)
 	CI=true $(BIN)/pytest -q -s -m fuzz tests/api/test_api_fuzz.py
+
+# The whole suite under coverage, worker and CLI processes included; branch coverage
+# per module and in total, the HTML and JSON reports in test-artefacts/coverage/.
+coverage: $(STAMP)
+	rm -rf test-artefacts/coverage
+	CI=true $(BIN)/coverage run -m pytest -q -p no:cacheprovider
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage html -q
+	$(BIN)/coverage json -q
+	$(BIN)/coverage report
+
+# Re-run the fast tests (unit, then the contract suite on SQLite) on every change.
+watch: $(STAMP)
+	$(BIN)/watchfiles --filter python \
+	  "$(BIN)/pytest -q -x --ff -m 'not slow' tests/unit tests/contract -k 'not postgres'" src tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
