@@ -5,6 +5,9 @@ DeadletterError
 ├── PayloadError           a job's payload is not JSON or is too large
 ├── UnknownTask            a job names a task this process does not know
 ├── InvalidRequest         an operator's request is invalid (also a ValueError)
+├── InvalidArgument        a caller passed a value deadletter cannot use (also a ValueError)
+├── InternalError          deadletter's own wiring failed a check it relies on (also a RuntimeError)
+├── Unauthorized           a face refuses a caller: no session, or a scope too narrow
 ├── StoreError
 │   └── StoreUnavailable   the database cannot be reached
 ├── BlobStoreError
@@ -46,6 +49,21 @@ class InvalidRequest(DeadletterError, ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+
+
+class InvalidArgument(DeadletterError, ValueError):
+    """A caller passed a value deadletter cannot use: a worker with no queue, a rate
+    limit of zero, a malformed blob key, a token without a scope. A ValueError too,
+    since that is what Python code catches for a bad value."""
+
+
+class InternalError(DeadletterError, RuntimeError):
+    """A check deadletter relies on failed: a route not wired through its guard, a random
+    id that collided. Not the caller's input; the message says what to do."""
+
+
+class Unauthorized(DeadletterError):
+    """A face refuses a caller: no live session, or a scope too narrow for the action."""
 
 
 class StoreError(DeadletterError):

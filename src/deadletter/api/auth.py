@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from deadletter.api.ratelimit import RateLimiter
 from deadletter.app import App
+from deadletter.errors import InternalError
 from deadletter.ops.tokens import Scope, Token, verify
 
 REALM = 'Bearer realm="deadletter"'
@@ -67,7 +68,7 @@ class Requirement:
     ) -> Caller:
         caller = getattr(request.state, "caller", None)
         if not isinstance(caller, Caller):
-            raise RuntimeError(f"{request.url.path} is not a GuardedRoute: nobody checked")
+            raise InternalError(f"{request.url.path} is not a GuardedRoute: nobody checked")
         return caller
 
     def admit(self, request: Request) -> Caller:

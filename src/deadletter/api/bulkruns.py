@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
+from deadletter.errors import DeadletterError
 from deadletter.ops.bulk import BulkResult, BulkRun, StopReason
 from deadletter.redact import SECRETS_ONLY
 
@@ -37,7 +38,7 @@ STOPPED: dict[StopReason, BulkState] = {
 }
 
 
-class TooManyRuns(Exception):
+class TooManyRuns(DeadletterError):
     """MAX_ACTIVE runs are running already."""
 
 

@@ -12,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from deadletter.errors import InvalidArgument
+
 # Past this many buckets, those that have refilled (idle callers) are dropped, so that
 # a scan from many addresses cannot grow the table without bound.
 MAX_BUCKETS = 10_000
@@ -28,7 +30,9 @@ class RateLimiter:
 
     def __init__(self, rate: float, burst: int) -> None:
         if rate <= 0 or burst < 1:
-            raise ValueError(f"a rate limit needs rate > 0 and burst >= 1, got {rate}, {burst}")
+            raise InvalidArgument(
+                f"a rate limit needs rate > 0 and burst >= 1, got {rate}, {burst}"
+            )
         self.rate, self.burst = rate, burst
         self._buckets: dict[str, Bucket] = {}
         self._lock = threading.Lock()

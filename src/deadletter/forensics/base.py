@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from deadletter.errors import DeadletterError
+from deadletter.errors import DeadletterError, InvalidArgument
 
 # Backends name in-flight objects (temp files, probes) with this suffix and never list
 # them; rejecting it in keys means no caller's blob can be mistaken for one.
@@ -57,10 +57,11 @@ class BlobStore(Protocol):
 
 
 def validate_key(key: str) -> str:
-    """`key`, unchanged, if it is a well-formed blob key; `ValueError` naming it if not."""
+    """`key`, unchanged, if it is a well-formed blob key; `InvalidArgument` (a
+    ValueError) naming it if not."""
     problem = _key_problem(key)
     if problem:
-        raise ValueError(f"invalid blob key {key!r}: {problem}")
+        raise InvalidArgument(f"invalid blob key {key!r}: {problem}")
     return key
 
 
@@ -69,7 +70,7 @@ def validate_prefix(prefix: str) -> str:
     # A trailing `/` ends a folder name; what comes before it must be a key in its own right.
     problem = _key_problem(prefix.removesuffix("/")) if prefix else None
     if problem:
-        raise ValueError(f"invalid blob key prefix {prefix!r}: {problem}")
+        raise InvalidArgument(f"invalid blob key prefix {prefix!r}: {problem}")
     return prefix
 
 

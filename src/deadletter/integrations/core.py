@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from deadletter.app import App
 from deadletter.classify import ErrorInfo, classify
+from deadletter.errors import ConfigError
 from deadletter.integrations.spool import Spool
 from deadletter.model import (
     JSON,
@@ -183,7 +184,7 @@ class Redrive:
             return
         sender = self.senders.get(origin.system)
         if sender is None:
-            raise LookupError(
+            raise NoSender(
                 f"no sender for {origin.system} jobs in this worker: call"
                 f" deadletter.integrations.{origin.system}.capture(...) in the --app module"
             )
@@ -194,6 +195,10 @@ class Redrive:
             sender.send(origin, message_id, job.payload, job_id)
         store.mark_sent(origin.system, message_id, at=time.time())
         log.info("re-drove %s to %s as %s", job_id, origin.system, message_id)
+
+
+class NoSender(ConfigError, LookupError):
+    """A re-drive names a host system this worker was not given a sender for."""
 
 
 def add_sender(app: App, sender: Sender) -> None:

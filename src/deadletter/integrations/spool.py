@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from deadletter.config import Settings
+from deadletter.errors import InvalidArgument
 from deadletter.model import (
     ErrorClass,
     HostAttempt,
@@ -158,7 +159,7 @@ def decode(item: dict[str, Any]) -> HostEvent:
                 "origin": Origin(**item["origin"]),
             }
         )
-    raise ValueError(f"unknown spooled event kind {kind!r}")
+    raise InvalidArgument(f"unknown spooled event kind {kind!r}")
 
 
 def _attempt(item: dict[str, Any]) -> HostAttempt:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from deadletter.errors import InternalError, InvalidArgument
 from deadletter.ops.audit import AuditAction, record
 from deadletter.store import tokens as store_tokens
 from deadletter.store.base import Store
@@ -69,7 +70,7 @@ def create(
     with store.transaction() as execute:
         created = _insert(execute, secrets.token_hex(8), name, parse_scopes(scopes), now)
         if created is None:
-            raise RuntimeError("a random 64-bit token id collided; create it again")
+            raise InternalError("a random 64-bit token id collided; create it again")
         _audit(execute, AuditAction.TOKEN_CREATE, created[0], now=now, actor=actor, reason=reason)
     return created
 
@@ -133,7 +134,7 @@ def parse_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
     """Scopes by name; ValueError for an unknown one or for none at all."""
     parsed = frozenset(Scope(scope) for scope in scopes)
     if not parsed:
-        raise ValueError(f"a token needs a scope: one of {', '.join(Scope)}")
+        raise InvalidArgument(f"a token needs a scope: one of {', '.join(Scope)}")
     return parsed
 
 

@@ -19,6 +19,7 @@ from fastapi import Request
 
 from deadletter.api.auth import Caller, address_of
 from deadletter.api.context import ApiContext
+from deadletter.errors import Unauthorized
 from deadletter.ops.tokens import Scope, verify
 from deadletter.web.sessions import COOKIE, Session, Sessions
 
@@ -35,11 +36,11 @@ class Operator:
         return self.caller.allows(Scope(scope))
 
 
-class LoginRequired(Exception):
+class LoginRequired(Unauthorized):
     """No live session: the browser is sent to the login page."""
 
 
-class Refused(Exception):
+class Refused(Unauthorized):
     """403: the scope is too narrow, or a form is not this session's."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from deadletter.classify import Rule
 from deadletter.config import QueuePolicy, WorkerSettings
-from deadletter.errors import StoreUnavailable, WorkerLost
+from deadletter.errors import InvalidArgument, StoreUnavailable, WorkerLost
 from deadletter.model import LeasedJob
 from deadletter.redact import Redactor
 from deadletter.store.base import (
@@ -127,7 +127,7 @@ class Worker:
         seed: int | None = None,
     ) -> None:
         if not queues:
-            raise ValueError("a worker needs at least one queue to consume")
+            raise InvalidArgument("a worker needs at least one queue to consume")
         self.store = store
         self.queues = tuple(queues)
         self.settings = settings
