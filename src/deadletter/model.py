@@ -151,6 +151,20 @@ class Job:
 POISON_REASON = "poison"
 
 
+# Dead letters the handler gave up on wait on their DLQ's parked queue, for an operator,
+# never for a worker.
+PARKED_SUFFIX = "-parked"
+
+
+def parked_queue(dead_letter_queue: str) -> str:
+    """Where the dead letters of `dead_letter_queue` that the handler gave up on wait."""
+    return f"{dead_letter_queue}{PARKED_SUFFIX}"
+
+
+def is_parked_queue(queue: str) -> bool:
+    return queue.endswith(PARKED_SUFFIX)
+
+
 class Route(StrEnum):
     """Where a handled dead letter goes (the seed's four actions)."""
 

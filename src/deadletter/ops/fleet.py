@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from deadletter.model import JobState
+from deadletter.model import JobState, is_parked_queue
 from deadletter.ops import audit
 from deadletter.ops.filters import operator_text, required
 from deadletter.store import fleet
@@ -23,9 +23,6 @@ from deadletter.store.failures import Execute
 from deadletter.store.fleet import QueuePause, QueueRate, WorkerPresence
 
 WAITING_STATES = (JobState.QUEUED, JobState.RETRYING)
-# Dead letters the handler gave up on wait on `<dlq>-parked` (store.finish) for an
-# operator, never for a worker: no consumer is missing there.
-PARKED_SUFFIX = "-parked"
 # The throughput of a queue no live worker reported finishing anything of.
 IDLE = QueueRate(0.0, 0.0)
 
@@ -154,7 +151,7 @@ def unconsumed(store: Store, *, gone_after: float) -> list[Unconsumed]:
     return [
         Unconsumed(queue, waiting)
         for queue, waiting in store.waiting_jobs().items()
-        if queue not in consumed and queue not in paused and not queue.endswith(PARKED_SUFFIX)
+        if queue not in consumed and queue not in paused and not is_parked_queue(queue)
     ]
 
 

@@ -22,6 +22,7 @@ from deadletter.model import (
     JobState,
     NewJob,
     Origin,
+    parked_queue,
 )
 from deadletter.store import rows
 from deadletter.store.base import DEAD_LETTER_TASK, dead_letter_id, dead_letter_payload
@@ -220,7 +221,7 @@ def _insert_letter(execute: Execute, job_id: str, event: HostGaveUp, now: float)
         task=DEAD_LETTER_TASK,
         payload=payload,
         max_retries=event.dlq_max_retries,
-        dead_letter_queue=f"{job['dead_letter_queue']}-parked",
+        dead_letter_queue=parked_queue(job["dead_letter_queue"]),
         run_at=now,
         created_at=now,
         labels=rows.loads(job["labels"]),

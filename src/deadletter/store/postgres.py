@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from deadletter.errors import StoreError, StoreUnavailable
 from deadletter.model import (
+    PARKED_SUFFIX,
     Attempt,
     FailureRecord,
     HostEvent,
@@ -202,6 +203,7 @@ SELECT id FROM applied
 # and all) never travels to Python and back. Id and payload are base.dead_letter_id and
 # base.dead_letter_payload, key for key (Attempt.to_json for each attempt; float8
 # values become the same JSON numbers as Python's floats); SQLite builds them there.
+# The letter's own dead-letter queue is model.parked_queue of the job's DLQ.
 INSERT_DEAD_LETTERS = f"""
 WITH letters AS (
     SELECT j.*, o.reason, o.dlq_max_retries, h.history, h.attempt_count
@@ -223,7 +225,7 @@ inserted AS (
         jsonb_build_object('job_id', id, 'queue', queue, 'task', task, 'payload', payload,
             'labels', labels, 'created_at', created_at, 'reason', reason,
             'attempts', history),
-        priority, dlq_max_retries, dead_letter_queue || '-parked', %(now)s, %(now)s, labels
+        priority, dlq_max_retries, dead_letter_queue || '{PARKED_SUFFIX}', %(now)s, %(now)s, labels
     FROM letters
     ON CONFLICT DO NOTHING
     RETURNING queue)

@@ -30,6 +30,7 @@ from deadletter.model import (
     LeasedJob,
     NewJob,
     Origin,
+    parked_queue,
 )
 from deadletter.store import failures, hosts, outcome_rows, reports, rows
 from deadletter.store.base import (
@@ -368,7 +369,7 @@ class SqliteStore(FleetMixin, PruneMixin):
                     task=DEAD_LETTER_TASK,
                     payload=dead_letter_payload(row, past, outcome.reason),
                     max_retries=outcome.dlq_max_retries,
-                    dead_letter_queue=f"{row['dead_letter_queue']}-parked",
+                    dead_letter_queue=parked_queue(row["dead_letter_queue"]),
                     run_at=now,
                     created_at=now,
                     priority=row["priority"],
