@@ -175,11 +175,47 @@ class Route(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A user notification as the DLQ handler words it (dlq/wording.py)."""
+
+    title: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    """An ops alert as the DLQ handler words it: its id (the dedup key of its insert),
+    kind, title and body."""
+
+    id: str
+    kind: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailureAlert:
+    """The alert a handled dead letter may raise, worded by the handler.
+
+    Only the store knows, inside the transaction, whether the fingerprint is new and
+    what was raised within the window, so it picks: nothing if `always` is false and
+    the fingerprint was seen before; otherwise a count into the latest alert about the
+    fingerprint, within the window, whose kind is in `folds_into`; else `first` for a
+    fingerprint no alert of this batch named yet and new to the store, `again` if not.
+    """
+
+    first: AlertText
+    again: AlertText
+    folds_into: frozenset[str]
+    always: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FailureRecord:
     """A handled dead letter: what failed, why, and where it is routed.
 
-    Text fields are redacted of secrets; `summary` and `user_message` are also
-    redacted of PII, since they leave the system in alerts and notifications.
+    Text fields are redacted of secrets; `notice` and `alert`, worded by the handler,
+    are also redacted of PII, since they leave the system.
     """
 
     dead_letter_id: str
@@ -199,14 +235,9 @@ class FailureRecord:
     created_at: float
     failed_at: float
     route: Route
-    summary: str
     user_id: str | None = None
-    user_message: str | None = None
-
-    @property
-    def poison(self) -> bool:
-        """Quarantined because it kept killing its worker (see worker/retry.py)."""
-        return self.reason.startswith(POISON_REASON)
+    notice: Notice | None = None
+    alert: FailureAlert | None = None  # None: it raises no alert
 
 
 # -- jobs of other job systems (Celery, RQ, Dramatiq), dead-lettered here -------------

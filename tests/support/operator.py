@@ -4,12 +4,13 @@ failures recorded through the store contract when a test needs thousands of them
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
+from deadletter.dlq import wording
 from deadletter.errors import InvalidInput
 from deadletter.model import ErrorClass, FailureRecord, JobState, Route
 
@@ -96,6 +97,7 @@ def record_failures(
     """`count` failures without jobs, `ties` at a time sharing one failed_at, `spacing`
     seconds apart; every third of another queue, class and group."""
     records = [_record(i, start + (i // ties) * spacing) for i in range(count)]
+    records = [replace(r, alert=wording.alert(r, summary="summary", poison=False)) for r in records]
     app.store.record_failures(records, now=time.time(), alert_window=900)
 
 
@@ -119,5 +121,4 @@ def _record(i: int, failed_at: float) -> FailureRecord:
         created_at=failed_at - 10,
         failed_at=failed_at,
         route=Route.REVIEW,
-        summary="summary",
     )

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deadletter.classify import ErrorInfo, Rule, classify
+from deadletter.dlq import wording
 from deadletter.dlq.breaker import Breaker
 from deadletter.dlq.fingerprint import fingerprint
 from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
+from deadletter.model import POISON_REASON, ErrorClass, FailureRecord, LeasedJob, Route
 from deadletter.redact import Redactor
 from deadletter.store.base import Store
 
@@ -181,7 +182,8 @@ class DeadLetterHandler:
         short_type = (error_type or "Error").rsplit(".", 1)[-1]
         summary = self.redactors.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
         route = self.routes[error_class]
-        return FailureRecord(
+        reason = str(body.get("reason") or "")
+        record = FailureRecord(
             dead_letter_id=letter.id,
             job_id=body["job_id"],
             queue=body["queue"],
@@ -193,20 +195,21 @@ class DeadLetterHandler:
             error_message=message,
             http_status=last.get("http_status"),
             retry_count=max(int(last.get("number") or 1) - 1, 0),
-            reason=str(body.get("reason") or ""),
+            reason=reason,
             labels=labels,
             forensics_key=key,
             created_at=float(body.get("created_at") or failed_at),
             failed_at=failed_at,
             route=route,
-            summary=summary,
             user_id=labels.get(USER_LABEL),
-            user_message=_user_message(
+            notice=wording.notice(
                 body["task"], http_status=last.get("http_status"), summary=summary
             )
             if route is Route.NOTIFY_USER
             else None,
         )
+        poison = reason.startswith(POISON_REASON)
+        return replace(record, alert=wording.alert(record, summary=summary, poison=poison))
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------
 
@@ -310,15 +313,3 @@ def _retry(exc: BaseException) -> Retry:
     retry = Retry(f"{type(exc).__name__}: {exc}")
     retry.__cause__ = exc
     return retry
-
-
-def _user_message(task: str, *, http_status: Any, summary: str) -> str:
-    """A message a user can act on, without internals."""
-    what = task.rsplit(".", 1)[-1].replace("_", " ")
-    if http_status == 404:
-        cause = "something it needs could not be found"
-    elif http_status in (400, 422):
-        cause = "the request was not valid"
-    else:
-        cause = "its input was not valid"
-    return f"Your {what} job could not be completed: {cause}. Details: {summary}"

@@ -12,12 +12,12 @@ letter delivered twice is recorded, routed and alerted once.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from deadletter.model import FailureRecord, Route
+from deadletter.model import FailureAlert, FailureRecord, Notice, Route
 from deadletter.store.query import marks
 
 
@@ -82,12 +82,10 @@ VALUES {rows}
 ON CONFLICT (dead_letter_id) DO NOTHING
 """
 
-# Alerts about one fingerprint within the window are folded into the first one;
-# poison alerts only into poison alerts, so that a quarantine is never hidden.
+# The alerts a new one may fold into (model.FailureAlert), oldest first.
 RECENT_ALERTS = """
-SELECT fingerprint, kind = 'poison', id FROM ops_alerts
-WHERE fingerprint IN ({ids}) AND kind IN ('system_error', 'new_failure', 'poison')
-    AND created_at >= ?
+SELECT fingerprint, kind, id FROM ops_alerts
+WHERE fingerprint IN ({ids}) AND kind IN ({kinds}) AND created_at >= ?
 ORDER BY created_at
 """
 
@@ -174,7 +172,7 @@ def _route(execute: Execute, records: list[FailureRecord], now: float) -> None:
         for r in records
         if r.route is Route.RECOVERY
     }
-    notices = [_notification_params(r, now) for r in records if r.route is Route.NOTIFY_USER]
+    notices = [_notification_params(r, r.notice, now) for r in records if r.notice is not None]
     reviews = [
         (r.dead_letter_id, r.job_id, r.fingerprint, now) for r in records if r.route is Route.REVIEW
     ]
@@ -187,38 +185,37 @@ def _route(execute: Execute, records: list[FailureRecord], now: float) -> None:
             _insert(execute, sql, rows)
 
 
-def _notification_params(record: FailureRecord, now: float) -> tuple[Any, ...]:
+def _notification_params(record: FailureRecord, notice: Notice, now: float) -> tuple[Any, ...]:
     status = "pending" if record.user_id else "no_user"
-    title = f"We could not complete your {record.task} request"
-    message = record.user_message or record.summary
-    return (record.dead_letter_id, record.job_id, record.user_id, title, message, status, now, now)
+    r = record
+    return (r.dead_letter_id, r.job_id, r.user_id, notice.title, notice.message, status, now, now)
 
 
 def _alerts(
     execute: Execute, records: list[FailureRecord], fresh: list[str], now: float, window: float
 ) -> list[str]:
-    """Raise an alert per fingerprint (new, system error or poison), or count into the
-    one raised within the window; the ids of the alerts raised."""
+    """Raise each record's alert as model.FailureAlert says, or count it into one raised
+    within the window; the ids of the alerts raised."""
     wanted = [
-        r for r in records if r.fingerprint in fresh or r.poison or r.route is Route.ALERT_OPS
+        (r.fingerprint, r.alert)
+        for r in records
+        if r.alert is not None and (r.alert.always or r.fingerprint in fresh)
     ]
     if not wanted:
         return []
-    ids = list(dict.fromkeys(r.fingerprint for r in wanted))
-    recent_rows = _run(execute, RECENT_ALERTS, ids=ids, after=(now - window,)).fetchall()
-    recent = {(fp, bool(poison)): alert_id for fp, poison, alert_id in recent_rows}
+    recent = _recent_alerts(execute, wanted, after=now - window)
     unalerted = set(fresh)
     raised: list[tuple[Any, ...]] = []
     counted: Counter[str] = Counter()
-    for record in wanted:
-        key = (record.fingerprint, record.poison)
-        if key in recent:
-            counted[recent[key]] += 1
+    for fingerprint, alert in wanted:
+        into = _fold_into(recent[fingerprint], alert.folds_into)
+        if into is not None:
+            counted[into] += 1
             continue
-        row = _alert_params(record, record.fingerprint in unalerted, now)
-        unalerted.discard(record.fingerprint)
-        recent[key] = row[0]
-        raised.append(row)
+        text = alert.first if fingerprint in unalerted else alert.again
+        unalerted.discard(fingerprint)
+        recent[fingerprint].append((text.kind, text.id))
+        raised.append((text.id, text.kind, fingerprint, text.title, text.body, "pending", now, now))
     if raised:
         _insert(execute, INSERT_ALERTS, raised)
     for alert_id, count in counted.items():
@@ -226,24 +223,22 @@ def _alerts(
     return [row[0] for row in raised]
 
 
-def _alert_params(record: FailureRecord, is_new: bool, now: float) -> tuple[Any, ...]:
-    kind, what = _alert_kind(record, is_new)
-    title = f"{what} on {record.queue}: {record.error_class.value}"
-    body = (
-        f"{record.summary}\nreason: {record.reason}\n"
-        f"queue: {record.queue}  task: {record.task}  job: {record.job_id}\n"
-        f"class: {record.error_class.value} (rule {record.rule})  group: {record.fingerprint}"
-    )
-    alert_id = f"{kind}-{record.dead_letter_id}"
-    return (alert_id, kind, record.fingerprint, title, body, "pending", now, now)
+def _recent_alerts(
+    execute: Execute, wanted: list[tuple[str, FailureAlert]], *, after: float
+) -> defaultdict[str, list[tuple[str, str]]]:
+    """(kind, id) of the alerts raised since `after`, oldest first, by fingerprint."""
+    ids = list(dict.fromkeys(fingerprint for fingerprint, _ in wanted))
+    kinds = sorted({kind for _, alert in wanted for kind in alert.folds_into})
+    sql = RECENT_ALERTS.format(ids=marks(ids), kinds=marks(kinds))
+    recent: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+    for fingerprint, kind, alert_id in execute(sql, (*ids, *kinds, after)).fetchall():
+        recent[fingerprint].append((kind, alert_id))
+    return recent
 
 
-def _alert_kind(record: FailureRecord, is_new: bool) -> tuple[str, str]:
-    if record.poison:
-        return "poison", "Poison job quarantined (it kept killing its worker)"
-    if is_new:
-        return "new_failure", "New kind of failure"
-    return "system_error", "System error"
+def _fold_into(recent: list[tuple[str, str]], kinds: frozenset[str]) -> str | None:
+    """The latest of `recent` of one of `kinds`."""
+    return next((alert_id for kind, alert_id in reversed(recent) if kind in kinds), None)
 
 
 def _insert(execute: Execute, sql: str, rows: Sequence[tuple[Any, ...]]) -> DbCursor:
