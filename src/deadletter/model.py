@@ -146,11 +146,6 @@ class Job:
         return max(self.attempts - 1, 0)
 
 
-# The reason of a dead letter whose worker was lost on its last attempt: the job may
-# be what kills its workers, so it is quarantined, not looped.
-POISON_REASON = "poison"
-
-
 # Dead letters the handler gave up on wait on their DLQ's parked queue, for an operator,
 # never for a worker.
 PARKED_SUFFIX = "-parked"

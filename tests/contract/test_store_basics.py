@@ -283,9 +283,23 @@ def test_dead_lettering_inserts_one_dead_letter_with_the_full_history(store: Sto
         "labels": {"user_id": "u-1"},
         "created_at": NOW,
         "reason": "retries exhausted",
+        "poison": False,
         "attempts": [attempt.to_json() for attempt in history],
     }
     assert sum(store.count_states().values()) == 2
+
+
+@pytest.mark.parametrize("reason, poison", [("poison: its worker was lost", True), ("", False)])
+def test_migration_0015_backfills_the_poison_of_older_letters(
+    store: Store, reason: str, poison: bool
+) -> None:
+    """A letter written before 0015 said poison only as its reason's first word."""
+    letter = replace(new_job("a", queue=DLQ), task=DEAD_LETTER_TASK, payload={"reason": reason})
+    store.enqueue([letter])
+    with store.transaction() as execute:
+        execute("DELETE FROM schema_migrations WHERE version = 15", ())
+    assert store.migrate() == ["0015_poison_letters"]
+    assert job_of(store, "a").payload == {"reason": reason, "poison": poison}
 
 
 def test_finish_applies_a_mixed_batch_in_one_call(store: Store) -> None:

@@ -26,7 +26,7 @@ from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import POISON_REASON, ErrorClass, FailureRecord, LeasedJob, Route
+from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
 from deadletter.redact import Redactor
 from deadletter.store.base import Store
 
@@ -208,7 +208,7 @@ class DeadLetterHandler:
             if route is Route.NOTIFY_USER
             else None,
         )
-        poison = reason.startswith(POISON_REASON)
+        poison = body.get("poison") is True
         return replace(record, alert=wording.alert(record, summary=summary, poison=poison))
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------

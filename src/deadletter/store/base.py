@@ -55,6 +55,7 @@ class DeadLettered:
     attempt: Attempt
     reason: str
     dlq_max_retries: int
+    poison: bool = False  # quarantined: it may be what kills its workers (worker/retry.py)
 
 
 JobOutcome = Succeeded | Retrying | DeadLettered
@@ -218,7 +219,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def dead_letter_payload(row: Row, history: Iterable[Attempt], reason: str) -> dict[str, JSON]:
+def dead_letter_payload(
+    row: Row, history: Iterable[Attempt], reason: str, *, poison: bool
+) -> dict[str, JSON]:
     """What a dead letter carries: the job as it was and its whole attempt history."""
     return {
         "job_id": row["id"],
@@ -228,6 +231,7 @@ def dead_letter_payload(row: Row, history: Iterable[Attempt], reason: str) -> di
         "labels": loads(row["labels"]),
         "created_at": row["created_at"],
         "reason": reason,
+        "poison": poison,
         "attempts": [attempt.to_json() for attempt in history],
     }
 

@@ -214,7 +214,10 @@ def _insert_letter(execute: Execute, job_id: str, event: HostGaveUp, now: float)
     found = execute(ATTEMPTS, (job_id,)).fetchall()
     history = [rows.attempt(_named(r, rows.ATTEMPT_COLUMNS)) for r in found]
     job = _named(row, "id, queue, task, payload, labels, created_at, dead_letter_queue")
-    payload = {**dead_letter_payload(job, history, event.reason), "origin": event.origin.to_json()}
+    payload = {
+        **dead_letter_payload(job, history, event.reason, poison=False),
+        "origin": event.origin.to_json(),
+    }
     letter = NewJob(
         id=dead_letter_id(job_id, len(history)),
         queue=job["dead_letter_queue"],

@@ -206,9 +206,9 @@ SELECT id FROM applied
 # The letter's own dead-letter queue is model.parked_queue of the job's DLQ.
 INSERT_DEAD_LETTERS = f"""
 WITH letters AS (
-    SELECT j.*, o.reason, o.dlq_max_retries, h.history, h.attempt_count
-    FROM unnest(%(ids)b::text[], %(reasons)b::text[], %(max_retries)b::int[])
-        AS o(id, reason, dlq_max_retries)
+    SELECT j.*, o.reason, o.poison, o.dlq_max_retries, h.history, h.attempt_count
+    FROM unnest(%(ids)b::text[], %(reasons)b::text[], %(poison)b::bool[],
+        %(max_retries)b::int[]) AS o(id, reason, poison, dlq_max_retries)
     JOIN queue_jobs j ON j.id = o.id
     CROSS JOIN LATERAL (
         SELECT count(*) AS attempt_count, coalesce(jsonb_agg(jsonb_build_object(
@@ -223,7 +223,7 @@ inserted AS (
     SELECT 'queued', 'dl-' || id || '-' || attempt_count, dead_letter_queue,
         '{DEAD_LETTER_TASK}',
         jsonb_build_object('job_id', id, 'queue', queue, 'task', task, 'payload', payload,
-            'labels', labels, 'created_at', created_at, 'reason', reason,
+            'labels', labels, 'created_at', created_at, 'reason', reason, 'poison', poison,
             'attempts', history),
         priority, dlq_max_retries, dead_letter_queue || '{PARKED_SUFFIX}', %(now)s, %(now)s, labels
     FROM letters
@@ -692,6 +692,7 @@ def _dead_letter_params(dead: list[DeadLettered], now: float) -> dict[str, Any]:
     return {
         "ids": [o.lease.job_id for o in dead],
         "reasons": [o.reason for o in dead],
+        "poison": [o.poison for o in dead],
         "max_retries": [o.dlq_max_retries for o in dead],
         "now": now,
     }

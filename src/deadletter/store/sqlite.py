@@ -367,7 +367,7 @@ class SqliteStore(FleetMixin, PruneMixin):
                     id=dead_letter_id(job_id, len(past)),
                     queue=row["dead_letter_queue"],
                     task=DEAD_LETTER_TASK,
-                    payload=dead_letter_payload(row, past, outcome.reason),
+                    payload=dead_letter_payload(row, past, outcome.reason, poison=outcome.poison),
                     max_retries=outcome.dlq_max_retries,
                     dead_letter_queue=parked_queue(row["dead_letter_queue"]),
                     run_at=now,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from deadletter.classify import Classification, ErrorInfo, Rule, classify
 from deadletter.config import QueuePolicy
 from deadletter.errors import PermanentFailure, Retry, WorkerLost
-from deadletter.model import POISON_REASON, Attempt, ErrorClass, LeasedJob
+from deadletter.model import Attempt, ErrorClass, LeasedJob
 from deadletter.redact import Redactor
 from deadletter.store.base import DeadLettered, JobOutcome, Retrying
 
@@ -60,7 +60,7 @@ def decide(
     attempt = _attempt(job, failure, info, verdict, redactor)
     reason = _dead_letter_reason(job, exc, verdict, policy)
     if reason is not None:
-        return DeadLettered(job.lease, attempt, reason, dlq_max_retries)
+        return DeadLettered(job.lease, attempt, reason, dlq_max_retries, _poison(job, exc))
     delay = _delay(job, exc, verdict, policy, rng)
     return Retrying(job.lease, attempt, failure.ended_at + delay)
 
@@ -70,14 +70,20 @@ def _dead_letter_reason(
 ) -> str | None:
     if isinstance(exc, PermanentFailure):
         return f"permanent failure: {type(exc).__name__}"
+    if _poison(job, exc):
+        return f"poison: its worker was lost on its last attempt of {job.attempt}"
     if job.attempt > job.max_retries:
-        if isinstance(exc, WorkerLost):  # it may be what kills its workers
-            return f"{POISON_REASON}: its worker was lost on its last attempt of {job.attempt}"
         return f"retries exhausted after {job.attempt} attempts"
     user_error_retried = verdict.error_class is ErrorClass.USER_ERROR and policy.retry_user_errors
     if not verdict.retry and not user_error_retried and not isinstance(exc, Retry):
         return f"not retried: {verdict.error_class.value} (rule {verdict.rule})"
     return None
+
+
+def _poison(job: LeasedJob, exc: BaseException) -> bool:
+    """Its worker was lost on its last attempt: it may be what kills its workers, so it
+    is quarantined (its alert is never folded into others), not looped."""
+    return job.attempt > job.max_retries and isinstance(exc, WorkerLost)
 
 
 def _delay(
