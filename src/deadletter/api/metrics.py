@@ -18,7 +18,15 @@ loses nothing. Scrape one server, not all of them, or the sums double.
 - `deadletter_queue_paused{queue}`: 1 for each queue an operator paused (absent when
   none is);
 - `deadletter_workers_live` and `deadletter_queue_consumers{queue}`: live workers (a
-  heartbeat within `[worker] gone_after_seconds`), all and by queue they consume.
+  heartbeat within `[worker] gone_after_seconds`), all and by queue they consume;
+- per queue and task, since the database was created (kept by the database in the
+  transaction of each change, migration 0019, so pruning succeeded jobs loses nothing):
+  `deadletter_jobs_enqueued_total`, `_started_total` (leased to run),
+  `_succeeded_total`, `_retried_total`, `_failed_total` (failed attempts, those retried
+  and those dead-lettered), `_dead_lettered_total`, `deadletter_lease_losses_total`
+  (leases reclaimed from a worker that stopped heartbeating), and the histograms
+  `deadletter_job_run_seconds` (every attempt that ended, succeeded or failed) and
+  `deadletter_job_wait_seconds` (from the time a job was due to its lease).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -38,7 +47,22 @@ from prometheus_client.registry import Collector
 from deadletter.app import App
 from deadletter.ops import system
 from deadletter.ops.system import DELAY_WINDOW, Figures
-from deadletter.store.metrics import Delays
+from deadletter.store.metrics import Delays, Histogram
+
+# (counter, the event the store counts, help) per queue and task.
+TASK_COUNTERS = (
+    ("deadletter_jobs_enqueued", "enqueued", "Jobs enqueued."),
+    ("deadletter_jobs_started", "started", "Attempts started (jobs leased to run)."),
+    ("deadletter_jobs_succeeded", "succeeded", "Jobs that succeeded."),
+    ("deadletter_jobs_retried", "retried", "Failed attempts scheduled for a retry."),
+    ("deadletter_jobs_failed", "failed", "Failed attempts, retried or dead-lettered."),
+    ("deadletter_jobs_dead_lettered", "dead_lettered", "Jobs moved to their DLQ."),
+    ("deadletter_lease_losses", "lease_lost", "Leases reclaimed from a silent worker."),
+)
+TASK_HISTOGRAMS = (
+    ("deadletter_job_run_seconds", "run_seconds", "Seconds an attempt ran (every outcome)."),
+    ("deadletter_job_wait_seconds", "wait_seconds", "Seconds from a job being due to its lease."),
+)
 
 
 class StoreCollector(Collector):
@@ -59,6 +83,7 @@ class StoreCollector(Collector):
         yield from _dlq(found)
         yield _dead_letters(found.dead_letters)
         yield _delays(found.delays)
+        yield from _tasks(found)
 
 
 def _jobs(found: Figures) -> Metric:
@@ -134,6 +159,32 @@ def _delays(delays: Delays) -> Metric:
         buckets=[*buckets, ("+Inf", delays.count)],
         gsum_value=delays.total,
     )
+
+
+def _tasks(found: Figures) -> Iterator[Metric]:
+    labels = ["queue", "task"]
+    for name, event, text in TASK_COUNTERS:
+        counter = CounterMetricFamily(name, text, labels=labels)
+        for key, kept in found.tasks.items():
+            counter.add_metric(list(key), kept.counts.get(event, 0))
+        yield counter
+    for name, kind, text in TASK_HISTOGRAMS:
+        histogram = HistogramMetricFamily(name, text, labels=labels)
+        for key, kept in found.tasks.items():
+            if kind in kept.histograms:
+                buckets, total = _cumulative(kept.histograms[kind])
+                histogram.add_metric(list(key), buckets, total)
+        yield histogram
+
+
+def _cumulative(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
+    """Prometheus' cumulative buckets, in the order of their bounds (the last is +Inf)."""
+    running = 0
+    buckets = []
+    for bound, count in histogram.buckets.items():
+        running += count
+        buckets.append((bound, float(running)))
+    return buckets, histogram.total
 
 
 def registry_for(app: App) -> CollectorRegistry:

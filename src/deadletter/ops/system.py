@@ -14,7 +14,7 @@ from deadletter.model import Job, JobState
 from deadletter.store import metrics, open_store
 from deadletter.store.base import Store
 from deadletter.store.fleet import WorkerPresence
-from deadletter.store.metrics import Delays
+from deadletter.store.metrics import Delays, TaskMetrics
 from deadletter.store.reports import DlqStats
 
 DELAY_WINDOW = 3600.0
@@ -31,6 +31,7 @@ class Figures:
     stats: DlqStats
     dead_letters: dict[str, int]
     delays: Delays
+    tasks: dict[tuple[str, str], TaskMetrics]
 
     @property
     def consumers(self) -> dict[str, int]:
@@ -47,7 +48,8 @@ def figures(store: Store, *, gone_after: float, now: float) -> Figures:
     with store.snapshot() as execute:
         classes = metrics.dead_letters_by_class(execute)
         delays = metrics.handling_delays(execute, DELAY_BUCKETS, since=now - DELAY_WINDOW)
-    return Figures(jobs, paused, workers, stats, classes, delays)
+        tasks = metrics.task_metrics(execute)
+    return Figures(jobs, paused, workers, stats, classes, delays, tasks)
 
 
 def probe(store: Store) -> None:

@@ -18,6 +18,12 @@ SELECT {buckets},
 FROM dlq_failures WHERE failed_at >= ?
 """
 DELAY_BUCKET = "coalesce(sum(CASE WHEN handled_at - failed_at <= ? THEN 1 ELSE 0 END), 0)"
+# The counters and histograms per queue and task (migration 0019), summed over shards.
+TASK_METRICS = """
+SELECT queue, task, metric, bucket, sum(value) FROM task_metrics
+GROUP BY queue, task, metric, bucket
+"""
+BOUNDS = "SELECT label FROM task_metric_bounds ORDER BY le"
 # A table of the schema, not `SELECT 1`: a SQLite file replaced by an empty one answers
 # `SELECT 1` but holds no jobs.
 PROBE = "SELECT 1 FROM queue_jobs LIMIT 1"
@@ -32,6 +38,51 @@ class Delays:
     cumulative: tuple[int, ...]
     count: int
     total: float
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Values observed, in seconds: `buckets` maps every upper bound's label ('0.5', ...,
+    '+Inf'), in order, to how many fell in that bucket and no lower one (not cumulative)."""
+
+    buckets: dict[str, int]
+    total: float
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets.values())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMetrics:
+    """What happened to the jobs of one (queue, task) since the database was created:
+    counts by event (`enqueued`, `started`, `succeeded`, `retried`, `failed`,
+    `dead_lettered`, `lease_lost`) and the histograms `run_seconds`, `wait_seconds`."""
+
+    counts: dict[str, int]
+    histograms: dict[str, Histogram]
+
+
+def task_metrics(execute: Execute) -> dict[tuple[str, str], TaskMetrics]:
+    """The metrics kept per (queue, task) in the transaction of each change."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    buckets: dict[tuple[str, str, str], dict[str, int]] = {}
+    totals: dict[tuple[str, str, str], float] = {}
+    for queue, task, metric, bucket, value in execute(TASK_METRICS, ()).fetchall():
+        if bucket == "":
+            counts.setdefault((queue, task), {})[metric] = int(value)
+        elif bucket == "sum":
+            totals[(queue, task, metric)] = float(value)
+        else:
+            buckets.setdefault((queue, task, metric), {})[bucket] = int(value)
+    bounds = [label for (label,) in execute(BOUNDS, ()).fetchall()]
+    histograms: dict[tuple[str, str], dict[str, Histogram]] = {}
+    for (queue, task, name), by_bound in buckets.items():
+        every = {bound: by_bound.get(bound, 0) for bound in bounds}
+        total = totals.get((queue, task, name), 0.0)
+        histograms.setdefault((queue, task), {})[name] = Histogram(every, total)
+    keys = sorted({*counts, *histograms})
+    return {key: TaskMetrics(counts.get(key, {}), histograms.get(key, {})) for key in keys}
 
 
 def dead_letters_by_class(execute: Execute) -> dict[str, int]:

@@ -1,0 +1,109 @@
+"""Metrics per queue and task (migration 0019): a real worker runs N jobs that succeed,
+M that fail once and then succeed, K that fail until they are dead-lettered, and the
+counters and histograms of `/metrics` change by exactly those jobs; pruning the
+succeeded jobs afterwards changes nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from deadletter.api.metrics import registry_for
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
+from deadletter.ops import system
+from deadletter.worker.slots import current_job
+
+Q = "metered"
+N, M, K = 3, 2, 2
+
+
+@pytest.fixture
+def app(store_url: str, tmp_path: Path) -> Iterator[App]:
+    settings = settings_from_mapping(
+        {
+            "database_url": store_url,
+            "blob_url": str(tmp_path / "blobs"),
+            "worker": {"poll_interval": 0.02},
+            "dlq": {"log_file": str(tmp_path / "dlq.log")},
+            "queues": {Q: {"backoff_base": 0.0, "max_retries": 1}},
+        }
+    )
+    application = App(settings)
+
+    @application.task(queue=Q, name="meter.ok")
+    def ok() -> None:
+        time.sleep(0.03)
+
+    @application.task(queue=Q, name="meter.flaky")
+    def flaky() -> None:
+        if current_job.get().attempt == 1:
+            raise ConnectionResetError("first attempt fails")
+
+    @application.task(queue=Q, name="meter.doomed")
+    def doomed() -> None:
+        raise ConnectionResetError("always fails")
+
+    yield application
+    application.close()
+
+
+def scraped(app: App) -> dict[tuple[str, str, str], float]:
+    """`/metrics`' samples of queue Q as {(sample name, task, le): value}."""
+    text = generate_latest(registry_for(app)).decode()
+    return {
+        (s.name, s.labels["task"], s.labels.get("le", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("queue") == Q and "task" in s.labels
+    }
+
+
+def test_metrics_change_by_exactly_the_jobs_run(app: App) -> None:
+    assert scraped(app) == {}
+    for task, count in (("meter.ok", N), ("meter.flaky", M), ("meter.doomed", K)):
+        for _ in range(count):
+            app.enqueue(app.tasks[task].spec())
+    enqueued = scraped(app)
+    assert enqueued[("deadletter_jobs_enqueued_total", "meter.ok", "")] == N
+    assert enqueued[("deadletter_jobs_started_total", "meter.ok", "")] == 0
+    app.worker(queues=[Q]).run(burst=True)
+    found = scraped(app)
+
+    expected = {
+        "enqueued": {"meter.ok": N, "meter.flaky": M, "meter.doomed": K},
+        "started": {"meter.ok": N, "meter.flaky": 2 * M, "meter.doomed": 2 * K},
+        "succeeded": {"meter.ok": N, "meter.flaky": M, "meter.doomed": 0},
+        "retried": {"meter.ok": 0, "meter.flaky": M, "meter.doomed": K},
+        "failed": {"meter.ok": 0, "meter.flaky": M, "meter.doomed": 2 * K},
+        "dead_lettered": {"meter.ok": 0, "meter.flaky": 0, "meter.doomed": K},
+    }
+    for event, by_task in expected.items():
+        for task, count in by_task.items():
+            assert found[(f"deadletter_jobs_{event}_total", task, "")] == count, (event, task)
+    for task, attempts in (("meter.ok", N), ("meter.flaky", 2 * M), ("meter.doomed", 2 * K)):
+        assert found[("deadletter_lease_losses_total", task, "")] == 0
+        for histogram in ("deadletter_job_run_seconds", "deadletter_job_wait_seconds"):
+            assert found[(f"{histogram}_count", task, "")] == attempts
+            assert found[(f"{histogram}_bucket", task, "+Inf")] == attempts
+    # Each `ok` ran at least 30 ms: none within 25 ms (a lower bound only, no timing).
+    assert found[("deadletter_job_run_seconds_bucket", "meter.ok", "0.025")] == 0
+    assert found[("deadletter_job_run_seconds_sum", "meter.ok", "")] >= 0.03 * N
+
+    assert app.store.prune_finished(Q, before=time.time() + 1, limit=100) == N + M
+    assert scraped(app) == found
+
+
+def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:
+    app.enqueue(app.tasks["meter.ok"].spec())
+    now = time.time()
+    assert app.store.lease([Q], limit=1, worker="gone", now=now, lease_seconds=1)
+    [lost] = app.store.reclaim_expired(limit=1, worker="me", now=now + 2, lease_seconds=30)
+    assert lost.lost_worker == "gone"
+    tasks = system.figures(app.store, gone_after=60, now=now).tasks
+    assert tasks[(Q, "meter.ok")].counts == {"enqueued": 1, "started": 1, "lease_lost": 1}
