@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -158,6 +159,65 @@ def parked_queue(dead_letter_queue: str) -> str:
 
 def is_parked_queue(queue: str) -> bool:
     return queue.endswith(PARKED_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """The last attempt in a dead letter's history, as the letter carries it: what the
+    handler fingerprints, classifies and words. A letter without history has none of it."""
+
+    number: int = 1
+    ended_at: float | None = None
+    error_type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    http_status: int | None = None
+    error_class: str | None = None
+    rule: str | None = None
+
+    @classmethod
+    def from_json(cls, attempt: Mapping[str, JSON]) -> LastFailure:
+        ended_at = attempt.get("ended_at")
+        return cls(
+            number=int(attempt.get("number") or 1),
+            ended_at=float(ended_at) if ended_at else None,
+            error_type=attempt.get("error_type"),
+            message=attempt.get("message"),
+            traceback=attempt.get("traceback"),
+            http_status=attempt.get("http_status"),
+            error_class=attempt.get("error_class"),
+            rule=attempt.get("rule"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter's payload read back (store/base.py `dead_letter_payload` writes it):
+    the job as it was, why it was dead-lettered, and its last failure."""
+
+    job_id: str
+    queue: str
+    task: str
+    labels: dict[str, str]
+    created_at: float | None
+    reason: str
+    poison: bool
+    last: LastFailure
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, JSON]) -> DeadLetter:
+        attempts = body.get("attempts") or [{}]
+        created_at = body.get("created_at")
+        return cls(
+            job_id=body["job_id"],
+            queue=body["queue"],
+            task=body["task"],
+            labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+            created_at=float(created_at) if created_at else None,
+            reason=str(body.get("reason") or ""),
+            poison=body.get("poison") is True,
+            last=LastFailure.from_json(attempts[-1]),
+        )
 
 
 class Route(StrEnum):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from deadletter.classify import ErrorInfo, Rule, classify
 from deadletter.dlq import wording
@@ -26,7 +25,7 @@ from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import ErrorClass, FailureRecord, LeasedJob, Route
+from deadletter.model import DeadLetter, ErrorClass, FailureRecord, LastFailure, LeasedJob, Route
 from deadletter.redact import Redactor
 from deadletter.store.base import Store
 
@@ -137,79 +136,70 @@ class DeadLetterHandler:
         return records
 
     def _prepare(self, letter: LeasedJob) -> _Prepared:
-        body: dict[str, Any] = letter.payload
-        attempts = body.get("attempts") or [{}]
-        last = attempts[-1]
+        dead = DeadLetter.from_json(letter.payload)
+        last = dead.last
         error_class, rule = self._classification(last)
-        group = fingerprint(
-            last.get("error_type") or "", last.get("message") or "", last.get("traceback")
-        )
-        failed_at = float(last.get("ended_at") or time.time())
-        key = forensic.key(body["queue"], failed_at, letter.id)
+        group = fingerprint(last.error_type or "", last.message or "", last.traceback)
+        failed_at = last.ended_at or time.time()
+        key = forensic.key(dead.queue, failed_at, letter.id)
         doc = forensic.document(
-            self.redactors.secrets.redact_value(body),  # type: ignore[arg-type]
+            self.redactors.secrets.redact_value(letter.payload),  # type: ignore[arg-type]
             classification={"class": error_class.value, "rule": rule},
             fingerprint=group,
             host=self.host,
         )
-        record = self._failure_record(letter, body, last, error_class, rule, group, key, failed_at)
+        record = self._failure_record(letter, dead, error_class, rule, group, key, failed_at)
         return _Prepared(record, key, forensic.encode(doc))
 
-    def _classification(self, last: Mapping[str, Any]) -> tuple[ErrorClass, str]:
+    def _classification(self, last: LastFailure) -> tuple[ErrorClass, str]:
         """The worker classified the attempt when it failed; classify again only if not."""
-        if last.get("error_class") and last.get("rule"):
-            return ErrorClass(last["error_class"]), str(last["rule"])
-        info = ErrorInfo.from_record(
-            last.get("error_type") or "", last.get("message") or "", last.get("http_status")
-        )
+        if last.error_class and last.rule:
+            return ErrorClass(last.error_class), last.rule
+        info = ErrorInfo.from_record(last.error_type or "", last.message or "", last.http_status)
         verdict = classify(info, self.rules)
         return verdict.error_class, verdict.rule
 
     def _failure_record(
         self,
         letter: LeasedJob,
-        body: Mapping[str, Any],
-        last: Mapping[str, Any],
+        dead: DeadLetter,
         error_class: ErrorClass,
         rule: str,
         group: str,
         key: str,
         failed_at: float,
     ) -> FailureRecord:
-        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-        error_type = last.get("error_type")
-        message = self.redactors.secrets.redact_text(last.get("message") or "")
-        short_type = (error_type or "Error").rsplit(".", 1)[-1]
+        last = dead.last
+        message = self.redactors.secrets.redact_text(last.message or "")
+        short_type = (last.error_type or "Error").rsplit(".", 1)[-1]
         summary = self.redactors.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
         route = self.routes[error_class]
-        reason = str(body.get("reason") or "")
+        notice = None
+        if route is Route.NOTIFY_USER:
+            notice = wording.notice(dead.task, http_status=last.http_status, summary=summary)
         record = FailureRecord(
             dead_letter_id=letter.id,
-            job_id=body["job_id"],
-            queue=body["queue"],
-            task=body["task"],
+            job_id=dead.job_id,
+            queue=dead.queue,
+            task=dead.task,
             error_class=error_class,
             rule=rule,
             fingerprint=group,
-            error_type=error_type,
+            error_type=last.error_type,
             error_message=message,
-            http_status=last.get("http_status"),
-            retry_count=max(int(last.get("number") or 1) - 1, 0),
-            reason=reason,
-            labels=labels,
+            http_status=last.http_status,
+            retry_count=max(last.number - 1, 0),
+            reason=dead.reason,
+            labels=dead.labels,
             forensics_key=key,
-            created_at=float(body.get("created_at") or failed_at),
+            created_at=dead.created_at or failed_at,
             failed_at=failed_at,
             route=route,
-            user_id=labels.get(USER_LABEL),
-            notice=wording.notice(
-                body["task"], http_status=last.get("http_status"), summary=summary
-            )
-            if route is Route.NOTIFY_USER
-            else None,
+            user_id=dead.labels.get(USER_LABEL),
+            notice=notice,
         )
-        poison = body.get("poison") is True
-        return replace(record, alert=wording.alert(record, summary=summary, poison=poison))
+        alert = wording.alert(record, summary=summary, poison=dead.poison)
+        return replace(record, alert=alert)
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------
 
