@@ -161,7 +161,7 @@ class App:
         for key, value in overrides.items():
             settings = _replace_setting(settings, key, value)
         # Imported here, as in `dlq`: wiring pulls in boto3 and Apprise.
-        from deadletter.wiring import redactors_from
+        from deadletter.wiring import observers_from, redactors_from
 
         named = list(queues or settings.queues or [*self.queues(), *self.foreign_queues])
         consumed = [queue for queue in named if queue not in self.foreign_queues]
@@ -180,6 +180,7 @@ class App:
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
             letter_queues=frozenset(letters),
             takes_letters=self.dlq.handler.takes_letters if letters else lambda: True,
+            observers=observers_from(self.settings),
             periodic=[
                 *(self.dlq.periodic() if letters else []),
                 # Every worker prunes what it runs: bounded storage with no extra process.

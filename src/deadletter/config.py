@@ -114,6 +114,17 @@ class ThresholdSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SentrySettings:
+    """Failed attempts sent to Sentry (the extra `deadletter[sentry]`), off while `dsn` is
+    empty. `report`: "attempts" sends each failed attempt, "dead_letters" only those that
+    dead-letter their job."""
+
+    dsn: str = ""
+    report: str = "attempts"
+    environment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ServeSettings:
     """`deadletter serve`: where the HTTP API listens, and how fast one caller may ask.
 
@@ -146,6 +157,7 @@ class Settings:
     dlq: DlqSettings = field(default_factory=DlqSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    sentry: SentrySettings = field(default_factory=SentrySettings)
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] = ()
     redact_patterns: Mapping[str, str] = field(default_factory=dict)

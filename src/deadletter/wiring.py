@@ -25,6 +25,7 @@ from deadletter.ops.thresholds import ThresholdWatch
 from deadletter.redact import Redactor
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
+from deadletter.worker.observe import AttemptObserver
 
 DELIVERY_INTERVAL = 2.0
 # How often the worker asks the handler to probe a component found down; the breaker
@@ -75,6 +76,16 @@ class DlqComponents:
 def redactors_from(settings: Settings) -> Redactors:
     full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
     return Redactors(secrets=full.secrets_only(), pii=full)
+
+
+def observers_from(settings: Settings) -> list[AttemptObserver]:
+    """What a worker tells of failed attempts, from settings: Sentry when `[sentry] dsn`
+    is set (its module, and sentry-sdk, are imported only then)."""
+    if not settings.sentry.dsn:
+        return []
+    from deadletter.telemetry.sentry import SentryReporter
+
+    return [SentryReporter(settings.sentry, redactors_from(settings).secrets)]
 
 
 def routes_from(settings: Settings) -> dict[ErrorClass, Route]:

@@ -41,10 +41,15 @@ ALLOWED: dict[str, set[str]] = {
     "worker": FOUNDATION | {"classify", "redact", "store"},
     "dlq": FOUNDATION | SHARED | {"store", "forensics"},
     "notify": FOUNDATION | {"redact", "events", "store"},
+    # reporting to error trackers and tracers, each behind its optional extra; dlq: the
+    # fingerprint of a failure's group
+    "telemetry": FOUNDATION | {"redact", "store", "worker", "dlq"},
     # the service layer operators use
     "ops": FOUNDATION | {"redact", "payloads", "store", "forensics"},
     # the composition root
-    "wiring": FOUNDATION | SHARED | {"store", "forensics", "worker", "dlq", "notify", "ops"},
+    "wiring": FOUNDATION
+    | SHARED
+    | {"store", "forensics", "worker", "dlq", "notify", "ops", "telemetry"},
     "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring"},
     "demo": FOUNDATION | {"app", "tasks", "worker"},
     # faces: over the service layer and the composition root

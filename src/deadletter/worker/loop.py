@@ -32,6 +32,7 @@ from deadletter.store.base import (
     Succeeded,
 )
 from deadletter.store.fleet import RunningJob, WorkerPresence
+from deadletter.worker.observe import AttemptObserver, tell
 from deadletter.worker.outage import Outage
 from deadletter.worker.rates import QueueRates
 from deadletter.worker.retry import Failure, decide
@@ -123,6 +124,7 @@ class Worker:
         periodic: Sequence[Periodic] = (),
         letter_queues: frozenset[str] = frozenset(),
         takes_letters: Callable[[], bool] = lambda: True,
+        observers: Sequence[AttemptObserver] = (),
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
@@ -143,6 +145,7 @@ class Worker:
         self._takes_letters = takes_letters
         self._rules = tuple(rules)
         self._redactor = redactor
+        self._observers = tuple(observers)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -317,7 +320,9 @@ class Worker:
         # is back (fencing drops those whose lease was taken over meanwhile).
         applied = self.store.finish(outcomes, now=time.time())
         self._unsaved = []
-        self._tally(outcomes, applied, [item.job for item in finished])
+        jobs = [item.job for item in finished]
+        self._tally(outcomes, applied, jobs)
+        tell(self._observers, jobs, [item.failure for item in finished], outcomes, applied)
         for item in finished:
             self._forget(item.job.id)
 
@@ -354,10 +359,13 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
         )
         if lost:
-            outcomes = [self._decide(item.job, _lost_failure(item, now)) for item in lost]
+            jobs = [item.job for item in lost]
+            failures = [_lost_failure(item, now) for item in lost]
+            outcomes = [self._decide(job, f) for job, f in zip(jobs, failures, strict=True)]
             applied = self.store.finish(outcomes, now=now)
             self.stats.reclaimed += len(applied)
-            self._tally(outcomes, applied, [item.job for item in lost])
+            self._tally(outcomes, applied, jobs)
+            tell(self._observers, jobs, failures, outcomes, applied)
             log.warning("reclaimed %d jobs from lost workers", len(applied))
 
     def _tally(
@@ -433,6 +441,8 @@ class Worker:
         self.store.beat_worker(presence, forget_before=now - FORGET_WORKERS_AFTER)
 
     def _leave(self) -> None:
+        for observer in self._observers:
+            observer.close()
         try:
             self.store.drop_worker(self.name)
         except Exception:  # the database is away: readers pass over the silent worker
