@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -90,14 +91,31 @@ class App:
         max_retries: int | None = None,
         timeout: float | None = None,
         priority: int = 0,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        retry_jitter: bool | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
-        """A decorator registering a sync or `async def` function as a task."""
+        """A decorator registering a sync or `async def` function as a task.
+
+        `max_retries`, `retry_backoff` (the first retry's delay, in seconds),
+        `retry_backoff_max` (the cap) and `retry_jitter` take the place of the queue's
+        settings for this task's jobs; None keeps the queue's."""
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
             task_name = name or f"{fn.__module__}.{fn.__qualname__}"
             if task_name in self.tasks:
                 raise ConfigError(f"task {task_name!r} is registered twice")
-            options = TaskOptions(task_name, queue, max_retries, timeout, priority)
+            _check_retry_settings(task_name, max_retries, retry_backoff, retry_backoff_max)
+            options = TaskOptions(
+                task_name,
+                queue,
+                max_retries,
+                timeout,
+                priority,
+                retry_backoff=retry_backoff,
+                retry_backoff_max=retry_backoff_max,
+                retry_jitter=retry_jitter,
+            )
             registered = Task(self, fn, options)
             self.tasks[task_name] = registered
             return registered
@@ -131,8 +149,20 @@ class App:
             )
         return self.store.enqueue(jobs) if jobs else []
 
-    def policy(self, queue: str) -> QueuePolicy:
-        return self.settings.policy(queue)
+    def policy(self, queue: str, task: str | None = None) -> QueuePolicy:
+        """The retry policy of `queue`, with the settings of `task` (when it is
+        registered here) in place of the queue's."""
+        policy = self.settings.policy(queue)
+        registered = self.tasks.get(task) if task is not None else None
+        if registered is None:
+            return policy
+        options = registered.options
+        return policy.for_task(
+            max_retries=options.max_retries,
+            backoff_base=options.retry_backoff,
+            backoff_max=options.retry_backoff_max,
+            jitter=options.retry_jitter,
+        )
 
     # -- running -----------------------------------------------------------------
 
@@ -200,6 +230,14 @@ class App:
                 f" {', '.join(sorted(self.tasks)) or 'none'}"
             )
         return Resolved(task.function, task.options.timeout or timeout)
+
+
+def _check_retry_settings(task: str, *numbers: float | None) -> None:
+    """`max_retries`, `retry_backoff` and `retry_backoff_max` of `task`: 0 or more."""
+    names = ("max_retries", "retry_backoff", "retry_backoff_max")
+    for option, value in zip(names, numbers, strict=True):
+        if value is not None and not (0 <= value < math.inf):
+            raise ConfigError(f"{option} of task {task!r} must be 0 or more, not {value}")
 
 
 def _replace_setting(settings: WorkerSettings, key: str, value: Any) -> WorkerSettings:

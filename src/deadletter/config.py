@@ -26,7 +26,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from deadletter.errors import ConfigError
 
@@ -65,6 +65,29 @@ class QueuePolicy:
 
     def dlq_for(self, queue: str) -> str:
         return self.dead_letter_queue or f"{queue}-dlq"
+
+    def for_task(
+        self,
+        *,
+        max_retries: int | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        jitter: bool | None = None,
+    ) -> QueuePolicy:
+        """This policy with a task's own settings (those not None) in place of the queue's."""
+        return replace(
+            self,
+            max_retries=self.max_retries if max_retries is None else max_retries,
+            backoff_base=self.backoff_base if backoff_base is None else backoff_base,
+            backoff_max=self.backoff_max if backoff_max is None else backoff_max,
+            jitter=self.jitter if jitter is None else jitter,
+        )
+
+
+class PolicyOf(Protocol):
+    """The policy of a queue, with a task's own settings when `task` names one (App.policy)."""
+
+    def __call__(self, queue: str, task: str | None = None, /) -> QueuePolicy: ...
 
 
 # Shared, since it is frozen: the worker asks for a policy on every outcome.

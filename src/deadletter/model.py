@@ -48,6 +48,8 @@ class NewJob:
     priority: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
+    # The task's own retry budget (None: the queue's), kept for a requeue from the DLQ.
+    task_max_retries: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,10 @@ class TaskOptions:
     max_retries: int | None
     timeout: float | None
     priority: int
+    # The task's own retry pacing (None: the queue's; see QueuePolicy.for_task).
+    retry_backoff: float | None = None
+    retry_backoff_max: float | None = None
+    retry_jitter: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class JobSpec:
             priority=self.priority,
             labels={str(k): str(v) for k, v in self.labels.items()},
             idempotency_key=self.idempotency_key,
+            task_max_retries=self.max_retries,
         )
 
 

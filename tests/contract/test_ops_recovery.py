@@ -202,3 +202,25 @@ def test_an_abandoned_job_may_still_be_requeued_on_its_own(dlq_app: App) -> None
     assert recovery_status(dlq_app, job_id) == "abandoned"
     assert redo(dlq_app, job_id).outcome is Outcome.REQUEUED
     assert recovery_status(dlq_app, job_id) == "requeued"
+
+
+def test_a_requeued_job_gets_its_tasks_own_retries_not_its_queues(
+    dlq_app: App, downstream: Downstream
+) -> None:
+    @dlq_app.task(queue="charts", name="charts.stubborn", max_retries=3)
+    def stubborn(key: str) -> None:
+        downstream.call(key)
+
+    job_id = fail(dlq_app, "charts.stubborn", "tiles/9")
+    assert len(dlq_app.store.attempts(job_id)) == 4  # the task's 3 retries, not the queue's 1
+    # The operator's app knows no task: the budget comes from the job itself.
+    operator = App(dlq_app.settings)
+    try:
+        result = redo(operator, job_id)
+    finally:
+        operator.close()
+    assert result.outcome is Outcome.REQUEUED
+    job = dlq_app.store.get_job(job_id)
+    assert job is not None and job.max_retries == 4 + 3
+    run_worker(dlq_app)
+    assert len(dlq_app.store.attempts(job_id)) == 8

@@ -424,3 +424,33 @@ def take_over(app: App, job: LeasedJob) -> None:
     """Another worker's lease on `job`, as if its own had expired."""
     app.store.release([job.lease], now=time.time())
     app.store.lease([Q], limit=1, worker="thief", now=time.time(), lease_seconds=0.5)
+
+
+def test_a_task_paces_its_retries_with_its_own_backoff_not_its_queues(app: App) -> None:
+    # The queue retries at once (backoff_base 0, with jitter); these tasks wait. Each
+    # stops its worker as it fails, so that the retry it was given can be read.
+    @app.task(queue=Q, retry_backoff=5.0, retry_jitter=False)
+    def patient() -> None:
+        worker.stop()
+        raise TimeoutError("upstream slow")
+
+    @app.task(queue=Q, retry_backoff=100.0, retry_backoff_max=7.0, retry_jitter=False)
+    def capped() -> None:
+        worker.stop()
+        raise TimeoutError("upstream slow")
+
+    @app.task(queue=Q)
+    def hasty() -> None:
+        worker.stop()
+        raise TimeoutError("upstream slow")
+
+    waits = {}
+    for task in (patient, capped, hasty):
+        job_id = task.enqueue()
+        worker = app.worker(dlq=False)
+        worker.run()
+        job = app.store.get_job(job_id)
+        [attempt] = app.store.attempts(job_id)
+        assert job is not None and job.status is JobState.RETRYING
+        waits[task.name] = round(job.run_at - attempt.ended_at, 3)
+    assert waits == {patient.name: 5.0, capped.name: 7.0, hasty.name: 0.0}

@@ -1,7 +1,9 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from deadletter.app import App
 from deadletter.config import QueuePolicy, load_settings
 from deadletter.errors import ConfigError
 
@@ -108,3 +110,30 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 def test_invalid_toml_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[worker\n"), environ={})
+
+
+def test_a_tasks_retry_settings_win_over_its_queues_and_the_rest_stay(tmp_path: Path) -> None:
+    write(tmp_path, "[queues.charts]\nmax_retries = 5\nbackoff_base = 2.0\nbackoff_max = 60.0\n")
+    app = App(load_settings(environ={}, cwd=tmp_path))
+
+    @app.task(queue="charts", name="tiles", max_retries=1, retry_backoff=0.5, retry_jitter=False)
+    def tiles() -> None: ...
+
+    queue = app.policy("charts")
+    assert app.policy("charts", "unknown.task") == queue == app.policy("charts", None)
+    mine = app.policy("charts", "tiles")
+    assert (mine.max_retries, mine.backoff_base, mine.backoff_max, mine.jitter) == (
+        1,
+        0.5,
+        60.0,
+        False,
+    )
+
+
+@pytest.mark.parametrize("option", ["max_retries", "retry_backoff", "retry_backoff_max"])
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf")])
+def test_a_bad_task_retry_setting_is_named(tmp_path: Path, option: str, value: float) -> None:
+    app = App(load_settings(environ={}, cwd=tmp_path))
+    with pytest.raises(ConfigError, match=f"{option} of task 'bad' must be 0 or more"):
+        register: Any = app.task
+        register(name="bad", **{option: value})(lambda: None)

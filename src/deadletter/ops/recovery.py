@@ -6,7 +6,8 @@ operators acting on one job at once are serialised, and the second finds the job
 longer failed and is told so: a double click re-runs a job once.
 
 A requeued job keeps its attempt count and its history: it gets `max_retries = attempts
-+ the queue's max_retries`, a fresh budget whose attempt numbers carry on from the old.
++ its task's max_retries` (the one set on the task, kept on the job at enqueue; else the
+queue's), a fresh budget whose attempt numbers carry on from the old.
 """
 
 from __future__ import annotations

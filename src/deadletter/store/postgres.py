@@ -76,7 +76,7 @@ MIGRATION_LOCK = 0x646C_6D67
 # Arrays are sent in binary (%b): in text format every element is quoted and escaped.
 NEW_JOB_COLUMNS = (
     "id, queue, task, payload, priority, max_retries, dead_letter_queue, run_at, created_at,"
-    " labels, idempotency_key"
+    " labels, idempotency_key, task_max_retries"
 )
 
 # The whole batch in one statement: one array per column, zipped back into rows by
@@ -93,7 +93,7 @@ WITH inserted AS (
         unnest(%b::text[]), unnest(%b::text[]), unnest(%b::text[]),
         jsonb_array_elements(%s::jsonb), unnest(%b::int[]), unnest(%b::int[]),
         unnest(%b::text[]), unnest(%b::float8[]), unnest(%b::float8[]),
-        jsonb_array_elements(%s::jsonb), unnest(%b::text[]))
+        jsonb_array_elements(%s::jsonb), unnest(%b::text[]), unnest(%b::int[]))
         AS n({NEW_JOB_COLUMNS})
     ON CONFLICT DO NOTHING
     RETURNING queue)
@@ -684,6 +684,7 @@ def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> None:
         _floats([j.created_at for j in jobs]),
         rows.dump_json([j.labels for j in jobs]),
         [j.idempotency_key for j in jobs],
+        [j.task_max_retries for j in jobs],
     ]
     conn.execute(INSERT_JOBS, columns)
 

@@ -40,8 +40,8 @@ JOB_QUEUE = "SELECT queue FROM queue_jobs WHERE id = ?"
 
 REQUEUE_JOB = """
 UPDATE queue_jobs
-SET status = 'queued', max_retries = attempts + ?, run_at = ?, completed_at = NULL,
-    lease_owner = NULL, lease_expires_at = NULL, requeues = requeues + 1
+SET status = 'queued', max_retries = attempts + coalesce(task_max_retries, ?), run_at = ?,
+    completed_at = NULL, lease_owner = NULL, lease_expires_at = NULL, requeues = requeues + 1
 WHERE id = ? AND status = 'failed'
     AND (? OR NOT EXISTS (SELECT 1 FROM dlq_recovery_queue r
                           WHERE r.job_id = queue_jobs.id AND r.status = 'abandoned'))

@@ -162,4 +162,5 @@ def new_job_params(j: NewJob) -> tuple[Any, ...]:
         j.created_at,
         dump_json(j.labels) if j.labels else "{}",
         j.idempotency_key,
+        j.task_max_retries,
     )

@@ -55,17 +55,17 @@ BUSY_TIMEOUT_MS = 60_000
 CHUNK = 500
 
 # Jobs per INSERT: one statement of many rows costs ~40% less per job than executemany,
-# which binds and steps a statement per row; 11 x 200 parameters stay far below
+# which binds and steps a statement per row; 12 x 200 parameters stay far below
 # SQLite's limit (32,766).
 INSERT_CHUNK = 200
 
 INSERT_JOBS = """
 INSERT INTO queue_jobs (id, queue, task, payload, status, priority, max_retries,
-    dead_letter_queue, run_at, created_at, labels, idempotency_key)
+    dead_letter_queue, run_at, created_at, labels, idempotency_key, task_max_retries)
 VALUES {rows}
 ON CONFLICT DO NOTHING
 """
-NEW_JOB_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)"
+NEW_JOB_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
 
 # Oldest ready job first within a priority. Each queue is read on its own, in the order
 # of the partial index queue_jobs_ready, so that a scan stops after `limit` rows; with

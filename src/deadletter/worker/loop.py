@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from deadletter.classify import Rule
-from deadletter.config import QueuePolicy, WorkerSettings
+from deadletter.config import PolicyOf, WorkerSettings
 from deadletter.errors import InvalidArgument, StoreUnavailable, WorkerLost
 from deadletter.model import LeasedJob
 from deadletter.redact import Redactor
@@ -116,7 +116,7 @@ class Worker:
         store: Store,
         queues: Sequence[str],
         resolve: Resolve,
-        policy: Callable[[str], QueuePolicy],
+        policy: PolicyOf,
         rules: Sequence[Rule],
         redactor: Redactor,
         settings: WorkerSettings,
@@ -340,7 +340,7 @@ class Worker:
         return decide(
             job,
             failure,
-            policy=self._policy(job.queue),
+            policy=self._policy(job.queue, job.task),
             rules=self._rules,
             dlq_max_retries=self._policy(job.dead_letter_queue).max_retries,
             rng=self._rng,
