@@ -21,6 +21,7 @@ from deadletter.worker.prune import Pruner
 from deadletter.worker.slots import Resolved
 
 if TYPE_CHECKING:
+    from deadletter.telemetry.otel import Tracing
     from deadletter.wiring import DlqComponents
 
 P = ParamSpec("P")
@@ -52,6 +53,12 @@ class App:
         self.foreign_queues: list[str] = []
         self._store: Store | None = None
         self._dlq: DlqComponents | None = None
+        self._tracing: Tracing | None = None
+        if self.settings.otel.enabled:
+            # Imported only then: without the setting, tracing costs nothing.
+            from deadletter.wiring import build_tracing
+
+            self._tracing = build_tracing()
 
     @property
     def store(self) -> Store:
@@ -139,6 +146,8 @@ class App:
             if policy is None:
                 policy = policies[spec.queue] = self.policy(spec.queue)
             retries = policy.max_retries if spec.max_retries is None else spec.max_retries
+            if self._tracing is not None:
+                spec = replace(spec, labels=self._tracing.carry(spec.labels))
             jobs.append(
                 spec.to_new_job(
                     now=now,
@@ -211,6 +220,7 @@ class App:
             letter_queues=frozenset(letters),
             takes_letters=self.dlq.handler.takes_letters if letters else lambda: True,
             observers=observers_from(self.settings),
+            around=self._tracing.run if self._tracing else None,
             periodic=[
                 *(self.dlq.periodic() if letters else []),
                 # Every worker prunes what it runs: bounded storage with no extra process.

@@ -148,6 +148,14 @@ class SentrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OtelSettings:
+    """OpenTelemetry traces (the extra `deadletter[otel]`), off unless `enabled`: the
+    trace context of `enqueue` goes with the job, each run is a span."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ServeSettings:
     """`deadletter serve`: where the HTTP API listens, and how fast one caller may ask.
 
@@ -181,6 +189,7 @@ class Settings:
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     sentry: SentrySettings = field(default_factory=SentrySettings)
+    otel: OtelSettings = field(default_factory=OtelSettings)
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] = ()
     redact_patterns: Mapping[str, str] = field(default_factory=dict)

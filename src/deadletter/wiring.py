@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deadletter.classify import Rule
 from deadletter.config import Settings
@@ -26,6 +27,9 @@ from deadletter.redact import Redactor
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 from deadletter.worker.observe import AttemptObserver
+
+if TYPE_CHECKING:
+    from deadletter.telemetry.otel import Tracing
 
 DELIVERY_INTERVAL = 2.0
 # How often the worker asks the handler to probe a component found down; the breaker
@@ -86,6 +90,14 @@ def observers_from(settings: Settings) -> list[AttemptObserver]:
     from deadletter.telemetry.sentry import SentryReporter
 
     return [SentryReporter(settings.sentry, redactors_from(settings).secrets)]
+
+
+def build_tracing() -> Tracing:
+    """OpenTelemetry's halves of a job's trace, for `[otel] enabled` (its module, and
+    opentelemetry, are imported only then)."""
+    from deadletter.telemetry.otel import Tracing
+
+    return Tracing()
 
 
 def routes_from(settings: Settings) -> dict[ErrorClass, Route]:

@@ -50,7 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": FOUNDATION
     | SHARED
     | {"store", "forensics", "worker", "dlq", "notify", "ops", "telemetry"},
-    "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring"},
+    # telemetry: the type of the tracing it holds, under TYPE_CHECKING
+    "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring", "telemetry"},
     "demo": FOUNDATION | {"app", "tasks", "worker"},
     # faces: over the service layer and the composition root
     "api": SERVICES | {"app", "wiring"},

@@ -36,7 +36,7 @@ from deadletter.worker.observe import AttemptObserver, tell
 from deadletter.worker.outage import Outage
 from deadletter.worker.rates import QueueRates
 from deadletter.worker.retry import Failure, decide
-from deadletter.worker.slots import Finished, Resolve, Slots
+from deadletter.worker.slots import Around, Finished, Resolve, Slots
 
 log = logging.getLogger("deadletter.worker")
 
@@ -125,6 +125,7 @@ class Worker:
         letter_queues: frozenset[str] = frozenset(),
         takes_letters: Callable[[], bool] = lambda: True,
         observers: Sequence[AttemptObserver] = (),
+        around: Around | None = None,
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
@@ -146,6 +147,7 @@ class Worker:
         self._rules = tuple(rules)
         self._redactor = redactor
         self._observers = tuple(observers)
+        self._around = around
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -178,7 +180,13 @@ class Worker:
         return len(self._inflight) - len(self._unsaved)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
-        slots = Slots(self.settings.concurrency, self._resolve, self.name, hold=self._is_held)
+        slots = Slots(
+            self.settings.concurrency,
+            self._resolve,
+            self.name,
+            hold=self._is_held,
+            around=self._around,
+        )
         self._slots = slots
         background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
         background.start()

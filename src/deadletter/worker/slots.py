@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ from deadletter.worker.retry import Failure
 from deadletter.worker.tracebacks import format_failure
 
 TRACEBACK_LIMIT = 8000
+
+# A context a run happens in, given its job (telemetry/otel.py: a span).
+Around = Callable[[LeasedJob], AbstractContextManager[None]]
 
 current_job: contextvars.ContextVar[LeasedJob] = contextvars.ContextVar("deadletter_current_job")
 
@@ -76,13 +80,16 @@ class Slots:
         resolve: Resolve,
         worker: str,
         hold: Callable[[LeasedJob], bool] = lambda job: False,
+        around: Around | None = None,
     ) -> None:
-        """`hold`: whether a job waiting for a slot is not to be started after all."""
+        """`hold`: whether a job waiting for a slot is not to be started after all;
+        `around`: a context each run of a single job runs in (a trace's span)."""
         self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[list[LeasedJob] | None] = queue.SimpleQueue()
         self._resolve = resolve
         self._worker = worker
         self._hold = hold
+        self._around = around
         self._running: dict[int, _Running] = {}
         # The async tasks running now, by job id: a lost lease cancels its task.
         self._futures: dict[str, Future[Any]] = {}
@@ -177,7 +184,8 @@ class Slots:
                 return {job_id: self._failure(exc, started) for job_id, exc in failed.items()}
             token = current_job.set(jobs[0])
             try:
-                self._call(resolved.function, jobs[0], resolved.timeout)
+                with self._around(jobs[0]) if self._around else nullcontext():
+                    self._call(resolved.function, jobs[0], resolved.timeout)
             finally:
                 current_job.reset(token)
         except Exception as exc:  # every failure of a task is recorded, whatever its type
