@@ -268,12 +268,9 @@ class FailureAlert:
 
 
 @dataclass(frozen=True, slots=True)
-class FailureRecord:
-    """A handled dead letter: what failed, why, and where it is routed.
-
-    Text fields are redacted of secrets; `notice` and `alert`, worded by the handler,
-    are also redacted of PII, since they leave the system.
-    """
+class RecordedFailure:
+    """A handled dead letter as recorded: what failed, and how it was classified.
+    Text fields are redacted of secrets."""
 
     dead_letter_id: str
     job_id: str
@@ -291,6 +288,13 @@ class FailureRecord:
     forensics_key: str | None
     created_at: float
     failed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord(RecordedFailure):
+    """A handled dead letter and where it is routed. `notice` and `alert`, worded by
+    the handler, are also redacted of PII, since they leave the system."""
+
     route: Route
     user_id: str | None = None
     notice: Notice | None = None

@@ -23,6 +23,7 @@ from deadletter.cli import (
     logs,
     maintenance,
     monitor,
+    reclassify,
     recover,
     recovery,
     serve,
@@ -64,6 +65,7 @@ app.command("export")(export.export)
 app.command("requeue")(recovery.requeue)
 app.command("abandon")(recovery.abandon)
 app.command("cancel")(cancel.cancel)
+app.command("reclassify")(reclassify.reclassify)
 app.command("recovery")(recovery.recovery)
 app.add_typer(recovery.review_app, name="review")
 app.command("recover")(recover.recover)

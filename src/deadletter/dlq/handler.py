@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from deadletter.classify import ErrorInfo, Rule, classify
 from deadletter.dlq import wording
@@ -25,7 +25,15 @@ from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import DeadLetter, ErrorClass, FailureRecord, LastFailure, LeasedJob, Route
+from deadletter.model import (
+    DeadLetter,
+    ErrorClass,
+    FailureRecord,
+    LastFailure,
+    LeasedJob,
+    RecordedFailure,
+    Route,
+)
 from deadletter.redact import Redactor
 from deadletter.store.base import Store
 
@@ -171,12 +179,6 @@ class DeadLetterHandler:
     ) -> FailureRecord:
         last = dead.last
         message = self.redactors.secrets.redact_text(last.message or "")
-        short_type = (last.error_type or "Error").rsplit(".", 1)[-1]
-        summary = self.redactors.pii.redact_text(f"{short_type}: {message}")[:SUMMARY_LIMIT]
-        route = self.routes[error_class]
-        notice = None
-        if route is Route.NOTIFY_USER:
-            notice = wording.notice(dead.task, http_status=last.http_status, summary=summary)
         record = FailureRecord(
             dead_letter_id=letter.id,
             job_id=dead.job_id,
@@ -194,12 +196,39 @@ class DeadLetterHandler:
             forensics_key=key,
             created_at=dead.created_at or failed_at,
             failed_at=failed_at,
-            route=route,
+            route=self.routes[error_class],
             user_id=dead.labels.get(USER_LABEL),
-            notice=notice,
         )
-        alert = wording.alert(record, summary=summary, poison=dead.poison)
-        return replace(record, alert=alert)
+        return self._worded(record, poison=dead.poison)
+
+    def _worded(self, record: FailureRecord, *, poison: bool) -> FailureRecord:
+        """`record` with the notice its route sends a user and the alert it may raise."""
+        short_type = (record.error_type or "Error").rsplit(".", 1)[-1]
+        text = f"{short_type}: {record.error_message or ''}"
+        summary = self.redactors.pii.redact_text(text)[:SUMMARY_LIMIT]
+        notice = None
+        if record.route is Route.NOTIFY_USER:
+            notice = wording.notice(record.task, http_status=record.http_status, summary=summary)
+        alert = wording.alert(record, summary=summary, poison=poison)
+        return replace(record, notice=notice, alert=alert)
+
+    # -- re-classifying recorded failures (ops/reclassify.py) ---------------------------
+
+    def regrade(self, failure: RecordedFailure) -> FailureRecord | None:
+        """`failure` classified again by the current rules, routed and worded as a new
+        one would be; None when its class did not change."""
+        info = ErrorInfo.from_record(
+            failure.error_type or "", failure.error_message or "", failure.http_status
+        )
+        verdict = classify(info, self.rules)
+        if verdict.error_class is failure.error_class:
+            return None
+        record = FailureRecord(
+            **{**asdict(failure), "error_class": verdict.error_class, "rule": verdict.rule},
+            route=self.routes[verdict.error_class],
+            user_id=failure.labels.get(USER_LABEL),
+        )
+        return self._worded(record, poison=False)
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------
 

@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     QUEUE_PAUSE = "queue_pause"
     QUEUE_RESUME = "queue_resume"
     CANCEL = "cancel"
+    RECLASSIFY = "reclassify"
 
 
 @dataclass(frozen=True, slots=True)

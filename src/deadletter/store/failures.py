@@ -289,3 +289,15 @@ def _group_params(r: FailureRecord, count: int, last_seen: float) -> tuple[Any, 
         r.failed_at,
         last_seen,
     )
+
+
+def route_again(
+    execute: Execute, records: Sequence[FailureRecord], *, now: float, alert_window: float
+) -> list[str]:
+    """Route failures recorded before (re-classified) to their routes: each step keyed by
+    the dead letter as when it was handled, so nothing is sent twice. The ids of the
+    alerts raised."""
+    if not records:
+        return []
+    _route(execute, list(records), now)
+    return _alerts(execute, list(records), [], now, alert_window)
