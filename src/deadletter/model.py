@@ -231,6 +231,17 @@ class Route(StrEnum):
     REVIEW = "review"
 
 
+class AlertKind(StrEnum):
+    """The kinds of alert a handled dead letter raises about its error group."""
+
+    NEW_FAILURE = "new_failure"  # a fingerprint never seen before
+    SYSTEM_ERROR = "system_error"
+    POISON = "poison"  # a job that kept killing its worker, quarantined
+
+
+FAILURE_ALERT_KINDS = tuple(kind.value for kind in AlertKind)
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     """A user notification as the DLQ handler words it (dlq/wording.py)."""

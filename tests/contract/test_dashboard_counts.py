@@ -12,6 +12,7 @@ from deadletter.model import ErrorClass
 from deadletter.ops.archive import purge
 from deadletter.ops.dashboard import SPANS, SPARK_HOURS, failure_series, sparklines
 from deadletter.store.base import Store
+from deadletter.store.dashboard import route_rows
 from tests.support.operator import fail, record_failures
 
 
@@ -68,3 +69,15 @@ def test_the_counts_equal_a_scan_after_real_and_recorded_failures_and_a_purge(
     with store.snapshot() as execute:
         left = execute("SELECT count(*) FROM dlq_failures WHERE failed_at < ?", (now - 86_400,))
         assert left.fetchone()[0] == 0
+
+
+def test_a_failure_route_reads_the_alert_raised_about_its_group(dlq_app: App) -> None:
+    """store/dashboard.py `route_rows` finds the alert of the failure's group among the
+    kinds a handled dead letter raises (model.FAILURE_ALERT_KINDS)."""
+    record_failures(dlq_app, 3, ties=1, start=time.time() - 60)
+    with dlq_app.store.snapshot() as execute:
+        rows = route_rows(
+            execute, dead_letter_id="dl-000000", fingerprint="fp-odd", handled_at=time.time()
+        )
+    assert rows.alert is not None
+    assert (rows.alert.id, rows.alert.kind) == ("new_failure-dl-000000", "new_failure")

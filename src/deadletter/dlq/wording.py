@@ -5,14 +5,12 @@ model.FailureAlert), which the store inserts once per dead letter.
 
 from __future__ import annotations
 
-from deadletter.model import AlertText, FailureAlert, FailureRecord, Notice, Route
+from deadletter.model import AlertKind, AlertText, FailureAlert, FailureRecord, Notice, Route
 
 # Alerts about one fingerprint within the window are folded into the latest one;
 # poison alerts only into poison alerts, so that a quarantine is never hidden.
-POISON = "poison"
-NEW_FAILURE = "new_failure"
-SYSTEM_ERROR = "system_error"
-FAILURE_KINDS = frozenset({SYSTEM_ERROR, NEW_FAILURE})
+POISON = frozenset({AlertKind.POISON.value})
+FAILURE = frozenset({AlertKind.SYSTEM_ERROR.value, AlertKind.NEW_FAILURE.value})
 
 
 def notice(task: str, *, http_status: object, summary: str) -> Notice:
@@ -35,25 +33,25 @@ def alert(record: FailureRecord, *, summary: str, poison: bool) -> FailureAlert:
     only when its fingerprint is new. `summary` is redacted of PII."""
     if poison:
         what = "Poison job quarantined (it kept killing its worker)"
-        quarantined = _text(record, summary, POISON, what)
-        return FailureAlert(quarantined, quarantined, frozenset({POISON}), always=True)
+        quarantined = _text(record, summary, AlertKind.POISON, what)
+        return FailureAlert(quarantined, quarantined, POISON, always=True)
     return FailureAlert(
-        first=_text(record, summary, NEW_FAILURE, "New kind of failure"),
-        again=_text(record, summary, SYSTEM_ERROR, "System error"),
-        folds_into=FAILURE_KINDS,
+        first=_text(record, summary, AlertKind.NEW_FAILURE, "New kind of failure"),
+        again=_text(record, summary, AlertKind.SYSTEM_ERROR, "System error"),
+        folds_into=FAILURE,
         always=record.route is Route.ALERT_OPS,
     )
 
 
-def _text(f: FailureRecord, summary: str, kind: str, what: str) -> AlertText:
+def _text(f: FailureRecord, summary: str, kind: AlertKind, what: str) -> AlertText:
     body = (
         f"{summary}\nreason: {f.reason}\n"
         f"queue: {f.queue}  task: {f.task}  job: {f.job_id}\n"
         f"class: {f.error_class.value} (rule {f.rule})  group: {f.fingerprint}"
     )
     return AlertText(
-        id=f"{kind}-{f.dead_letter_id}",
-        kind=kind,
+        id=f"{kind.value}-{f.dead_letter_id}",
+        kind=kind.value,
         title=f"{what} on {f.queue}: {f.error_class.value}",
         body=body,
     )

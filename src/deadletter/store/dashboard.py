@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from deadletter.model import FAILURE_ALERT_KINDS
 from deadletter.store.failures import Execute
 from deadletter.store.query import marks
 
@@ -115,9 +116,9 @@ def recent_delays(execute: Execute, *, limit: int) -> list[float]:
 # the alert raised for its group up to when it was handled (its own, or one it was
 # counted into), and its review-log entry.
 NOTIFICATION = "SELECT status, attempts, sent_at, last_error FROM user_notifications WHERE id = ?"
-ALERT = """
+ALERT = f"""
 SELECT id, kind, status, occurrences, created_at, sent_at FROM ops_alerts
-WHERE kind IN ('system_error', 'new_failure', 'poison') AND fingerprint = ? AND created_at <= ?
+WHERE kind IN ({marks(FAILURE_ALERT_KINDS)}) AND fingerprint = ? AND created_at <= ?
 ORDER BY created_at DESC LIMIT 1
 """
 REVIEW = "SELECT reviewed_at, reviewed_by, note FROM dlq_review_log WHERE dead_letter_id = ?"
@@ -161,7 +162,7 @@ def route_rows(
     execute: Execute, *, dead_letter_id: str, fingerprint: str, handled_at: float
 ) -> RouteRows:
     notification = execute(NOTIFICATION, (dead_letter_id,)).fetchone()
-    alert = execute(ALERT, (fingerprint, handled_at)).fetchone()
+    alert = execute(ALERT, (*FAILURE_ALERT_KINDS, fingerprint, handled_at)).fetchone()
     review = execute(REVIEW, (dead_letter_id,)).fetchone()
     return RouteRows(
         notification=NotificationRow(*notification) if notification else None,
