@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# What a payload holds, as read back: loose, since readers index into it freely.
 JSON = Any
+# What deadletter itself writes as JSON: checked by mypy.
+JSONValue = dict[str, "JSONValue"] | list["JSONValue"] | str | int | float | bool | None
 
 
 class JobState(StrEnum):
@@ -106,7 +109,7 @@ class Attempt:
     error_class: ErrorClass | None = None
     rule: str | None = None
 
-    def to_json(self) -> dict[str, JSON]:
+    def to_json(self) -> dict[str, JSONValue]:
         return {
             "number": self.number,
             "started_at": self.started_at,
@@ -326,7 +329,7 @@ class Origin:
     arguments: dict[str, JSON]
     options: dict[str, JSON] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, JSON]:
+    def to_json(self) -> dict[str, JSONValue]:
         return {
             "system": self.system,
             "queue": self.queue,

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from deadletter.model import (
-    JSON,
     Attempt,
     FailureRecord,
     HostEvent,
     Job,
     JobState,
+    JSONValue,
     Lease,
     LeasedJob,
     NewJob,
@@ -221,7 +221,7 @@ class Store(Protocol):
 
 def dead_letter_payload(
     row: Row, history: Iterable[Attempt], reason: str, *, poison: bool
-) -> dict[str, JSON]:
+) -> dict[str, JSONValue]:
     """What a dead letter carries: the job as it was and its whole attempt history."""
     return {
         "job_id": row["id"],
