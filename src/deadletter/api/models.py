@@ -206,6 +206,11 @@ class CancelRequest(Body):
     limit: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
 
 
+class ReclassifyRequest(Body):
+    reason: Reason
+    dry_run: bool = False
+
+
 class PauseResponse(BaseModel):
     queue: str
     paused: bool = Field(description="the queue's state now")

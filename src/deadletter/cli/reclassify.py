@@ -41,7 +41,7 @@ for a failure is not raised again. Run with --dry-run first."""
 
 def _report(done: Reclassification, as_json: bool) -> None:
     if as_json:
-        print_json({**asdict(done), "counts": done.counts})
+        print_json(asdict(done))
         return
     verb = "would move" if done.dry_run else "moved"
     for move in done.moves:

@@ -48,11 +48,7 @@ class Reclassification:
     dry_run: bool
     examined: int
     moves: list[Move]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Moves by change, as "OLD->NEW", most first."""
-        return dict(Counter(f"{m.was}->{m.now}" for m in self.moves).most_common())
+    counts: dict[str, int]  # moves by change, as "OLD->NEW", most first
 
 
 def reclassify(
@@ -78,7 +74,8 @@ def reclassify(
             if not dry_run:
                 changed = _move(execute, changed, who, why, alert_window)
             moves.extend(_as_move(failure, record) for failure, record in changed)
-    return Reclassification(dry_run, examined, moves)
+    counts = Counter(f"{m.was}->{m.now}" for m in moves).most_common()
+    return Reclassification(dry_run, examined, moves, dict(counts))
 
 
 def _move(

@@ -1,4 +1,5 @@
-"""Acting on one failure: requeue, abandon, review; and the queues that wait for it.
+"""Acting on one failure: requeue, abandon, review; re-classifying all of them; and the
+queues that wait for them.
 
 Reading the recovery queue and the review log needs `read`; acting needs `operate`.
 An action that does not apply now (a second click on requeue, a job abandoned since)
@@ -21,6 +22,7 @@ from deadletter.api.models import (
     Cursor,
     JobId,
     Limit,
+    ReclassifyRequest,
     RecoveryPage,
     RequeueRequest,
     ReviewPage,
@@ -28,6 +30,7 @@ from deadletter.api.models import (
 )
 from deadletter.api.routing import GuardedRoute
 from deadletter.ops import recovery, review
+from deadletter.ops.reclassify import Reclassification, reclassify
 from deadletter.ops.recovery import ActionResult, Outcome
 
 ACTED = {**UNREADABLE, **NOT_FOUND, **REFUSED}
@@ -88,6 +91,25 @@ def router(ctx: ApiContext) -> APIRouter:
         row becomes `abandoned`."""
         return answer(
             recovery.abandon(ctx.app.store, job_id, actor=caller.actor, reason=body.reason)
+        )
+
+    @api.post("/failures/reclassify", response_model=Reclassification, responses=UNREADABLE)
+    def reclassify_failures(
+        caller: Annotated[Caller, Depends(ctx.operate)], body: ReclassifyRequest
+    ) -> Reclassification:
+        """Classify the current failures (the latest of each failed job not abandoned)
+        again by the rules of the server's config. `dry_run` lists those whose class
+        would change and the counts by `OLD->NEW`, and changes nothing; otherwise each
+        moves to its new class's route, one audit record each, and no notification or
+        alert already raised for a failure is raised again."""
+        handler = ctx.app.dlq.handler
+        return reclassify(
+            ctx.app.store,
+            regrade=handler.regrade,
+            actor=caller.actor,
+            reason=body.reason,
+            alert_window=handler.alert_window,
+            dry_run=body.dry_run,
         )
 
     @api.get("/review", response_model=ReviewPage)
