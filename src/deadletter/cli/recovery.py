@@ -22,7 +22,7 @@ from deadletter.ops.review import mark_reviewed, review_log
 
 # store.reports.RECOVERY_STATUSES, as a type: --help lists them, a typo is a usage error.
 RecoveryStatus = Literal["pending", "requeued", "recovered", "abandoned"]
-Job = Annotated[
+JobId = Annotated[
     str | None,
     typer.Argument(help="The job's id; leave it out to act on every job the filters match."),
 ]
@@ -32,7 +32,7 @@ Job = Annotated[
 @filter_options
 def requeue(
     ctx: typer.Context,
-    job: Job = None,
+    job: JobId = None,
     payload: Annotated[
         str | None,
         typer.Option(help='A corrected payload, {"args": [...], "kwargs": {...}}, or @file.'),
@@ -72,7 +72,7 @@ cancels."""
 def abandon(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option(help="Why the job is given up on (required).")],
-    job: Job = None,
+    job: JobId = None,
     as_json: Json = False,
     *,
     failure_filter: FailureFilter,

@@ -37,7 +37,7 @@ from deadletter.store.failures import Execute
 from deadletter.store.rows import loads
 
 CHUNK_ROWS = 1000
-Row = dict[str, Any]
+ExportRow = dict[str, Any]
 
 
 class ExportFormat(StrEnum):
@@ -93,7 +93,7 @@ def _format(fmt: ExportFormat | str) -> ExportFormat:
 
 def _chunk(
     execute: Execute, failure_filter: FailureFilter, cursor: str | None, rows: int, payload: bool
-) -> list[tuple[FailureItem, Row]]:
+) -> list[tuple[FailureItem, ExportRow]]:
     clauses = [*failure_filter.clauses(), *KEYS.after(cursor, cursor_scope(failure_filter))]
     found = []
     for row in fetch_failures(execute, clauses, limit=rows, payload=payload):
@@ -108,10 +108,10 @@ def _chunk(
 def _chunks(
     store: Store,
     failure_filter: FailureFilter,
-    first: list[tuple[FailureItem, Row]],
+    first: list[tuple[FailureItem, ExportRow]],
     rows: int,
     payload: bool,
-) -> Iterator[list[Row]]:
+) -> Iterator[list[ExportRow]]:
     chunk = first
     while chunk:
         yield [record for _, record in chunk]
@@ -122,7 +122,7 @@ def _chunks(
             chunk = _chunk(execute, failure_filter, cursor, rows, payload)
 
 
-def _jsonl(chunks: Iterator[list[Row]]) -> Iterator[str]:
+def _jsonl(chunks: Iterator[list[ExportRow]]) -> Iterator[str]:
     for chunk in chunks:
         yield "".join(_json(record) + "\n" for record in chunk)
 
@@ -131,7 +131,7 @@ def _json(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def _json_array(chunks: Iterator[list[Row]]) -> Iterator[str]:
+def _json_array(chunks: Iterator[list[ExportRow]]) -> Iterator[str]:
     yield "["
     separator = "\n"
     for chunk in chunks:
@@ -145,7 +145,7 @@ def _json_array(chunks: Iterator[list[Row]]) -> Iterator[str]:
 CSV_COLUMNS = [f.name for f in fields(FailureItem)]
 
 
-def _csv(chunks: Iterator[list[Row]], columns: list[str]) -> Iterator[str]:
+def _csv(chunks: Iterator[list[ExportRow]], columns: list[str]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, lineterminator="\n")
     writer.writeheader()
