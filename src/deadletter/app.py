@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from deadletter.classify import Rule, build_rules, rules_from_config
 from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
 from deadletter.errors import ConfigError, UnknownTask
-from deadletter.model import LeasedJob
+from deadletter.model import LeasedJob, NewJob
+from deadletter.schedules import DEFAULT_GRACE, Schedule, Scheduler, schedules_from_config
+from deadletter.schedules import INTERVAL as SCHEDULE_INTERVAL
 from deadletter.store import open_store
 from deadletter.store.base import DEAD_LETTER_TASK, Store
 from deadletter.tasks import JobSpec, Task, TaskOptions
@@ -51,6 +53,7 @@ class App:
         # Queues of jobs that another job system runs (deadletter.integrations): a worker
         # handles their dead letters and never runs their jobs.
         self.foreign_queues: list[str] = []
+        self._periodic: list[Schedule] = []
         self._store: Store | None = None
         self._dlq: DlqComponents | None = None
         self._tracing: Tracing | None = None
@@ -129,6 +132,55 @@ class App:
 
         return register
 
+    def periodic(
+        self,
+        cron: str,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        missed: str = "skip",
+        grace_seconds: float = DEFAULT_GRACE,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Callable[[Task[P, R] | Callable[P, R]], Task[P, R]]:
+        """A decorator enqueueing a task at each tick of `cron` (schedules.py): over
+        `@app.task(...)`, or over a plain function, which it registers as a task with the
+        defaults. `name` (default: the task's) names the schedule."""
+
+        def register(target: Task[P, R] | Callable[P, R]) -> Task[P, R]:
+            task = target if isinstance(target, Task) else self.task()(target)
+            schedule = Schedule(
+                name=name or task.name,
+                cron=cron,
+                task=task.name,
+                queue=task.options.queue,
+                args=tuple(args),
+                kwargs=dict(kwargs or {}),
+                timezone=timezone,
+                missed=missed,
+                grace_seconds=grace_seconds,
+            )
+            if any(known.name == schedule.name for known in self._periodic):
+                raise ConfigError(f"schedule {schedule.name!r} is registered twice")
+            self._periodic.append(schedule)
+            return task
+
+        return register
+
+    def schedules(self) -> list[Schedule]:
+        """The schedules of `@periodic` and of the config's `[schedules]`; the queue of
+        a configured one that names none is its task's, when the task is registered."""
+        configured = schedules_from_config(self.settings.schedules)
+        found = [*self._periodic]
+        for schedule in configured:
+            if any(known.name == schedule.name for known in found):
+                raise ConfigError(f"schedule {schedule.name!r} is both configured and registered")
+            task = self.tasks.get(schedule.task)
+            if not schedule.queue and task is not None:
+                schedule = replace(schedule, queue=task.options.queue)
+            found.append(schedule)
+        return found
+
     # -- producing ---------------------------------------------------------------
 
     def enqueue(self, spec: JobSpec) -> str:
@@ -136,6 +188,15 @@ class App:
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Enqueue jobs in one transaction; returns their ids in order."""
+        jobs = self.new_jobs(specs)
+        return self.store.enqueue(jobs) if jobs else []
+
+    def new_job(self, spec: JobSpec) -> NewJob:
+        return self.new_jobs([spec])[0]
+
+    def new_jobs(self, specs: Iterable[JobSpec]) -> list[NewJob]:
+        """The rows `specs` become: the queue's retries and dead-letter queue, the
+        payload encoded once, the trace context in the labels."""
         now = time.time()
         limit = self.settings.payload_limit_bytes
         # A batch usually targets one queue: look its policy up once, not per job.
@@ -156,7 +217,7 @@ class App:
                     limit=limit,
                 )
             )
-        return self.store.enqueue(jobs) if jobs else []
+        return jobs
 
     def policy(self, queue: str, task: str | None = None) -> QueuePolicy:
         """The retry policy of `queue`, with the settings of `task` (when it is
@@ -225,8 +286,31 @@ class App:
                 *(self.dlq.periodic() if letters else []),
                 # Every worker prunes what it runs: bounded storage with no extra process.
                 (PRUNE_INTERVAL, Pruner(self.store, runs, self.policy)),
+                *self._scheduler([] if dlq_only else consumed),
             ],
         )
+
+    def _scheduler(self, queues: Sequence[str]) -> list[tuple[float, Scheduler]]:
+        """The scheduler of the schedules whose jobs go to `queues`, if any: a worker
+        schedules what it runs, so a scheduled job has a worker to run it."""
+        schedules = self.schedules()
+        unplaced = [s.name for s in schedules if not s.queue]
+        if unplaced:
+            raise ConfigError(
+                f"schedule {unplaced[0]!r}: its task is not registered in this app;"
+                " register it or give the schedule a queue"
+            )
+        mine = [schedule for schedule in schedules if schedule.queue in queues]
+        return [(SCHEDULE_INTERVAL, Scheduler(self.store, mine, self._tick_job))] if mine else []
+
+    def _tick_job(self, spec: JobSpec) -> NewJob:
+        """A tick's job, with its task's own retries and priority as `Task.spec` gives."""
+        task = self.tasks.get(spec.task)
+        if task is not None:
+            spec = replace(
+                spec, max_retries=task.options.max_retries, priority=task.options.priority
+            )
+        return self.new_job(spec)
 
     def resolve(self, job: LeasedJob) -> Resolved:
         """How to run `job`: its function and timeout."""

@@ -193,6 +193,8 @@ class Settings:
     queues: Mapping[str, QueuePolicy] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] = ()
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
+    # `[schedules.<name>]` tables, read into schedules by deadletter/schedules.py.
+    schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def policy(self, queue: str) -> QueuePolicy:
         return self.queues.get(queue) or DEFAULT_POLICY
@@ -226,6 +228,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "settings") 
     if not isinstance(rules, list) or not all(isinstance(r, Mapping) for r in rules):
         raise ConfigError(f"{source}: rules must be an array of tables ([[rules]])")
     patterns = _table(raw.pop("redact_patterns", {}), f"{source}: [redact_patterns]")
+    schedules = _table(raw.pop("schedules", {}), f"{source}: [schedules]")
     settings = _build(Settings, raw, source)
     policies = {
         name: _build(QueuePolicy, policy, f"{source}: [queues.{name}]")
@@ -236,6 +239,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "settings") 
         queues=policies,
         rules=tuple(rules),
         redact_patterns={str(k): str(v) for k, v in patterns.items()},
+        schedules={str(k): v for k, v in schedules.items()},
     )
 
 

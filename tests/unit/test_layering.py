@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "forensics": {"errors", "model"},
     # running jobs, handling dead letters, delivering what they raise
     "tasks": {"errors", "model", "store", "payloads"},
+    # periodic jobs: cron ticks and the scheduler, enqueueing through the store
+    "schedules": {"errors", "model", "store", "tasks"},
     # redact: an attempt's error is redacted of secrets before it is written.
     "worker": FOUNDATION | {"classify", "redact", "store"},
     "dlq": FOUNDATION | SHARED | {"store", "forensics"},
@@ -45,13 +47,15 @@ ALLOWED: dict[str, set[str]] = {
     # fingerprint of a failure's group
     "telemetry": FOUNDATION | {"redact", "store", "worker", "dlq"},
     # the service layer operators use
-    "ops": FOUNDATION | {"redact", "payloads", "store", "forensics"},
+    # schedules: a schedule's next run, for `deadletter schedules`
+    "ops": FOUNDATION | {"redact", "payloads", "store", "forensics", "schedules"},
     # the composition root
     "wiring": FOUNDATION
     | SHARED
     | {"store", "forensics", "worker", "dlq", "notify", "ops", "telemetry"},
     # telemetry: the type of the tracing it holds, under TYPE_CHECKING
-    "app": FOUNDATION | {"classify", "store", "tasks", "worker", "wiring", "telemetry"},
+    "app": FOUNDATION
+    | {"classify", "store", "tasks", "schedules", "worker", "wiring", "telemetry"},
     "demo": FOUNDATION | {"app", "tasks", "worker"},
     # faces: over the service layer and the composition root
     "api": SERVICES | {"app", "wiring"},

@@ -26,6 +26,7 @@ from deadletter.cli import (
     reclassify,
     recover,
     recovery,
+    schedules,
     serve,
     tokens,
 )
@@ -58,6 +59,7 @@ app.command("stats")(monitor.stats)
 app.command("check")(monitor.check)
 app.add_typer(fleet.queue_app, name="queue")
 app.command("workers")(fleet.workers)
+app.command("schedules")(schedules.schedules)
 app.command("failures")(failures.failures)
 app.command("show")(failures.show)
 app.command("groups")(failures.groups)

@@ -209,6 +209,22 @@ class Store(Protocol):
         """Jobs queued or retrying by queue, that a worker here is to run."""
         ...
 
+    # -- periodic jobs (store/schedules.py) -------------------------------------------
+
+    def schedule_ticks(self, names: Sequence[str]) -> dict[str, int]:
+        """The last tick (epoch seconds) dealt with of each of `names` that has started."""
+        ...
+
+    def start_schedule(self, name: str, *, at: int) -> int:
+        """Start `name` with `at` as its last tick unless it has started; its last tick."""
+        ...
+
+    def advance_schedule(self, name: str, *, after: int, to: int, job: NewJob | None) -> bool:
+        """Move the last tick of `name` from `after` to `to`, and insert `job` (the tick's,
+        None for ticks skipped) in the same transaction; False, with nothing written, when
+        its last tick is no longer `after` (another scheduler moved it)."""
+        ...
+
     # -- retention (store/prune.py) --------------------------------------------------
 
     def prune_finished(self, queue: str, *, before: float, limit: int) -> int:

@@ -52,6 +52,7 @@ from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.prune import PruneMixin
+from deadletter.store.schedules import ADVANCE, ScheduleMixin
 from deadletter.store.schema import migrations
 
 # The pool logs each failed reconnection; an outage is logged once, by whoever waits it
@@ -285,7 +286,7 @@ def driver_reason(exc: psycopg.Error) -> str:
     return lines[0].rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
 
 
-class PostgresStore(FleetMixin, PruneMixin):
+class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     """A `Store` on one PostgreSQL database, shared by workers on many machines."""
 
     def __init__(self, url: str, *, timeout: float = POOL_TIMEOUT, fail_fast: bool = False) -> None:
@@ -463,6 +464,14 @@ class PostgresStore(FleetMixin, PruneMixin):
             except psycopg.OperationalError:
                 self._drop_own("producer")
                 _insert_jobs(self._own("producer"), jobs)
+
+    def advance_schedule(self, name: str, *, after: int, to: int, job: NewJob | None) -> bool:
+        with self._transaction() as conn:
+            if conn.execute(_placeholders(ADVANCE), (to, name, after)).rowcount == 0:
+                return False
+            if job is not None:
+                _insert_jobs(conn, [job])  # notifies the job's queue at commit
+        return True
 
     # -- leasing -----------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.prune import PruneMixin
+from deadletter.store.schedules import ADVANCE, ScheduleMixin
 from deadletter.store.schema import migrations
 from deadletter.store.sqlite_files import prepare
 
@@ -153,7 +154,7 @@ INSERT INTO job_attempts ({rows.ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?
 """
 
 
-class SqliteStore(FleetMixin, PruneMixin):
+class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     """A `Store` on one SQLite file, shared safely by several processes."""
 
     def __init__(self, path: Path) -> None:
@@ -285,6 +286,14 @@ class SqliteStore(FleetMixin, PruneMixin):
             sql = f"SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key IN ({marks})"
             found.update({r[1]: r[0] for r in conn.execute(sql, chunk)})
         return found
+
+    def advance_schedule(self, name: str, *, after: int, to: int, job: NewJob | None) -> bool:
+        with self._write() as conn:
+            if conn.execute(ADVANCE, (to, name, after)).rowcount == 0:
+                return False
+            if job is not None:
+                _run_all(conn, _inserts([job]))
+        return True
 
     # -- leasing -----------------------------------------------------------------
 
