@@ -210,7 +210,9 @@ def _alerts(
     for fingerprint, alert in wanted:
         into = _fold_into(recent[fingerprint], alert.folds_into)
         if into is not None:
-            counted[into] += 1
+            # An alert this failure raised itself (it was re-classified) counts it already.
+            if into not in (alert.first.id, alert.again.id):
+                counted[into] += 1
             continue
         text = alert.first if fingerprint in unalerted else alert.again
         unalerted.discard(fingerprint)
