@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deadletter.app import App
-from deadletter.config import settings_from_mapping
 from deadletter.errors import ConfigError
 from deadletter.worker.slots import current_job
+from tests.support.one_queue import one_queue_settings
 
 Q = "traced"
 EXPORTER = InMemorySpanExporter()
@@ -37,16 +37,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 def make_app(store_url: str, tmp_path: Path, *, enabled: bool) -> App:
-    settings = settings_from_mapping(
-        {
-            "database_url": store_url,
-            "blob_url": str(tmp_path / "blobs"),
-            "worker": {"poll_interval": 0.02},
-            "dlq": {"log_file": str(tmp_path / "dlq.log")},
-            "queues": {Q: {"backoff_base": 0.0, "max_retries": 1}},
-            "otel": {"enabled": enabled},
-        }
-    )
+    settings = one_queue_settings(store_url, tmp_path, Q, otel={"enabled": enabled})
     app = App(settings)
 
     @app.task(queue=Q, name="mail.send")

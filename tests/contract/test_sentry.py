@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from deadletter.app import App
-from deadletter.config import SentrySettings, settings_from_mapping
+from deadletter.config import SentrySettings
 from deadletter.dlq.fingerprint import fingerprint
 from deadletter.errors import ConfigError
 from deadletter.redact import Redactor
+from tests.support.one_queue import one_queue_settings
 
 Q = "tracked"
 SECRET = "sk_live_51HcQJx2eZvKYlo2C0123456789abcdef"
@@ -69,15 +70,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def make_app(store_url: str, tmp_path: Path, dsn: str, report: str) -> App:
-    settings = settings_from_mapping(
-        {
-            "database_url": store_url,
-            "blob_url": str(tmp_path / "blobs"),
-            "worker": {"poll_interval": 0.02},
-            "dlq": {"log_file": str(tmp_path / "dlq.log")},
-            "queues": {Q: {"backoff_base": 0.0, "max_retries": 1}},
-            "sentry": {"dsn": dsn, "report": report, "environment": "test"},
-        }
+    settings = one_queue_settings(
+        store_url, tmp_path, Q, sentry={"dsn": dsn, "report": report, "environment": "test"}
     )
     app = App(settings)
 

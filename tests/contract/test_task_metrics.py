@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deadletter.api.metrics import registry_for
 from deadletter.app import App
-from deadletter.config import settings_from_mapping
 from deadletter.ops import system
 from deadletter.worker.slots import current_job
+from tests.support.one_queue import one_queue_settings
 
 Q = "metered"
 N, M, K = 3, 2, 2
@@ -25,15 +25,7 @@ N, M, K = 3, 2, 2
 
 @pytest.fixture
 def app(store_url: str, tmp_path: Path) -> Iterator[App]:
-    settings = settings_from_mapping(
-        {
-            "database_url": store_url,
-            "blob_url": str(tmp_path / "blobs"),
-            "worker": {"poll_interval": 0.02},
-            "dlq": {"log_file": str(tmp_path / "dlq.log")},
-            "queues": {Q: {"backoff_base": 0.0, "max_retries": 1}},
-        }
-    )
+    settings = one_queue_settings(store_url, tmp_path, Q)
     application = App(settings)
 
     @application.task(queue=Q, name="meter.ok")

@@ -20,7 +20,7 @@ FROM dlq_failures WHERE failed_at >= ?
 DELAY_BUCKET = "coalesce(sum(CASE WHEN handled_at - failed_at <= ? THEN 1 ELSE 0 END), 0)"
 # The counters and histograms per queue and task (migration 0019), summed over shards.
 TASK_METRICS = """
-SELECT queue, task, metric, bucket, sum(value) FROM task_metrics
+SELECT queue, task, metric, bucket, sum(count), sum(seconds) FROM task_metrics
 GROUP BY queue, task, metric, bucket
 """
 BOUNDS = "SELECT label FROM task_metric_bounds ORDER BY le"
@@ -63,26 +63,43 @@ class TaskMetrics:
     histograms: dict[str, Histogram]
 
 
+# The histograms of /metrics, from the events whose durations they hold.
+HISTOGRAMS = {"wait_seconds": ("started",), "run_seconds": ("succeeded", "failed")}
+
+
 def task_metrics(execute: Execute) -> dict[tuple[str, str], TaskMetrics]:
     """The metrics kept per (queue, task) in the transaction of each change."""
+    bounds = [label for (label,) in execute(BOUNDS, ()).fetchall()]
     counts: dict[tuple[str, str], dict[str, int]] = {}
+    # (queue, task, event) -> {bound: count}, and the seconds of all
     buckets: dict[tuple[str, str, str], dict[str, int]] = {}
     totals: dict[tuple[str, str, str], float] = {}
-    for queue, task, metric, bucket, value in execute(TASK_METRICS, ()).fetchall():
-        if bucket == "":
-            counts.setdefault((queue, task), {})[metric] = int(value)
-        elif bucket == "sum":
-            totals[(queue, task, metric)] = float(value)
-        else:
-            buckets.setdefault((queue, task, metric), {})[bucket] = int(value)
-    bounds = [label for (label,) in execute(BOUNDS, ()).fetchall()]
-    histograms: dict[tuple[str, str], dict[str, Histogram]] = {}
-    for (queue, task, name), by_bound in buckets.items():
-        every = {bound: by_bound.get(bound, 0) for bound in bounds}
-        total = totals.get((queue, task, name), 0.0)
-        histograms.setdefault((queue, task), {})[name] = Histogram(every, total)
-    keys = sorted({*counts, *histograms})
-    return {key: TaskMetrics(counts.get(key, {}), histograms.get(key, {})) for key in keys}
+    for queue, task, event, bucket, count, seconds in execute(TASK_METRICS, ()).fetchall():
+        by_event = counts.setdefault((queue, task), {})
+        by_event[event] = by_event.get(event, 0) + int(count)
+        if bucket:
+            buckets.setdefault((queue, task, event), {})[bucket] = int(count)
+            totals[(queue, task, event)] = totals.get((queue, task, event), 0.0) + seconds
+    return {
+        key: TaskMetrics(counts[key], _histograms(key, bounds, buckets, totals))
+        for key in sorted(counts)
+    }
+
+
+def _histograms(
+    key: tuple[str, str],
+    bounds: list[str],
+    buckets: dict[tuple[str, str, str], dict[str, int]],
+    totals: dict[tuple[str, str, str], float],
+) -> dict[str, Histogram]:
+    """The histograms of one (queue, task), each summing the buckets of its events."""
+    found = {}
+    for name, events in HISTOGRAMS.items():
+        held = [(*key, event) for event in events if (*key, event) in buckets]
+        if held:
+            every = {b: sum(buckets[e].get(b, 0) for e in held) for b in bounds}
+            found[name] = Histogram(every, sum(totals[e] for e in held))
+    return found
 
 
 def dead_letters_by_class(execute: Execute) -> dict[str, int]:

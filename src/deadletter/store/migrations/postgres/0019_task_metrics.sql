@@ -5,15 +5,18 @@
 -- batch of outcomes costs one statement more, run in the server, and every writer is
 -- counted. Each transaction writes the shard it took for the DLQ counters
 -- (dlq_stats_shard, 0006), so that concurrent workers never wait on each other's rows.
--- `bucket` is '' for a counter; for a histogram the upper bound of the bucket a value
--- fell in (not cumulative), or 'sum' for the sum of the values, in seconds.
+-- One row per event and bucket: `bucket` is '' for an event without a duration; else
+-- the upper bound of the bucket its seconds fell in (not cumulative), `seconds` their
+-- sum. An event's count is the sum over its buckets: `started` is the histogram of
+-- waits, `succeeded` and `failed` of run times.
 CREATE TABLE task_metrics (
     queue   TEXT NOT NULL,
     task    TEXT NOT NULL,
     metric  TEXT NOT NULL,
     bucket  TEXT NOT NULL,
     shard   INTEGER NOT NULL,
-    value   DOUBLE PRECISION NOT NULL,
+    count   BIGINT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (queue, task, metric, bucket, shard)
 );
 
@@ -26,10 +29,9 @@ INSERT INTO task_metric_bounds (le, label) VALUES
     ('Infinity', '+Inf');
 
 CREATE TYPE task_metric_change AS (
-    queue TEXT, task TEXT, metric TEXT, histogram TEXT, seconds DOUBLE PRECISION);
+    queue TEXT, task TEXT, metric TEXT, seconds DOUBLE PRECISION);
 
--- Count a statement's changes: an event of `metric` each, and, where `seconds` is not
--- NULL, that value in the histogram `histogram`.
+-- Count a statement's changes: an event of `metric` each, taking `seconds` unless NULL.
 CREATE FUNCTION task_metrics_count(changes task_metric_change[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -39,21 +41,18 @@ BEGIN
         RETURN;  -- heartbeats, releases, and the rest
     END IF;
     own := dlq_stats_shard();
-    INSERT INTO task_metrics (queue, task, metric, bucket, shard, value)
-    SELECT c.queue, c.task, m.metric, m.bucket, own, sum(m.value)
+    INSERT INTO task_metrics (queue, task, metric, bucket, shard, count, seconds)
+    SELECT c.queue, c.task, c.metric,
+           CASE WHEN c.seconds IS NULL THEN '' ELSE (
+               SELECT label FROM task_metric_bounds WHERE le >= c.seconds
+               ORDER BY le LIMIT 1) END,
+           own, count(*), coalesce(sum(c.seconds), 0)
     FROM unnest(changes) c
-    CROSS JOIN LATERAL (
-        SELECT c.metric, '' AS bucket, 1::float8 AS value WHERE c.metric <> ''
-        UNION ALL
-        SELECT c.histogram, (SELECT label FROM task_metric_bounds WHERE le >= c.seconds
-                             ORDER BY le LIMIT 1), 1
-        WHERE c.seconds IS NOT NULL
-        UNION ALL
-        SELECT c.histogram, 'sum', c.seconds WHERE c.seconds IS NOT NULL) m
     GROUP BY 1, 2, 3, 4
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (queue, task, metric, bucket, shard)
-    DO UPDATE SET value = task_metrics.value + excluded.value;
+    DO UPDATE SET count = task_metrics.count + excluded.count,
+                  seconds = task_metrics.seconds + excluded.seconds;
 END;
 $$;
 
@@ -66,27 +65,27 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM task_metrics_count(ARRAY(
             SELECT (n.queue, n.task, CASE n.status WHEN 'queued' THEN 'enqueued'
-                    ELSE 'dead_lettered' END, '', NULL)::task_metric_change
+                    ELSE 'dead_lettered' END, NULL)::task_metric_change
             FROM new_rows n WHERE n.status IN ('queued', 'dead_lettered')));
     ELSE
         PERFORM task_metrics_count(ARRAY(
             SELECT c FROM old_rows o JOIN new_rows n ON n.id = o.id
             CROSS JOIN LATERAL (
-                SELECT (n.queue, n.task, 'started', 'wait_seconds',
+                SELECT (n.queue, n.task, 'started',
                         greatest(n.attempt_started_at - o.run_at, 0))::task_metric_change
                 WHERE n.status = 'running' AND o.status <> 'running'
                 UNION ALL
-                SELECT (n.queue, n.task, 'succeeded', 'run_seconds',
+                SELECT (n.queue, n.task, 'succeeded',
                         greatest(n.completed_at - n.attempt_started_at, 0))::task_metric_change
                 WHERE n.status = 'succeeded' AND o.status = 'running'
                 UNION ALL
-                SELECT (n.queue, n.task, 'retried', '', NULL)::task_metric_change
+                SELECT (n.queue, n.task, 'retried', NULL)::task_metric_change
                 WHERE n.status = 'retrying' AND o.status = 'running'
                 UNION ALL
-                SELECT (n.queue, n.task, 'dead_lettered', '', NULL)::task_metric_change
+                SELECT (n.queue, n.task, 'dead_lettered', NULL)::task_metric_change
                 WHERE n.status = 'dead_lettered' AND o.status <> 'dead_lettered'
                 UNION ALL
-                SELECT (n.queue, n.task, 'lease_lost', '', NULL)::task_metric_change
+                SELECT (n.queue, n.task, 'lease_lost', NULL)::task_metric_change
                 WHERE n.status = 'running' AND o.status = 'running'
                     AND n.lease_token <> o.lease_token) AS x(c)));
     END IF;
@@ -98,7 +97,7 @@ $$;
 CREATE FUNCTION task_metrics_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM task_metrics_count(ARRAY(
-        SELECT (j.queue, j.task, 'failed', 'run_seconds',
+        SELECT (j.queue, j.task, 'failed',
                 greatest(n.ended_at - n.started_at, 0))::task_metric_change
         FROM new_rows n JOIN queue_jobs j ON j.id = n.job_id));
     RETURN NULL;
