@@ -80,36 +80,31 @@ class Schedule:
         """The ticks later than `after` and not later than `until`, oldest first."""
         zone = ZoneInfo(self.timezone)
         it = croniter(self.cron, datetime.fromtimestamp(after, zone))
+        hourly = _by_the_hour(it)
         while True:
             moment = it.get_next(datetime)
             tick = int(moment.timestamp())
             if tick > until:
                 return
-            if not self._repeat(moment):
+            if hourly or not _repeat(moment):
                 yield tick
 
     def latest(self, until: float, *, after: float) -> int | None:
         """The last tick not later than `until`, if it is later than `after`."""
         zone = ZoneInfo(self.timezone)
         it = croniter(self.cron, datetime.fromtimestamp(math.floor(until) + 1, zone))
+        hourly = _by_the_hour(it)
         while True:
             moment = it.get_prev(datetime)
             tick = int(moment.timestamp())
             if tick <= after:
                 return None
-            if tick <= until and not self._repeat(moment):
+            if tick <= until and (hourly or not _repeat(moment)):
                 return tick
 
     def next_tick(self, after: float) -> int:
         """The first tick later than `after`."""
         return next(self.ticks(after, math.inf))
-
-    def _repeat(self, moment: datetime) -> bool:
-        """A fixed-hour tick at the second pass of a wall time the clock went back over."""
-        wall = moment.replace(tzinfo=None)
-        first = wall.replace(tzinfo=moment.tzinfo, fold=0)
-        by_the_hour = self.cron.split()[1].startswith("*")
-        return not by_the_hour and first.timestamp() != moment.timestamp()
 
     def plan(self, last: int, now: float) -> Plan:
         """What is due at `now` after the last tick dealt with, `last`."""
@@ -137,6 +132,17 @@ class Plan:
 
     missed: int | None
     on_time: list[int]
+
+
+def _by_the_hour(it: croniter) -> bool:
+    """Whether the hour field (aliases such as `@hourly` expanded) is `*` or a step of it."""
+    return str(it.expressions[1]).startswith("*")
+
+
+def _repeat(moment: datetime) -> bool:
+    """Whether `moment` is the second pass of a wall time the clock went back over."""
+    first = moment.replace(tzinfo=None).replace(tzinfo=moment.tzinfo, fold=0)
+    return first.timestamp() != moment.timestamp()
 
 
 def iso(tick: int) -> str:

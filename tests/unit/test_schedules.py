@@ -64,6 +64,11 @@ def test_fall_back_runs_a_fixed_time_once_and_an_hourly_schedule_every_hour() ->
         "10-25 04:00 CET",
     ]
     assert daily.latest(end, after=start) == at(2026, 10, 25, 2, 30, zone=BERLIN)
+    # Aliases are read as the fields they stand for.
+    alias = Schedule("a", "@hourly", "t", timezone="Europe/Berlin")
+    assert list(alias.ticks(start, end)) == list(hourly.ticks(start, end))
+    midnight = Schedule("m", "@daily", "t", timezone="Europe/Berlin")
+    assert local(list(midnight.ticks(start, end))) == ["10-25 00:00 CEST"]
 
 
 def test_after_downtime_skip_drops_missed_ticks_and_once_runs_the_latest_of_them() -> None:
