@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -103,7 +104,10 @@ def test_schedules_lists_each_schedule_with_its_next_run(cli: Cli, clock: App) -
         "once",
         None,
     )
-    assert nightly["next_run"].endswith(("06:30:00+00:00", "07:30:00+00:00"))
+    # 02:30 in New York, a day ahead at most (03:00 on the night the clocks go forward).
+    upcoming = datetime.fromisoformat(nightly["next_run"]).astimezone(ZoneInfo("America/New_York"))
+    assert upcoming.strftime("%H:%M") in ("02:30", "03:00")
+    assert 0 < upcoming.timestamp() - time.time() <= 86400
     assert listed["boom"]["queue"] == Q and listed["boom"]["grace_seconds"] == 60
     table = cli.ok("schedules")  # without --app: the config's only
     assert "nightly" in table and "30 2 * * *" in table and "not started" in table
