@@ -5,7 +5,10 @@ succeeded jobs afterwards changes nothing."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +20,10 @@ from deadletter.api.metrics import registry_for
 from deadletter.app import App
 from deadletter.ops import system
 from deadletter.worker.slots import current_job
+from tests.support import worker_process
 from tests.support.one_queue import one_queue_settings
 
+ROOT = Path(__file__).resolve().parents[2]
 Q = "metered"
 N, M, K = 3, 2, 2
 
@@ -99,3 +104,29 @@ def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:
     assert lost.lost_worker == "gone"
     tasks = system.figures(app.store, gone_after=60, now=now).tasks
     assert tasks[(Q, "meter.ok")].counts == {"enqueued": 1, "started": 1, "lease_lost": 1}
+
+
+def test_a_worker_process_moves_the_metrics_by_what_it_ran(store_url: str, tmp_path: Path) -> None:
+    """A `deadletter` worker in a process of its own (tests.support.worker_process: jobs
+    fail at random, 3 retries): the counters match its own log of every execution."""
+    log = tmp_path / "executions.log"
+    app = worker_process.build(store_url, str(log), "producer", 30.0)
+    try:
+        task = app.tasks["crash.work"]
+        ids = app.enqueue_many(task.spec(n) for n in range(200))
+        command = [sys.executable, "-m", "tests.support.worker_process"]
+        subprocess.run([*command, store_url, str(log), "burst", "30"], cwd=ROOT, timeout=240)
+        tasks = system.figures(app.store, gone_after=60, now=time.time()).tasks
+    finally:
+        app.close()
+    ran = [line.split() for line in log.read_text().splitlines()]
+    events = Counter(fields[4] for fields in ran)
+    fails = Counter(fields[0] for fields in ran if fields[4] == "fail")
+    dead = sum(1 for count in fails.values() if count == 4)  # 1 attempt + 3 retries
+    counts = tasks[(worker_process.QUEUE, "crash.work")].counts
+    assert counts["enqueued"] == len(ids)
+    assert counts["started"] == events["start"]
+    assert counts["succeeded"] == events["ok"] == len(ids) - dead
+    assert counts["failed"] == events["fail"]
+    assert counts.get("dead_lettered", 0) == dead
+    assert counts.get("retried", 0) == events["fail"] - dead
