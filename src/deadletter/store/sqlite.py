@@ -310,12 +310,22 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         sql = _lease_sql(len(queues))
         ready = [value for queue in queues for value in (queue, now, limit)]
         params = (worker, now + lease_seconds, now, now, *ready, letters, limit)
+        # A read first, which takes no lock: an idle worker's poll never holds the write
+        # lock, so a worker frozen (a debugger, a paused VM) mid-poll blocks no producer.
+        probe = [value for queue in queues for value in (queue, now, 1)]
+        with self._translated():
+            if self._conn().execute(_ready_sql(len(queues)), probe).fetchone() is None:
+                return []
         with self._write() as conn:
             return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
 
     def reclaim_expired(
         self, *, limit: int, worker: str, now: float, lease_seconds: float
     ) -> list[LostLease]:
+        # As in lease: the write lock only when a lease has expired.
+        with self._translated():
+            if not self._conn().execute(EXPIRED, (now, 1)).fetchall():
+                return []
         with self._write() as conn:
             expired = conn.execute(EXPIRED, (now, limit)).fetchall()
             lost = []
@@ -496,6 +506,11 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
 @functools.lru_cache(maxsize=16)
 def _lease_sql(queues: int) -> str:
     return LEASE.format(ready=" UNION ALL ".join([READY] * queues))
+
+
+@functools.lru_cache(maxsize=16)
+def _ready_sql(queues: int) -> str:
+    return "SELECT 1 FROM (" + " UNION ALL ".join([READY] * queues) + ") LIMIT 1"
 
 
 @functools.lru_cache(maxsize=4)

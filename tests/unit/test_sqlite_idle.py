@@ -1,0 +1,34 @@
+"""An idle SQLite worker stays off the write lock (issue 13): its lease and its reclaim
+of expired leases only read when there is nothing to take, so they succeed while another
+connection holds the write lock and a producer with no busy timeout is never refused."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deadletter.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    found = SqliteStore(tmp_path / "idle.db")
+    found.migrate()
+    yield found
+    found.close()
+
+
+def test_idle_lease_and_reclaim_take_no_write_lock(store: SqliteStore) -> None:
+    holder = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        now = time.time()
+        assert store.lease(["default"], limit=10, worker="w", now=now, lease_seconds=30) == []
+        assert store.reclaim_expired(limit=10, worker="w", now=now, lease_seconds=30) == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
