@@ -5,6 +5,7 @@ connection holds the write lock and a producer with no busy timeout is never ref
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,3 +33,19 @@ def test_idle_lease_and_reclaim_take_no_write_lock(store: SqliteStore) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_commit_of_another_connection_wakes_a_waiting_worker(store: SqliteStore) -> None:
+    woken: list[bool] = []
+
+    def wait() -> None:
+        store.wait_for_work(["default"], 600.0, threading.Event())
+        woken.append(True)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("CREATE TABLE business (id INTEGER)")
+    other.close()
+    waiter.join(timeout=60)
+    assert woken == [True]

@@ -60,6 +60,9 @@ CHUNK = 500
 # SQLite's limit (32,766).
 INSERT_CHUNK = 200
 
+# How often an idle worker asks whether another connection committed (wait_for_work).
+WAKE_CHECK = 0.005
+
 INSERT_JOBS = """
 INSERT INTO queue_jobs (id, queue, task, payload, status, priority, max_retries,
     dead_letter_queue, run_at, created_at, labels, idempotency_key, task_max_retries)
@@ -499,8 +502,15 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         return {(q, JobState(s)): n for q, s, n in self._conn().execute(sql)}
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
-        # SQLite has no notifications; a short poll is cheap on a local file.
-        stop.wait(timeout)
+        # SQLite has no notifications, but `data_version` changes when another connection
+        # commits: a read that takes no lock, cheap enough to ask every few milliseconds.
+        deadline = time.monotonic() + timeout
+        with self._translated():
+            conn = self._conn()
+            seen = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not stop.wait(WAKE_CHECK) and time.monotonic() < deadline:
+                if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                    return
 
 
 @functools.lru_cache(maxsize=16)
