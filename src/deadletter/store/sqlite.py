@@ -61,7 +61,7 @@ CHUNK = 500
 INSERT_CHUNK = 200
 
 # How often an idle worker asks whether another connection committed (wait_for_work).
-WAKE_CHECK = 0.005
+WAKE_CHECK = 0.01
 
 INSERT_JOBS = """
 INSERT INTO queue_jobs (id, queue, task, payload, status, priority, max_retries,
