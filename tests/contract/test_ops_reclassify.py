@@ -4,6 +4,7 @@ class changed to its new route, audited, and no notification or alert is raised 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -44,15 +45,11 @@ def run(
 ) -> Reclassification:
     """Re-classify with `rules` before the defaults. `window` 0: no alert folds into
     an earlier one, so that each raised is seen."""
-    app = App(base.settings, rules=rules)
+    dlq = replace(base.settings.dlq, alert_window_seconds=window)
+    app = App(replace(base.settings, dlq=dlq), rules=rules)
     apps.append(app)
     return reclassify(
-        app.store,
-        regrade=app.dlq.handler.regrade,
-        actor="ana",
-        reason="timeouts are our bug",
-        alert_window=window,
-        dry_run=dry_run,
+        app.store, app.dlq.handler, actor="ana", reason="timeouts are our bug", dry_run=dry_run
     )
 
 
@@ -156,10 +153,4 @@ def dead(app: App, job_id: str) -> str:
 
 def test_a_reclassify_needs_a_reason(dlq_app: App, with_rules: list[App]) -> None:
     with pytest.raises(InvalidRequest, match="reason"):
-        reclassify(
-            dlq_app.store,
-            regrade=dlq_app.dlq.handler.regrade,
-            actor="ana",
-            reason=" ",
-            alert_window=60.0,
-        )
+        reclassify(dlq_app.store, dlq_app.dlq.handler, actor="ana", reason=" ")

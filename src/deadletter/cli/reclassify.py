@@ -27,14 +27,8 @@ one whose class changed moves to its new route (recovery queue, user notificatio
 ops alert, review log), one audit record each. A notification or alert already raised \
 for a failure is not raised again. Run with --dry-run first."""
     with open_app(ctx) as app:
-        handler = app.dlq.handler
         done = reclassify_failures(
-            app.store,
-            regrade=handler.regrade,
-            actor=actor(),
-            reason=reason,
-            alert_window=handler.alert_window,
-            dry_run=dry_run,
+            app.store, app.dlq.handler, actor=actor(), reason=reason, dry_run=dry_run
         )
     _report(done, as_json)
 

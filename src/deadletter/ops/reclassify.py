@@ -1,21 +1,21 @@
 """Re-classify recorded failures after the rules changed, with a dry run.
 
 The current failures (the latest of each failed job that is not abandoned) are
-classified again by the handler's current rules (DeadLetterHandler.regrade, handed in
-by the face: ops does not know the rules). A failure whose class changed is moved, in
-one transaction with one audit record each: its class and rule are rewritten, it
-leaves the recovery queue if it was pending there and its new route is another, and
-it is routed as a new failure of its class would be. Each route is keyed by the dead
-letter, as when it was handled: a notification or an alert already raised for it is
-not raised again, however often `reclassify` runs.
+classified again by the handler's current rules (the face hands in the app's
+DeadLetterHandler as a `Regrader`: ops does not know the rules). A failure whose class
+changed is moved, in one transaction with one audit record each: its class and rule
+are rewritten, it leaves the recovery queue if it was pending there and its new route
+is another, and it is routed as a new failure of its class would be. Each route is
+keyed by the dead letter, as when it was handled: a notification or an alert already
+raised for it is not raised again, however often `reclassify` runs.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from deadletter.model import FailureRecord, RecordedFailure, Route
 from deadletter.ops import audit
@@ -24,7 +24,16 @@ from deadletter.store import reclassify as store_reclassify
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute, route_again
 
-Regrade = Callable[[RecordedFailure], FailureRecord | None]
+
+class Regrader(Protocol):
+    """What re-classifying needs of the dead-letter handler (dlq/handler.py, which ops
+    may not import): its current rules, and the window in which an alert folds."""
+
+    alert_window: float
+
+    def regrade(self, failure: RecordedFailure) -> FailureRecord | None: ...
+
+
 # Failures read per statement: a large DLQ is walked in pages, by dead letter id.
 PAGE = 500
 
@@ -52,13 +61,7 @@ class Reclassification:
 
 
 def reclassify(
-    store: Store,
-    *,
-    regrade: Regrade,
-    actor: str,
-    reason: str,
-    alert_window: float,
-    dry_run: bool = False,
+    store: Store, handler: Regrader, *, actor: str, reason: str, dry_run: bool = False
 ) -> Reclassification:
     """Classify the current failures again; move those whose class changed (not on a
     dry run). A failure moved meanwhile by another run is left to it."""
@@ -70,9 +73,9 @@ def reclassify(
         while page := store_reclassify.current_failures(execute, after=after, limit=PAGE):
             examined += len(page)
             after = page[-1].dead_letter_id
-            changed = [(f, r) for f in page if (r := regrade(f)) is not None]
+            changed = [(f, r) for f in page if (r := handler.regrade(f)) is not None]
             if not dry_run:
-                changed = _move(execute, changed, who, why, alert_window)
+                changed = _move(execute, changed, who, why, handler.alert_window)
             moves.extend(_as_move(failure, record) for failure, record in changed)
     counts = Counter(f"{m.was}->{m.now}" for m in moves).most_common()
     return Reclassification(dry_run, examined, moves, dict(counts))

@@ -102,13 +102,11 @@ def router(ctx: ApiContext) -> APIRouter:
         would change and the counts by `OLD->NEW`, and changes nothing; otherwise each
         moves to its new class's route, one audit record each, and no notification or
         alert already raised for a failure is raised again."""
-        handler = ctx.app.dlq.handler
         return reclassify(
             ctx.app.store,
-            regrade=handler.regrade,
+            ctx.app.dlq.handler,
             actor=caller.actor,
             reason=body.reason,
-            alert_window=handler.alert_window,
             dry_run=body.dry_run,
         )
 
