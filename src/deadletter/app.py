@@ -15,7 +15,7 @@ from deadletter.model import LeasedJob, NewJob
 from deadletter.schedules import DEFAULT_GRACE, Schedule, Scheduler, schedules_from_config
 from deadletter.schedules import INTERVAL as SCHEDULE_INTERVAL
 from deadletter.store import open_store
-from deadletter.store.base import DEAD_LETTER_TASK, Store
+from deadletter.store.base import DEAD_LETTER_TASK, CallerConnection, Store
 from deadletter.tasks import JobSpec, Task, TaskOptions
 from deadletter.worker.loop import Worker
 from deadletter.worker.prune import INTERVAL as PRUNE_INTERVAL
@@ -183,12 +183,20 @@ class App:
 
     # -- producing ---------------------------------------------------------------
 
-    def enqueue(self, spec: JobSpec) -> str:
-        return self.enqueue_many([spec])[0]
+    def enqueue(self, spec: JobSpec, *, connection: CallerConnection | None = None) -> str:
+        return self.enqueue_many([spec], connection=connection)[0]
 
-    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
-        """Enqueue jobs in one transaction; returns their ids in order."""
+    def enqueue_many(
+        self, specs: Iterable[JobSpec], *, connection: CallerConnection | None = None
+    ) -> list[str]:
+        """Enqueue jobs in one transaction; returns their ids in order.
+
+        With `connection` (the caller's own open sqlite3 or psycopg connection to this
+        app's database), in the caller's transaction: the jobs exist if and only if the
+        caller commits it; deadletter neither commits nor rolls it back."""
         jobs = self.new_jobs(specs)
+        if connection is not None:
+            return self.store.enqueue_in(connection, jobs)
         return self.store.enqueue(jobs) if jobs else []
 
     def new_job(self, spec: JobSpec) -> NewJob:

@@ -12,6 +12,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from deadletter.errors import PayloadError
 from deadletter.model import NewJob
 from deadletter.payloads import encode_payload
+from deadletter.store.base import CallerConnection
 from deadletter.store.rows import JsonText
 
 P = ParamSpec("P")
@@ -92,7 +93,7 @@ class JobSpec:
 class Producer(Protocol):
     """What a task enqueues through: the `App` that registered it."""
 
-    def enqueue(self, spec: JobSpec) -> str: ...
+    def enqueue(self, spec: JobSpec, *, connection: CallerConnection | None = None) -> str: ...
 
 
 class Task(Generic[P, R]):
@@ -119,6 +120,12 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> str:
         return self.app.enqueue(self.spec(*args, **kwargs))
+
+    def enqueue_in(self, connection: CallerConnection, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue in the caller's transaction on `connection` (`App.enqueue_many`): the
+        job exists if and only if the caller commits. A parameter of its own, not a
+        `connection=` of `enqueue`, which would take a task's argument of that name."""
+        return self.app.enqueue(self.spec(*args, **kwargs), connection=connection)
 
 
 def _new_id() -> str:

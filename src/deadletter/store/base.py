@@ -11,8 +11,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from deadletter.errors import InvalidArgument
 from deadletter.model import (
     Attempt,
     FailureRecord,
@@ -31,7 +32,16 @@ from deadletter.store.outbox import Delivery, Outbox
 from deadletter.store.reports import DlqStats, FailureRow
 from deadletter.store.rows import Row, loads
 
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
+
 DEAD_LETTER_TASK = "deadletter.dead_letter"
+
+# The caller's own open connection, for an enqueue in the caller's transaction: a
+# sqlite3 connection to the SQLite store's file, a psycopg (3) one for PostgreSQL.
+CallerConnection: TypeAlias = "sqlite3.Connection | psycopg.Connection[Any]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,14 @@ class Store(Protocol):
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
         """Insert jobs in one transaction; a known idempotency key returns the existing id."""
+        ...
+
+    def enqueue_in(self, connection: CallerConnection, jobs: Sequence[NewJob]) -> list[str]:
+        """Insert jobs with the caller's open `connection`, in its current transaction, as
+        `enqueue` does: they exist if and only if the caller commits, which wakes the
+        workers. Neither commits nor rolls back. InvalidArgument, before anything is
+        written, for a connection of another driver or database, or one that would
+        commit the jobs on their own (autocommit outside a transaction)."""
         ...
 
     def lease(
@@ -255,3 +273,15 @@ def dead_letter_payload(
 def dead_letter_id(job_id: str, attempt_seq: int) -> str:
     """Deterministic, so that a dead letter written twice is written once."""
     return f"dl-{job_id}-{attempt_seq}"
+
+
+def wrong_connection(store: str, problem: str) -> InvalidArgument:
+    """The error of an enqueue in the caller's transaction given a connection `store`
+    cannot use; nothing was written."""
+    return InvalidArgument(f"enqueue with connection=: {store}: {problem}")
+
+
+def kind_of(value: object) -> str:
+    """`value`'s type, by its full name: sqlite3.Connection, psycopg.Connection."""
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"

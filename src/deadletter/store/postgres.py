@@ -43,10 +43,13 @@ from deadletter.model import (
 from deadletter.store import failures, hosts, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
+    CallerConnection,
     DeadLettered,
     JobOutcome,
     LostLease,
     Succeeded,
+    kind_of,
+    wrong_connection,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
@@ -101,7 +104,7 @@ WITH inserted AS (
 SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
 """
 
-IDS_BY_KEY = "SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key = ANY(%b::text[])"
+IDS_BY_KEY = "SELECT idempotency_key, id FROM queue_jobs WHERE idempotency_key = ANY(%b::text[])"
 
 # SKIP LOCKED lets concurrent leasers take disjoint batches without waiting for each
 # other. Oldest first within a priority. Each queue is read on its own, in the order of
@@ -294,6 +297,7 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         fails, rather than let the pool try again for `timeout` seconds."""
         self.url = url
         options = conninfo_to_dict(url)
+        self._dbname = options.get("dbname")
         self._where = (
             f"{options.get('host', 'localhost')}:{options.get('port', 5432)}"
             f"/{options.get('dbname', '')}"
@@ -442,15 +446,42 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
-        keys = [j.idempotency_key for j in jobs if j.idempotency_key]
-        if not keys:
+        if not any(j.idempotency_key for j in jobs):
             self._insert_alone(jobs)
             return [j.id for j in jobs]
         with self._transaction() as conn:
-            _insert_jobs(conn, jobs)
-            found = conn.execute(IDS_BY_KEY, (keys,)).fetchall() if keys else []
-        existing = {r["idempotency_key"]: r["id"] for r in found}
-        return [existing.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+            return _insert(conn.cursor(row_factory=tuple_row), jobs)
+
+    def enqueue_in(self, connection: CallerConnection, jobs: Sequence[NewJob]) -> list[str]:
+        cursor = self._cursor_of(connection)
+        if not jobs:
+            return []
+        with self._translated():
+            # NOTIFY in the caller's transaction: PostgreSQL delivers it at their commit.
+            return _insert(cursor, jobs)
+
+    def _cursor_of(self, connection: object) -> psycopg.Cursor[tuple[Any, ...]]:
+        """A cursor of `connection` if a job inserted with it commits with the caller's
+        writes: a psycopg connection to this store's database, in a transaction or to
+        begin one. The cursor is of psycopg's own class, whatever the caller's
+        cursor_factory (a client-side cursor would not send the binary arrays)."""
+        store = f"the PostgreSQL store at {self._where}"
+        if not isinstance(connection, psycopg.Connection):
+            raise wrong_connection(store, f"a psycopg.Connection, not a {kind_of(connection)}")
+        if self._dbname and connection.info.dbname != self._dbname:
+            raise wrong_connection(
+                store,
+                f"the connection is to database {connection.info.dbname!r}; a job commits"
+                " with your writes only in the one database that holds both (database_url)",
+            )
+        idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if connection.autocommit and idle:
+            raise wrong_connection(
+                store,
+                "the connection is in autocommit mode outside a transaction, so the job would"
+                " commit on its own: enqueue inside `with connection.transaction():`",
+            )
+        return psycopg.Cursor(connection, row_factory=tuple_row)
 
     def _insert_alone(self, jobs: Sequence[NewJob]) -> None:
         """Insert `jobs` in one statement, autocommitted on this thread's own connection:
@@ -680,7 +711,15 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> None:
+def _insert(cursor: psycopg.Cursor[tuple[Any, ...]], jobs: Sequence[NewJob]) -> list[str]:
+    """Insert `jobs` in the cursor's transaction; the ids `enqueue` returns."""
+    _insert_jobs(cursor, jobs)
+    keys = [j.idempotency_key for j in jobs if j.idempotency_key]
+    holders = dict(cursor.execute(IDS_BY_KEY, (keys,)).fetchall()) if keys else {}
+    return rows.enqueued_ids(jobs, holders)
+
+
+def _insert_jobs(db: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Sequence[NewJob]) -> None:
     columns = [
         [j.id for j in jobs],
         [j.queue for j in jobs],
@@ -695,7 +734,7 @@ def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> None:
         [j.idempotency_key for j in jobs],
         [j.task_max_retries for j in jobs],
     ]
-    conn.execute(INSERT_JOBS, columns)
+    db.execute(INSERT_JOBS, columns)
 
 
 def _dead_letter_params(dead: list[DeadLettered], now: float) -> dict[str, Any]:

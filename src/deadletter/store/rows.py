@@ -49,6 +49,12 @@ def dump_json_array(values: list[JSON]) -> str:
     return f"[{','.join([dump_json(value) for value in values])}]"
 
 
+def enqueued_ids(jobs: Sequence[NewJob], holders: dict[str, str]) -> list[str]:
+    """What an enqueue returns, in order: each job's id, or the id of the job that already
+    held its idempotency key (`holders`: key -> id)."""
+    return [holders.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+
+
 def loads(value: Any) -> JSON:
     """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values."""
     if not isinstance(value, str):

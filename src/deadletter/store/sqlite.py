@@ -35,11 +35,14 @@ from deadletter.model import (
 from deadletter.store import failures, hosts, outcome_rows, reports, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
+    CallerConnection,
     DeadLettered,
     JobOutcome,
     LostLease,
     dead_letter_id,
     dead_letter_payload,
+    kind_of,
+    wrong_connection,
 )
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
@@ -50,6 +53,9 @@ from deadletter.store.schema import migrations
 from deadletter.store.sqlite_files import prepare
 
 T = TypeVar("T")
+
+# What statements run on: the store's connection, or a cursor of the caller's.
+Db = sqlite3.Connection | sqlite3.Cursor
 
 BUSY_TIMEOUT_MS = 60_000
 # SQLite's bound-parameter limit is large, but a chunk keeps statements cheap to prepare.
@@ -245,12 +251,17 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     # -- schema ----------------------------------------------------------------
 
     def migrate(self) -> list[str]:
+        # A read first, which takes no lock: an app opening its store inside a caller's
+        # transaction on this file (enqueue_in) would wait for that caller's write lock.
+        with self._translated():
+            if {m.version for m in migrations("sqlite")} <= _applied(self._conn()):
+                return []
         with self._write() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            done = _applied(conn)
             applied = []
             for migration in migrations("sqlite"):
                 if migration.version in done:
@@ -275,20 +286,42 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
             self._conn().execute(*inserts[0])
             return [j.id for j in jobs]
         with self._write() as conn:
-            _run_all(conn, inserts)
-            existing = self._ids_by_key(
-                conn, [j.idempotency_key for j in jobs if j.idempotency_key]
-            )
-        return [existing.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
+            return _insert(conn, jobs, inserts)
 
-    @staticmethod
-    def _ids_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str | None, str]:
-        found: dict[str | None, str] = {}
-        for chunk in _chunks(keys):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, idempotency_key FROM queue_jobs WHERE idempotency_key IN ({marks})"
-            found.update({r[1]: r[0] for r in conn.execute(sql, chunk)})
-        return found
+    def enqueue_in(self, connection: CallerConnection, jobs: Sequence[NewJob]) -> list[str]:
+        cursor = self._cursor_of(connection)
+        with self._translated():
+            # A legacy-mode connection begins its transaction before the first INSERT.
+            return _insert(cursor, jobs, _inserts(jobs))
+
+    def _cursor_of(self, connection: object) -> sqlite3.Cursor:
+        """A cursor of `connection` if a job inserted with it commits with the caller's
+        writes: a sqlite3 connection to this store's file, in a transaction or to begin
+        one; its rows are tuples, whatever the caller's row factory."""
+        store = f"the SQLite store at {self.path}"
+        if not isinstance(connection, sqlite3.Connection):
+            raise wrong_connection(store, f"a sqlite3.Connection, not a {kind_of(connection)}")
+        cursor = connection.cursor()
+        cursor.row_factory = None
+        files = cursor.execute("PRAGMA database_list").fetchall()
+        main = next(file for _, name, file in files if name == "main")
+        if not main or Path(main).resolve() != self.path.resolve():
+            raise wrong_connection(
+                store,
+                f"the connection is to {main or 'a temporary database'}; a job commits"
+                " with your writes only in the one file that holds both (database_url)",
+            )
+        # The legacy isolation_level=None, or Python 3.12's autocommit=True.
+        autocommit = (
+            connection.isolation_level is None or getattr(connection, "autocommit", 0) is True
+        )
+        if autocommit and not connection.in_transaction:
+            raise wrong_connection(
+                store,
+                "the connection is in autocommit mode outside a transaction, so the job would"
+                " commit on its own: execute BEGIN first",
+            )
+        return cursor
 
     def advance_schedule(self, name: str, *, after: int, to: int, job: NewJob | None) -> bool:
         with self._write() as conn:
@@ -544,9 +577,28 @@ def _inserts(jobs: Sequence[NewJob]) -> list[tuple[str, list[Any]]]:
     ]
 
 
-def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> None:
+def _run_all(db: Db, statements: list[tuple[str, list[Any]]]) -> None:
     for sql, params in statements:
-        conn.execute(sql, params)
+        db.execute(sql, params)
+
+
+def _insert(db: Db, jobs: Sequence[NewJob], inserts: list[tuple[str, list[Any]]]) -> list[str]:
+    """Run `inserts` (of `jobs`) in the open transaction; the ids `enqueue` returns."""
+    _run_all(db, inserts)
+    keys = [j.idempotency_key for j in jobs if j.idempotency_key]
+    holders: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT idempotency_key, id FROM queue_jobs WHERE idempotency_key IN ({marks})"
+        holders.update((row[0], row[1]) for row in db.execute(sql, chunk))
+    return rows.enqueued_ids(jobs, holders)
+
+
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    """The versions of the migrations applied to the file; none before the first."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone():
+        return {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    return set()
 
 
 def _statements(sql: str) -> list[str]:
