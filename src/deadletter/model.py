@@ -79,6 +79,9 @@ class LeasedJob:
     # Set by the worker when its heartbeat finds the lease lost (issue 7): running task
     # code can see it through `current_job().lease_lost` and stop early.
     _lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    # Set by the worker when its heartbeat finds an operator asked this run to stop
+    # (ops/cancel.py): `current_job().cancel_requested`.
+    _cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def lease(self) -> Lease:
@@ -91,6 +94,15 @@ class LeasedJob:
 
     def lose_lease(self) -> None:
         self._lost.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether an operator cancelled this job while it ran: stop early. The job is
+        cancelled whether the run then returns or raises."""
+        return self._cancel.is_set()
+
+    def request_cancel(self) -> None:
+        self._cancel.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from deadletter.app import App
 from tests.cli.conftest import Cli
+from tests.support.operator import in_thread, polling
 
 
 def test_cancel_by_filter_after_a_dry_run_and_a_refused_id(cli: Cli, dlq_app: App) -> None:
@@ -21,3 +24,17 @@ def test_cancel_by_filter_after_a_dry_run_and_a_refused_id(cli: Cli, dlq_app: Ap
     refused = cli.run("cancel", ids[0], "--reason", "again")
     assert refused.returncode == 1 and f"no job {ids[0]}" in refused.stdout
     assert cli.run("cancel", "--reason", "everything").returncode == 2
+
+
+def test_cancel_a_running_job_after_a_dry_run(cli: Cli, dlq_app: App) -> None:
+    started, told = threading.Semaphore(0), dict[str, bool]()
+    polling(dlq_app, started, told)
+    job_id = dlq_app.tasks["charts.render"].enqueue("return")
+    thread = in_thread(dlq_app.worker(dlq=False, lease_seconds=0.3))
+    assert started.acquire(timeout=30)
+
+    dry = cli.ok("cancel", job_id, "--reason", "runaway", "--dry-run")
+    assert f"would ask {job_id} to stop (charts.render on charts, running)" in dry
+    assert "asked 1 running job(s) to stop" in cli.ok("cancel", job_id, "--reason", "runaway")
+    thread.join(60)
+    assert told == {"return": True} and dlq_app.store.get_job(job_id) is None

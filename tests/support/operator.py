@@ -3,6 +3,7 @@ failures recorded through the store contract when a test needs thousands of them
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +14,8 @@ from deadletter.config import settings_from_mapping
 from deadletter.dlq import wording
 from deadletter.errors import InvalidInput
 from deadletter.model import ErrorClass, FailureRecord, JobState, Route
+from deadletter.worker.loop import Worker
+from deadletter.worker.slots import current_job
 
 Q = "charts"
 OTHER_Q = "reports"
@@ -70,6 +73,33 @@ def make_app(url: str, tmp_path: Path, downstream: Downstream) -> App:
 
 def run_worker(app: App) -> None:
     app.worker().run(burst=True)
+
+
+class Stopped(Exception):
+    """What a sync task raises when it sees it was cancelled."""
+
+
+def polling(app: App, started: threading.Semaphore, told: dict[str, bool]) -> None:
+    """Register `charts.render`: a sync task that polls `current_job()` until it is told
+    to stop (30 s at most), then returns or raises as its argument says."""
+
+    @app.task(queue=Q, name="charts.render")
+    def render(end: str) -> None:
+        job = current_job.get()
+        started.release()
+        deadline = time.monotonic() + 30
+        while not job.cancel_requested and time.monotonic() < deadline:
+            time.sleep(0.01)
+        told[end] = job.cancel_requested
+        if end == "raise":
+            raise Stopped("told to stop")
+
+
+def in_thread(worker: Worker) -> threading.Thread:
+    """A burst run of `worker`, started on a thread of its own."""
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    return thread
 
 
 def fail(app: App, task: str, *args: str) -> str:

@@ -1,4 +1,5 @@
-"""`deadletter cancel`: remove jobs that wait to run, by id or by queue and task."""
+"""`deadletter cancel`: remove jobs that wait to run and stop those that run, by id or by
+queue and task."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ def cancel(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go.")] = False,
     as_json: Json = False,
 ) -> None:
-    """Cancel jobs that wait to run (queued, scheduled, or waiting for a retry).
+    """Cancel jobs that wait to run (queued, scheduled, or waiting for a retry) or run.
 
-    Each goes with its attempts, one audit record each. A job with a history an operator \
-acts on (a recorded failure, a requeue, another job system's origin) and a job that \
-runs or ran are refused; exits 1 when a job given by id was refused."""
+    A waiting job goes at once with its attempts; a running one is told to stop at its \
+worker's next heartbeat (current_job().cancel_requested; an async task is cancelled) \
+and goes when its run ends. One audit record each. A job with a history an operator \
+acts on (a recorded failure, a requeue, another job system's origin), a running dead \
+letter and a job that ran are refused; exits 1 when a job given by id was refused."""
     with open_app(ctx) as app:
         done = cancel_jobs(
             app.store,
@@ -49,9 +52,12 @@ def _report(done: Cancellation, as_json: bool) -> None:
     if as_json:
         print_json(asdict(done))
         return
-    verb = "would cancel" if done.dry_run else "cancelled"
+    verb, ask = ("would cancel", "would ask") if done.dry_run else ("cancelled", "asked")
     for job in done.jobs:
         console.print(f"{verb} {job.id} ({job.task} on {job.queue}, {job.status})")
-    console.print(Text(f"{verb} {len(done.jobs)} job(s)", style="green"))
+    for job in done.stopping:
+        console.print(f"{ask} {job.id} to stop ({job.task} on {job.queue}, running)")
+    summary = f"{verb} {len(done.jobs)} job(s), {ask} {len(done.stopping)} running job(s) to stop"
+    console.print(Text(summary, style="green"))
     for refusal in done.refused:
         console.print(Text(refusal.message, style="yellow"))

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from deadletter.classify import Rule
 from deadletter.config import PolicyOf, WorkerSettings
 from deadletter.errors import InvalidArgument, StoreUnavailable, WorkerLost
-from deadletter.model import LeasedJob
+from deadletter.model import Lease, LeasedJob
 from deadletter.redact import Redactor
+from deadletter.store import cancel
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     JobOutcome,
@@ -69,6 +70,7 @@ class WorkerStats:
     dead_lettered: int = 0
     fenced: int = 0
     reclaimed: int = 0
+    cancelled: int = 0
     letters_handled: int = 0
     letters_retried: int = 0
     letters_parked: int = 0
@@ -322,6 +324,9 @@ class Worker:
         return leased
 
     def _persist(self) -> None:
+        self._remove_cancelled()
+        if not self._unsaved:
+            return
         finished = self._unsaved
         outcomes = [self._outcome(item) for item in finished]
         # Kept until written: if the store is away, the same outcomes are written once it
@@ -333,6 +338,22 @@ class Worker:
         tell(self._observers, jobs, [item.failure for item in finished], outcomes, applied)
         for item in finished:
             self._forget(item.job.id)
+
+    def _remove_cancelled(self) -> None:
+        """Remove the jobs whose run ended after it was told to stop (an operator's cancel,
+        ops/cancel.py), whether it raised or returned: cancelled, not failed or retried."""
+        stopped = [item for item in self._unsaved if item.cancelled]
+        if not stopped:
+            return
+        with self.store.transaction() as execute:
+            removed = sum(cancel.remove_stopped(execute, item.job.lease) for item in stopped)
+        # Written: off the unsaved list, so that a retry after an outage does not redo it.
+        self._unsaved = [item for item in self._unsaved if not item.cancelled]
+        self.stats.cancelled += removed
+        self.stats.fenced += len(stopped) - removed
+        for item in stopped:
+            self._forget(item.job.id)
+        log.info("cancelled %d jobs asked to stop", removed)
 
     def _forget(self, job_id: str) -> None:
         self._inflight.pop(job_id, None)
@@ -407,6 +428,21 @@ class Worker:
                 log.warning("lease on job %s was lost", lease.job_id)
             else:
                 self._expires[lease.job_id] = until
+        self._tell_cancelled([lease for lease in leases if lease.job_id not in lost])
+
+    def _tell_cancelled(self, leases: list[Lease]) -> None:
+        """Tell the runs an operator asked to stop (ops/cancel.py): a sync task sees
+        `current_job().cancel_requested`, an async one is cancelled."""
+        untold = [lease for lease in leases if not self._inflight[lease.job_id].cancel_requested]
+        if not untold:
+            return
+        with self.store.snapshot() as execute:
+            asked = cancel.asked_to_stop(execute, untold)
+        for lease in asked:
+            self._inflight[lease.job_id].request_cancel()
+            if self._slots is not None:
+                self._slots.cancel(lease.job_id)
+            log.info("job %s was asked to stop", lease.job_id)
 
     # -- paused queues and presence ---------------------------------------------------
 

@@ -55,12 +55,14 @@ Resolve = Callable[[LeasedJob], Resolved]
 class Finished:
     """A job done; or, with `started` False, one held back unstarted (its queue was
     paused after it was leased, or its batch task did not take it: `NotTaken`), whose
-    lease is to be given back uncharged."""
+    lease is to be given back uncharged. `cancelled`: the run was told to stop before
+    it ended (read as it ended: a run that ended first keeps its outcome)."""
 
     job: LeasedJob
     failure: Failure | None
     ended_at: float
     started: bool = True
+    cancelled: bool = False
 
 
 @dataclass(slots=True)
@@ -91,7 +93,7 @@ class Slots:
         self._hold = hold
         self._around = around
         self._running: dict[int, _Running] = {}
-        # The async tasks running now, by job id: a lost lease cancels its task.
+        # The async tasks running now, by job id: a lost lease or a cancel cancels its task.
         self._futures: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,8 +114,9 @@ class Slots:
             return [(run.job, run.started_at) for run in self._running.values()]
 
     def cancel(self, job_id: str) -> None:
-        """Cancel the async task of `job_id` if one runs (its lease was lost); a sync
-        task cannot be stopped safely and sees `current_job().lease_lost` instead."""
+        """Cancel the async task of `job_id` if one runs (its lease was lost, or an
+        operator cancelled the job); a sync task cannot be stopped safely and sees
+        `current_job().lease_lost` or `.cancel_requested` instead."""
         with self._lock:
             future = self._futures.get(job_id)
         if future is not None:
@@ -159,7 +162,7 @@ class Slots:
                 if failure is not None and isinstance(failure.exception, NotTaken):
                     self.results.put(Finished(job, None, ended, started=False))
                 else:
-                    self.results.put(Finished(job, failure, ended))
+                    self.results.put(Finished(job, failure, ended, cancelled=job.cancel_requested))
 
     def _unheld(self, jobs: list[LeasedJob]) -> list[LeasedJob]:
         """The jobs to run; those held back go straight to `results`, unstarted."""

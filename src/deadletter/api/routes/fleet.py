@@ -1,5 +1,5 @@
 """The fleet: queues (paused or not, their jobs by state, their consumers) and the live
-workers; cancelling jobs that wait. Reading needs `read`; pausing, resuming and
+workers; cancelling jobs (waiting or running). Reading needs `read`; pausing, resuming and
 cancelling need `operate`, with a reason for the audit log.
 
 Not `from __future__ import annotations`: FastAPI reads each route's annotations at
@@ -58,11 +58,14 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/jobs/cancel", response_model=Cancellation, responses=UNREADABLE)
     def cancel_jobs(caller: Annotated[Caller, Depends(ctx.operate)], body: CancelRequest) -> Any:
-        """Cancel jobs that wait to run (queued, scheduled, waiting for a retry), given by
-        id and/or matching a queue and a task, the soonest to run first: each is removed
-        with its attempts, one audit record each. `dry_run` lists them and changes
-        nothing. Ids of jobs that run, ran, or have a history (a recorded failure, a
-        requeue, another job system's origin) come back in `refused` with why."""
+        """Cancel jobs that wait to run (queued, scheduled, waiting for a retry) or run,
+        given by id and/or matching a queue and a task, the soonest to run first, one
+        audit record each. A waiting job is removed with its attempts (`jobs`); a
+        running one is asked to stop (`stopping`): its worker tells it at its next
+        heartbeat and removes it when its run ends. `dry_run` lists them and changes
+        nothing. Ids of jobs that ran, running dead letters, or jobs with a history (a
+        recorded failure, a requeue, another job system's origin) come back in
+        `refused` with why."""
         return cancel(
             ctx.app.store,
             job_ids=body.job_ids,
