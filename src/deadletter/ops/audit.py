@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     QUEUE_RESUME = "queue_resume"
     CANCEL = "cancel"
     RECLASSIFY = "reclassify"
+    REHANDLE = "rehandle"
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,11 +72,18 @@ class BulkPlan:
 
 
 def bulk_clauses(failure_filter: FailureFilter, *, all: bool = False) -> list[Clause]:
+    return [CURRENT, *checked_clauses(failure_filter, all=all)]
+
+
+def checked_clauses(
+    failure_filter: FailureFilter, *, all: bool, matches: str = "every failure"
+) -> list[Clause]:
+    """The filter's clauses; refused when it is empty (it `matches` all) unless `all`."""
     if failure_filter.is_empty and not all:
         raise InvalidRequest(
-            "filter", "is empty, so it matches every failure; pass all=True to mean that"
+            "filter", f"is empty, so it matches {matches}; pass all=True to mean that"
         )
-    return [CURRENT, *failure_filter.clauses()]
+    return failure_filter.clauses()
 
 
 def plan_bulk(

@@ -32,7 +32,7 @@ ONLY = "only a waiting or running job can be cancelled"
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A job asked for by id that was not cancelled, and why."""
+    """A job asked for by id that was not acted on (cancelled, handed back), and why."""
 
     job_id: str
     message: str
