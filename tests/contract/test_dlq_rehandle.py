@@ -13,7 +13,6 @@ import pytest
 
 from deadletter.app import App
 from deadletter.errors import InvalidRequest
-from deadletter.forensics import document as forensic
 from deadletter.model import JobState
 from deadletter.ops.audit import AuditAction, audit_entries
 from deadletter.ops.filters import FailureFilter
@@ -27,6 +26,7 @@ from tests.contract.test_dlq_handler import (
     make_app,
     rows,
 )
+from tests.support.operator import park
 
 PARKED = f"{DLQ}-parked"
 
@@ -38,17 +38,11 @@ def app(store_url: str, tmp_path: Path) -> Iterator[App]:
     application.close()
 
 
-def park(app: App, tmp_path: Path, count: int) -> tuple[list[str], list[Path]]:
-    """`count` jobs failed, each letter parked for a fault of its own (a folder where
-    its forensic record goes); the jobs' ids and the folders in the way."""
+def park_all(app: App, count: int) -> tuple[list[str], list[Path]]:
+    """`count` jobs failed, each letter parked for a fault of its own; the jobs' ids and
+    the folders in the way."""
     ids = dead_letters(app, count)
-    blockers = []
-    for letter in app.store.list_jobs(queue=DLQ):
-        failed_at = float(letter.payload["attempts"][-1]["ended_at"])
-        blocker = tmp_path / "blobs" / forensic.key(Q, failed_at, letter.id)
-        blocker.mkdir(parents=True)
-        blockers.append(blocker)
-    handle(app)
+    blockers = park(app, Q)
     assert len(app.store.list_jobs(queue=PARKED)) == count
     return ids, blockers
 
@@ -74,8 +68,8 @@ def alerts(app: App, kind: str) -> int:
     return len(rows(app, f"SELECT id FROM ops_alerts WHERE kind = '{kind}'"))
 
 
-def test_a_parked_letter_handed_back_is_handled_and_routed_once(app: App, tmp_path: Path) -> None:
-    [job_id], [blocker] = park(app, tmp_path, 1)
+def test_a_parked_letter_handed_back_is_handled_and_routed_once(app: App) -> None:
+    [job_id], [blocker] = park_all(app, 1)
     [parked] = app.store.list_jobs(queue=PARKED)
     plan = hand_back(app, dry_run=True, queue=Q)
     assert (plan.count, [p.job_id for p in plan.letters]) == (1, [job_id])
@@ -102,8 +96,8 @@ def test_a_parked_letter_handed_back_is_handled_and_routed_once(app: App, tmp_pa
     assert entry.details["parked_id"] == parked.id
 
 
-def test_a_letter_parked_again_raises_no_second_parked_alert(app: App, tmp_path: Path) -> None:
-    [job_id], _ = park(app, tmp_path, 1)
+def test_a_letter_parked_again_raises_no_second_parked_alert(app: App) -> None:
+    [job_id], _ = park_all(app, 1)
     [first] = app.store.list_jobs(queue=PARKED)
     assert len(hand_back(app, job_id).letters) == 1
     handle(app)  # the folder is still in the way: parked again
@@ -116,8 +110,8 @@ def test_a_letter_parked_again_raises_no_second_parked_alert(app: App, tmp_path:
     assert rows(app, "SELECT * FROM dlq_failures") == []
 
 
-def test_what_is_not_parked_is_refused_with_what_it_is(app: App, tmp_path: Path) -> None:
-    [job_id], [blocker] = park(app, tmp_path, 1)
+def test_what_is_not_parked_is_refused_with_what_it_is(app: App) -> None:
+    [job_id], [blocker] = park_all(app, 1)
     blocker.rmdir()
     handled = enqueue(app, "timeout", "x")
     app.worker().run(burst=True)
@@ -138,8 +132,8 @@ def test_what_is_not_parked_is_refused_with_what_it_is(app: App, tmp_path: Path)
     assert audit_entries(app.store, action=AuditAction.REHANDLE).items[0].target == job_id
 
 
-def test_letters_are_chosen_by_the_failure_filter(app: App, tmp_path: Path) -> None:
-    ids, _ = park(app, tmp_path, 3)
+def test_letters_are_chosen_by_the_failure_filter(app: App) -> None:
+    ids, _ = park_all(app, 3)
     letters = app.store.list_jobs(queue=DLQ)
     failed = sorted(letter.created_at for letter in letters)
     assert hand_back(app, dry_run=True, queue=Q).count == 3
@@ -169,8 +163,8 @@ def test_an_empty_or_classified_filter_is_refused(
     assert refused.value.field == field
 
 
-def test_handing_back_needs_a_reason_but_a_dry_run_does_not(app: App, tmp_path: Path) -> None:
-    park(app, tmp_path, 1)
+def test_handing_back_needs_a_reason_but_a_dry_run_does_not(app: App) -> None:
+    park_all(app, 1)
     with pytest.raises(InvalidRequest):
         rehandle(
             app.store, ids=[], failure_filter=FailureFilter(queue=Q), actor="ana",

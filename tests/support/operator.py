@@ -13,6 +13,7 @@ from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.dlq import wording
 from deadletter.errors import InvalidInput
+from deadletter.forensics import document as forensic
 from deadletter.model import ErrorClass, FailureRecord, JobState, Route
 from deadletter.worker.loop import Worker
 from deadletter.worker.slots import current_job
@@ -109,6 +110,20 @@ def fail(app: App, task: str, *args: str) -> str:
     job = app.store.get_job(job_id)
     assert job is not None and job.status is JobState.FAILED, job
     return job_id
+
+
+def park(app: App, queue: str) -> list[Path]:
+    """Park every letter waiting on `queue`'s DLQ for a fault of its own (a folder where
+    its forensic record goes), by real passes of the handler; the folders, to remove
+    when the fault is to be fixed."""
+    blockers = []
+    for letter in app.store.list_jobs(queue=f"{queue}-dlq", state=JobState.QUEUED):
+        failed_at = float(letter.payload["attempts"][-1]["ended_at"])
+        blocker = Path(app.settings.blob_url) / forensic.key(queue, failed_at, letter.id)
+        blocker.mkdir(parents=True)
+        blockers.append(blocker)
+    app.worker(queues=[queue], dlq_only=True).run(burst=True)
+    return blockers
 
 
 def table(app: App, sql: str, *params: Any) -> list[tuple[Any, ...]]:

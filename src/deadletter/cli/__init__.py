@@ -15,6 +15,7 @@ import typer
 from deadletter.cli import (
     cancel,
     demo,
+    dlq,
     export,
     failures,
     fleet,
@@ -68,6 +69,7 @@ app.command("requeue")(recovery.requeue)
 app.command("abandon")(recovery.abandon)
 app.command("cancel")(cancel.cancel)
 app.command("reclassify")(reclassify.reclassify)
+app.add_typer(dlq.dlq_app, name="dlq")
 app.command("recovery")(recovery.recovery)
 app.add_typer(recovery.review_app, name="review")
 app.command("recover")(recover.recover)

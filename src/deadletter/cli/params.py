@@ -141,6 +141,7 @@ def options_for(name: str, options: dict[str, Any], build: Callable[..., Any]) -
 def failure_filter(
     *,
     queue: str | None = None,
+    task: str | None = None,
     error_class: ErrorClass | None = None,
     group: str | None = None,
     since: float | None = None,
@@ -149,6 +150,7 @@ def failure_filter(
 ) -> FailureFilter:
     return FailureFilter(
         queue=queue,
+        task=task,
         error_class=error_class.value if error_class else None,
         fingerprint=group,
         since=since,
