@@ -206,6 +206,23 @@ class CancelRequest(Body):
     limit: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
 
 
+class RehandleRequest(Body):
+    ids: list[Name] = Field(
+        default=[],
+        max_length=MAX_JOB_IDS,
+        description="ids of parked letters, of their dead letters, or of their jobs",
+    )
+    filter: BulkFilter = Field(
+        default=BulkFilter(),
+        description="by the job: queue, task, label, job id, failed since/until, and text"
+        " in the handler's last error; a parked letter has no class, rule or group yet",
+    )
+    all: bool = Field(default=False, description="true to mean every parked letter, with no id")
+    reason: Reason
+    dry_run: bool = False
+    limit: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
+
+
 class ReclassifyRequest(Body):
     reason: Reason
     dry_run: bool = False

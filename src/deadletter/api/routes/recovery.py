@@ -1,5 +1,5 @@
-"""Acting on one failure: requeue, abandon, review; re-classifying all of them; and the
-queues that wait for them.
+"""Acting on one failure: requeue, abandon, review; re-classifying all of them; handing
+parked dead letters back to the handler; and the queues that wait for them.
 
 Reading the recovery queue and the review log needs `read`; acting needs `operate`.
 An action that does not apply now (a second click on requeue, a job abandoned since)
@@ -9,7 +9,7 @@ Not `from __future__ import annotations`: FastAPI reads each route's annotations
 runtime, and they name this module's closures.
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException
@@ -24,6 +24,7 @@ from deadletter.api.models import (
     Limit,
     ReclassifyRequest,
     RecoveryPage,
+    RehandleRequest,
     RequeueRequest,
     ReviewPage,
     ReviewRequest,
@@ -32,6 +33,7 @@ from deadletter.api.routing import GuardedRoute
 from deadletter.ops import recovery, review
 from deadletter.ops.reclassify import Reclassification, reclassify
 from deadletter.ops.recovery import ActionResult, Outcome
+from deadletter.ops.rehandle import Rehandling, rehandle
 
 ACTED = {**UNREADABLE, **NOT_FOUND, **REFUSED}
 REVIEWED = {"open": False, "reviewed": True, "all": None}
@@ -109,6 +111,31 @@ def router(ctx: ApiContext) -> APIRouter:
             reason=body.reason,
             dry_run=body.dry_run,
         )
+
+    @api.post("/dlq/rehandle", response_model=Rehandling, responses=UNREADABLE)
+    def rehandle_letters(
+        caller: Annotated[Caller, Depends(ctx.operate)], body: RehandleRequest
+    ) -> Rehandling:
+        """Hand parked dead letters (those the handler gave up on for a fault of their
+        own) back to the handler, by id and/or filter, at most `limit`, the oldest
+        failures first: each is queued on its DLQ again with a fresh retry budget, one
+        audit record each, and no notification or alert already raised for it is
+        raised again. `count` is how many match; `dry_run` lists them and changes
+        nothing. Ids with no parked letter come back in `refused` with why."""
+        done = rehandle(
+            ctx.app.store,
+            ids=body.ids,
+            failure_filter=body.filter.to_filter(),
+            all=body.all,
+            actor=caller.actor,
+            reason=body.reason,
+            policy=ctx.app.policy,
+            dry_run=body.dry_run,
+            limit=body.limit,
+        )
+        view = ctx.view(caller)
+        letters = [replace(letter, error=view.text(letter.error)) for letter in done.letters]
+        return replace(done, letters=letters)
 
     @api.get("/review", response_model=ReviewPage)
     def review_log(
