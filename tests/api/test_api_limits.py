@@ -95,4 +95,4 @@ def test_healthz_is_503_while_the_database_is_down(closable_postgres: str, tmp_p
             )
         down = client.get("/healthz")
     assert down.status_code == 503
-    assert down.json() == {"status": "unavailable", "database": "unreachable"}
+    assert down.json() == {"status": "degraded", "database": "unreachable"}

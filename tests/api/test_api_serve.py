@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,29 +29,32 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    store_url: str, folder: Path, *args: str
+    store_url: str, folder: Path, *args: str, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`deadletter serve` in a subprocess, once it answers: its URL and its process.
-    Stopped with SIGTERM, as a service manager stops it."""
+    Stopped with SIGTERM, as a service manager stops it. Its output goes to pipes, or
+    with `log` to that file (a pipe nobody reads fills up under many requests)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEADLETTER_")}
     env |= {"DEADLETTER_DATABASE_URL": store_url, "DEADLETTER_BLOB_URL": str(folder / "blobs")}
-    process = subprocess.Popen(
-        [*COMMAND, "serve", "--port", str(port), *args],
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url, process)
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(15)
+    with ExitStack() as files:
+        output = subprocess.PIPE if log is None else files.enter_context(log.open("w"))
+        process = subprocess.Popen(
+            [*COMMAND, "serve", "--port", str(port), *args],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(url, process)
+            yield url, process
+        finally:
+            process.terminate()
+            process.wait(15)
 
 
 def _wait_for(url: str, process: subprocess.Popen[str]) -> None:

@@ -1,20 +1,27 @@
-"""Workers ride out a PostgreSQL outage: restarted fast, immediate, or stopped for 30 s.
+"""Workers and `serve` ride out a PostgreSQL outage: restarted fast, immediate, or
+stopped for 30 s.
 
 Real worker processes run a few thousand jobs on a server of the test's own
 (tests/support/pg_server.py); the server goes away under them. Afterwards: no worker
 exited, every job succeeded and ran to its end once, each worker logged the outage
 once when it began and once when it ended, and work resumed within a second of the
-server accepting connections.
+server accepting connections. A real `deadletter serve` answers /healthz degraded while
+the server is stopped and ok after, and logs the outage once when it began and once,
+with its length, when it ended, without a traceback.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from deadletter.store import open_store
+from tests.api.test_api_serve import serving
 from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome, run_jobs
 from tests.support import pg_server
 
@@ -61,3 +68,45 @@ def test_workers_ride_out_a_postgresql_outage(
         assert began == log.count(OUTAGE_ENDS), log
         assert began == 1 if how.startswith("stopped") else began <= 1, log
         assert "Traceback" not in log, log
+
+
+SERVE_BEGINS = "database unreachable, /healthz answers degraded until it is back"
+SERVE_ENDS = re.compile(r"database reachable again after an outage of \d+\.\d s")
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_serve_answers_degraded_through_an_outage_and_logs_it_once(
+    server: pg_server.PgServer, tmp_path: Path
+) -> None:
+    store = open_store(server.url)
+    store.migrate()
+    store.close()
+    log = tmp_path / "serve.log"
+    with serving(server.url, tmp_path, "--no-auth", log=log) as (url, process):
+
+        def health() -> tuple[int, object]:
+            answer = httpx.get(f"{url}/healthz", trust_env=False, timeout=10)
+            return answer.status_code, answer.json()
+
+        assert health() == (200, {"status": "ok", "database": "ok"})
+        server.stop("fast")
+        degraded = (503, {"status": "degraded", "database": "unreachable"})
+        for _ in range(10):  # every probe degraded, the API's routes unavailable
+            assert health() == degraded
+            stats = httpx.get(f"{url}/api/queue/dlq/stats", trust_env=False, timeout=10)
+            assert stats.status_code == 503
+        server.start()
+        # Nobody probes now: the server notices the database's return by itself.
+        _until(lambda: SERVE_ENDS.search(log.read_text()) is not None, "no end logged")
+        assert health() == (200, {"status": "ok", "database": "ok"})
+        assert process.poll() is None
+    output = log.read_text()
+    assert output.count(SERVE_BEGINS) == 1, output
+    assert len(SERVE_ENDS.findall(output)) == 1, output
+    assert "Traceback" not in output, output

@@ -8,7 +8,6 @@ as FastAPI's own validation errors do.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -28,8 +27,6 @@ from deadletter.app import App
 from deadletter.errors import InvalidRequest, StoreUnavailable
 from deadletter.forensics import open_blob_store
 from deadletter.wiring import redactors_from
-
-log = logging.getLogger("deadletter.api")
 
 DESCRIPTION = """Inspect, group, requeue, abandon and export the failed jobs of a
 deadletter app. Send an API token as `Authorization: Bearer dl_…`; scopes are `read`,
@@ -56,6 +53,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
         yield
         # Each bulk run records its stop in the audit log before the server goes.
         ctx.bulk.stop()
+        ctx.health.close()
 
     api = FastAPI(
         title="deadletter",
@@ -125,7 +123,8 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # The cause names hosts and databases: for the log, not for the caller.
-    log.error("the database is unavailable: %s", exc)
+    # The cause names hosts and databases: for the log (once an outage), not the caller.
+    ctx: ApiContext = request.app.state.context
+    ctx.health.failed(ctx.app.store, exc)
     detail = "the database is unavailable; the server's log says why"
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,19 +13,24 @@ from deadletter.api.redaction import Redaction
 from deadletter.app import App
 from deadletter.forensics.base import BlobStore
 from deadletter.ops.recovery import ActionResult
+from deadletter.ops.system import HealthWatch
 from deadletter.ops.tokens import Scope
 from deadletter.redact import Redactor
+
+log = logging.getLogger("deadletter.api")
 
 
 @dataclass
 class ApiContext:
-    """The app whose failures are served, the guard, and the bulk runs of this server."""
+    """The app whose failures are served, the guard, the bulk runs of this server, and
+    its view of the database's health."""
 
     app: App
     guard: Guard
     redactor: Redactor
     blobs: BlobStore
     bulk: BulkRuns = field(default_factory=BulkRuns)
+    health: HealthWatch = field(default_factory=lambda: HealthWatch(log))
 
     def __post_init__(self) -> None:
         # Route dependencies, one per scope, built once.

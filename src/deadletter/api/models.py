@@ -438,5 +438,5 @@ class TokenList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded"]
     database: Literal["ok", "unreachable"]

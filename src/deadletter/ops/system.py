@@ -5,6 +5,8 @@ and open no store themselves.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from deadletter.store import metrics, open_store
 from deadletter.store.base import Store
 from deadletter.store.fleet import WorkerPresence
 from deadletter.store.metrics import Delays, TaskMetrics
+from deadletter.store.outage import OutageLog
 from deadletter.store.reports import DlqStats
 
 DELAY_WINDOW = 3600.0
@@ -56,6 +59,51 @@ def probe(store: Store) -> None:
     """Raises unless the database answers with its schema (see store/metrics.py)."""
     with store.snapshot() as execute:
         metrics.probe(execute)
+
+
+# While the database is away, the server probes it this often, doubling up to the cap.
+FIRST_PROBE = 0.1
+MAX_PROBE = 1.0
+
+
+class HealthWatch:
+    """A server's view of its database, and its log of the database's outages: one line
+    when a probe or a request finds it away, one with the outage's length when it
+    answers again, however many probes fail in between. While it is away a thread of
+    the watch's own probes it with a capped backoff, so that the end is logged when the
+    database is back, not at the next probe from outside."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._outage = OutageLog(
+            log,
+            began="database unreachable, /healthz answers degraded until it is back: %s",
+            ended="database reachable again after an outage of %.1f s",
+        )
+        self._closed = threading.Event()
+
+    def failed(self, store: Store, exc: BaseException) -> None:
+        """`store` did not answer: an outage begins unless one is on."""
+        if self._outage.failed(exc):
+            threading.Thread(
+                target=self._wait_out, args=(store,), name="database-outage", daemon=True
+            ).start()
+
+    def answered(self) -> None:
+        self._outage.succeeded()
+
+    def close(self) -> None:
+        """Stop probing (the server stops)."""
+        self._closed.set()
+
+    def _wait_out(self, store: Store) -> None:
+        delay = FIRST_PROBE
+        while self._outage.since is not None and not self._closed.wait(delay):
+            try:
+                probe(store)
+            except Exception:  # still away: the outage's first line said why
+                delay = min(delay * 2, MAX_PROBE)
+                continue
+            self.answered()
 
 
 @contextmanager

@@ -9,7 +9,6 @@ Not `from __future__ import annotations`: FastAPI reads each route's annotations
 runtime, and they name this module's closures.
 """
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
@@ -24,12 +23,10 @@ from deadletter.api.models import Health
 from deadletter.api.routing import GuardedRoute
 from deadletter.ops.system import probe
 
-log = logging.getLogger("deadletter.api")
-
 # A probe that waits longer than this for the database calls it unreachable: a health
 # check must answer within the prober's own timeout, however the database hangs.
 HEALTH_TIMEOUT = 2.0
-DOWN = Health(status="unavailable", database="unreachable")
+DOWN = Health(status="degraded", database="unreachable")
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -43,22 +40,28 @@ def router(ctx: ApiContext) -> APIRouter:
         "/healthz",
         response_model=Health,
         responses={
-            503: {"model": Health, "description": "The database cannot be reached."},
+            503: {
+                "model": Health,
+                "description": "Degraded: the database cannot be reached (an outage).",
+            },
             429: GUARDED[429],
         },
     )
     def healthz(request: Request) -> Health | JSONResponse:
-        """Whether this server can reach its database. Open: no token needed."""
+        """Whether this server can reach its database: `ok`, or `degraded` (503) while
+        it cannot. Open: no token needed."""
         # A bucket of its own: a load balancer's probe shares its address with every
         # client behind it, and their bad requests must not make it see 429.
         ctx.guard.limit(f"healthz:{address_of(request)}")
+        store = ctx.app.store
         try:
-            prober.submit(probe, ctx.app.store).result(timeout=HEALTH_TIMEOUT)
+            prober.submit(probe, store).result(timeout=HEALTH_TIMEOUT)
         # Whatever keeps the database from answering in time (an error, a timeout)
-        # makes this server unhealthy; the cause goes to the log, not to the caller.
-        except Exception:
-            log.warning("health check: the database is unreachable", exc_info=True)
+        # degrades this server; the cause goes to the log once an outage, not to the caller.
+        except Exception as exc:
+            ctx.health.failed(store, exc)
             return JSONResponse(DOWN.model_dump(), status_code=503)
+        ctx.health.answered()
         return Health(status="ok", database="ok")
 
     @api.get(
