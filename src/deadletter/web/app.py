@@ -7,7 +7,6 @@ sniffing; pages are `no-store`, since they show failures. Errors are pages, not 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -23,8 +22,6 @@ from deadletter.web.access import LoginRequired, Refused, WebContext
 from deadletter.web.pages import bulk, failures, fleet, groups, login, logs, overview, tokens
 from deadletter.web.render import Pages
 from deadletter.web.sessions import Sessions
-
-log = logging.getLogger("deadletter.web")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -45,7 +42,7 @@ def create_web(api: ApiContext) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("deadletter.web", "static")]), name="static")
     for module in (login, overview, failures, groups, fleet, bulk, logs, tokens):
         app.include_router(module.router(web, pages))
-    _handle_errors(app, pages)
+    _handle_errors(app, pages, api)
 
     @app.middleware("http")
     async def secure_headers(
@@ -62,7 +59,7 @@ def create_web(api: ApiContext) -> FastAPI:
     return app
 
 
-def _handle_errors(app: FastAPI, pages: Pages) -> None:
+def _handle_errors(app: FastAPI, pages: Pages, api: ApiContext) -> None:
     def page(status: int, title: str, detail: str) -> HTMLResponse:
         body = pages.render("error.html", None, status=status, title=title, detail=detail)
         return HTMLResponse(body, status_code=status)
@@ -90,7 +87,8 @@ def _handle_errors(app: FastAPI, pages: Pages) -> None:
         return page(422, "Invalid request", detail)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        log.error("the database is unavailable: %s", exc)
+        # The server's one log of the outage (api/context.py), not a line per page.
+        api.health.failed(api.app.store, exc)
         return page(503, "Database unavailable", "The database is unavailable; retry soon.")
 
     app.add_exception_handler(LoginRequired, login_required)
