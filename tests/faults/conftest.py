@@ -13,6 +13,7 @@ import pytest
 from deadletter.app import App
 from tests.contract.conftest import store_url
 from tests.faults import checker, journal, worker
+from tests.support.netns import inside
 
 __all__ = ["store_url"]
 
@@ -30,9 +31,13 @@ class Fleet:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ended_by_test: set[int] = set()
 
-    def start(self, role: str = "steady", lease: float = 1.0) -> subprocess.Popen[bytes]:
+    def start(
+        self, role: str = "steady", lease: float = 1.0, netns: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A worker, in network namespace `netns` if given (`ip netns exec` runs the
+        worker itself, so the pid is the worker's)."""
         command = [sys.executable, "-m", "tests.faults.worker", self.url, str(self.folder)]
-        proc = subprocess.Popen([*command, role, str(lease)], cwd=ROOT)
+        proc = subprocess.Popen([*inside(netns), *command, role, str(lease)], cwd=ROOT)
         self.procs.append(proc)
         return proc
 

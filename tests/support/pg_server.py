@@ -2,7 +2,9 @@
 
 Never the shared server on 5432: this one has its own data folder and port. The
 suite runs as root, and PostgreSQL refuses to run as root, so the server runs as the
-`postgres` user (`runuser`) in a folder that user owns.
+`postgres` user (`runuser`) in a folder that user owns. It listens on `host`, inside the
+network namespace `netns` if one is given, and on a Unix socket in its folder, which the
+test's own process reaches from any network namespace (`local_url`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
+
+from tests.support.netns import inside
 
 USER = "postgres"
 
@@ -44,17 +48,32 @@ def _free_port() -> int:
 class PgServer:
     """One server: `start`, `stop(mode)`, `restart(mode)`; `url` names its database."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(
+        self, folder: Path, port: int, host: str = "127.0.0.1", netns: str | None = None
+    ) -> None:
         self.folder = folder
         self.port = port
+        self.host = host
         self.data = folder / "data"
-        self.url = f"postgresql://{USER}@127.0.0.1:{port}/postgres"
+        self.url = f"postgresql://{USER}@{host}:{port}/postgres"
+        self.local_url = f"postgresql://{USER}@/postgres?host={folder}&port={port}"
         self._bin = binaries()
+        self._inside = inside(netns)
 
     def _ctl(self, *args: str) -> None:
         assert self._bin is not None
         subprocess.run(
-            ["runuser", "-u", USER, "--", str(self._bin / "pg_ctl"), "-D", str(self.data), *args],
+            [
+                *self._inside,
+                "runuser",
+                "-u",
+                USER,
+                "--",
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                *args,
+            ],
             check=True,
             capture_output=True,
             timeout=60,
@@ -69,10 +88,14 @@ class PgServer:
             capture_output=True,
             timeout=120,
         )  # fmt: skip
+        # initdb trusts loopback only: trust the subnets of the server's own interfaces
+        # too, for clients in other network namespaces (tests/support/netns.py).
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all samenet trust\n")
 
     def start(self) -> float:
         """Start and wait until it accepts connections; return that moment (time.time())."""
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} -c fsync=off"
         self._ctl("start", "-w", "-l", str(self.folder / "server.log"), "-o", options)
         return self._ready()
 
@@ -88,7 +111,7 @@ class PgServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                psycopg.connect(self.url, connect_timeout=2).close()
+                psycopg.connect(self.local_url, connect_timeout=2).close()
                 return time.time()
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -97,11 +120,11 @@ class PgServer:
 
 
 @contextmanager
-def pg_server() -> Iterator[PgServer]:
+def pg_server(host: str = "127.0.0.1", netns: str | None = None) -> Iterator[PgServer]:
     """A fresh server, started, removed with its data at the end."""
     folder = Path(tempfile.mkdtemp(prefix="deadletter-pg-"))
     shutil.chown(folder, USER, USER)
-    server = PgServer(folder, _free_port())
+    server = PgServer(folder, _free_port(), host, netns)
     try:
         server.init()
         server.start()

@@ -1,0 +1,102 @@
+"""A worker host cut off from PostgreSQL for longer than its lease, then healed.
+
+Three worker hosts, each a network namespace of the test's own, reach a PostgreSQL
+server of the test's own in a "db" namespace over veth links (tests/support/netns.py,
+tests/support/pg_server.py). One host's link goes down while it holds a batch of leases,
+for three times its lease, and comes back. The checker (tests.faults.checker) requires
+nothing lost, finished twice or stuck, no start of a job whose lease was taken over, and
+no worker ending on its own; besides, the others took over every job the host held, and
+the host, still the same process, took new leases and finished jobs after healing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deadletter.app import App
+from deadletter.model import JobState
+from tests.faults import journal, worker
+from tests.faults.conftest import Fleet
+from tests.faults.fleet import wait_until
+from tests.faults.test_faults import problems
+from tests.support import netns, pg_server
+
+JOBS = 2000
+LEASE = 2.0
+CUT = 3 * LEASE
+HOSTS = 3
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def network() -> Iterator[netns.Network]:
+    if not (netns.usable() and pg_server.usable()):
+        reason = "needs root, iproute2 and PostgreSQL's binaries"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the partition test")
+        pytest.skip(reason)
+    with netns.network(HOSTS) as made:
+        yield made
+
+
+@pytest.fixture
+def server(network: netns.Network) -> Iterator[pg_server.PgServer]:
+    with pg_server.pg_server(netns.DB_ADDRESS, network.db) as started:
+        yield started
+
+
+@pytest.fixture
+def fleet(server: pg_server.PgServer, tmp_path: Path) -> Iterator[Fleet]:
+    group = Fleet(server.url, tmp_path)
+    yield group
+    group.kill_all()
+
+
+def _held_by(app: App, pid: int) -> set[str]:
+    """Jobs leased by the worker of process `pid` (its name is host:pid:suffix)."""
+    running = app.store.list_jobs(queue=worker.QUEUE, state=JobState.RUNNING, limit=JOBS)
+    return {job.id for job in running if (job.lease_owner or "").split(":")[1:2] == [str(pid)]}
+
+
+def _settled(app: App) -> bool:
+    return all(state.is_terminal for _queue, state in app.store.count_states())
+
+
+def _cut_off(network: netns.Network, app: App, pid: int) -> tuple[set[str], set[str], float]:
+    """Cut host 0, whose worker is `pid`, off for CUT seconds; return the jobs it held,
+    those of them still its own just before healing, and when it was healed."""
+    network.cut(0)
+    # What it held once the server has done with anything the host had sent before.
+    time.sleep(0.5)
+    held = _held_by(app, pid)
+    time.sleep(CUT - 0.5)
+    still_held = held & _held_by(app, pid)
+    network.heal(0)
+    return held, still_held, time.time()
+
+
+def test_a_host_cut_off_past_its_lease(
+    network: netns.Network, server: pg_server.PgServer, fleet: Fleet
+) -> None:
+    app = worker.build(server.local_url, fleet.folder, LEASE)
+    app.store.migrate()
+    task = app.tasks["faults.work"]
+    ids = app.enqueue_many(task.spec(n, "", 0.02) for n in range(JOBS))
+    victim, *_ = [fleet.start(lease=LEASE, netns=host) for host in network.hosts]
+    wait_until(lambda: bool(_held_by(app, victim.pid)), 30, "the host to lease jobs")
+    held, still_held, healed = _cut_off(network, app, victim.pid)
+    wait_until(lambda: _settled(app), 60, "every job to end")
+    fleet.kill_all()
+
+    assert problems(fleet.check(app, ids, set())) == {}
+    # Expired while it was away, its leases were taken over (reclaimed by the others).
+    assert held and not still_held, "the others did not take over what the host held"
+    after = [e for e in journal.read(fleet.journal) if e.pid == victim.pid and e.leased_at > healed]
+    assert {e.event for e in after} & {"ok", "fail"}, "the host finished nothing after healing"
+    app.close()
