@@ -12,6 +12,8 @@ the host, still the same process, took new leases and finished jobs after healin
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from deadletter.app import App
 from deadletter.model import JobState
 from tests.faults import journal, worker
-from tests.faults.conftest import Fleet
+from tests.faults.conftest import ROOT, Fleet
 from tests.faults.fleet import wait_until
 from tests.faults.test_faults import problems
 from tests.support import netns, pg_server
@@ -30,6 +32,7 @@ JOBS = 2000
 LEASE = 2.0
 CUT = 3 * LEASE
 HOSTS = 3
+HANG = 60.0
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +103,30 @@ def test_a_host_cut_off_past_its_lease(
     after = [e for e in journal.read(fleet.journal) if e.pid == victim.pid and e.leased_at > healed]
     assert {e.event for e in after} & {"ok", "fail"}, "the host finished nothing after healing"
     app.close()
+
+
+def test_a_call_over_a_dead_connection_fails_instead_of_hanging(
+    network: netns.Network, server: pg_server.PgServer
+) -> None:
+    """The operating system gives up on a connection to a silent peer after 15 minutes
+    of retransmissions; till then a worker whose host was cut off waits in a store call
+    that holds its whole loop, says nothing of an outage, and after healing waits for
+    the next retransmission, minutes apart by then. The call must fail instead
+    (StoreUnavailable: the worker logs the outage and reconnects); HANG bounds a hang,
+    not how fast it fails."""
+    command = [sys.executable, "-m", "tests.faults.dead_connection", server.url]
+    probe = subprocess.Popen(
+        [*netns.inside(network.hosts[0]), *command],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert probe.stdout is not None and probe.stdout.readline() == "ready\n"
+        network.cut(0)
+        ended, _ = probe.communicate("go\n", timeout=HANG)
+    finally:
+        probe.kill()
+        probe.wait(10)
+    assert ended == "StoreUnavailable\n"

@@ -72,6 +72,20 @@ POOL_TIMEOUT = 10.0
 WAIT_SLICE = 0.3
 # libpq otherwise waits for the operating system's TCP timeout, minutes on some systems.
 CONNECT_TIMEOUT = 5
+# A connection whose server went silent (a network partition, a host gone) fails after
+# seconds instead of the operating system's 15 minutes of retransmissions, during which a
+# worker would wait in one call without noticing an outage, and after which it would
+# resume minutes after the network came back: data unacknowledged for 5 s
+# (tcp_user_timeout), or an idle connection unanswered after 5 s and 5 probes a second
+# apart (keepalives). Each applies unless database_url sets it.
+LIVENESS: dict[str, int] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "tcp_user_timeout": 5000,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
+    "keepalives_count": 5,
+}
 # wait_for_work blocks in slices this long, so that a stop request is seen promptly.
 LISTEN_SLICE = 0.5
 # The key of the advisory lock that serialises migrations: "dlmg" in ASCII.
@@ -302,9 +316,9 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             f"{options.get('host', 'localhost')}:{options.get('port', 5432)}"
             f"/{options.get('dbname', '')}"
         )
-        self._connect_options: dict[str, Any] = (
-            {} if "connect_timeout" in options else {"connect_timeout": CONNECT_TIMEOUT}
-        )
+        self._connect_options: dict[str, Any] = {
+            name: value for name, value in LIVENESS.items() if name not in options
+        }
         if fail_fast:
             self._connect_once()
         self._timeout = timeout
