@@ -95,12 +95,14 @@ def test_serve_answers_degraded_through_an_outage_and_logs_it_once(
             return answer.status_code, answer.json()
 
         assert health() == (200, {"status": "ok", "database": "ok"})
+        dashboard = httpx.Client(base_url=url, trust_env=False, headers={"Origin": url})
+        assert dashboard.post("/login", data={"next": "/"}).status_code == 303  # auth off
         server.stop("fast")
         degraded = (503, {"status": "degraded", "database": "unreachable"})
         for _ in range(10):  # every probe degraded, the API's routes unavailable
             assert health() == degraded
             stats = httpx.get(f"{url}/api/queue/dlq/stats", trust_env=False, timeout=10)
-            assert stats.status_code == 503
+            assert (stats.status_code, dashboard.get("/").status_code) == (503, 503)
         server.start()
         # Nobody probes now: the server notices the database's return by itself.
         _until(lambda: SERVE_ENDS.search(log.read_text()) is not None, "no end logged")
@@ -110,3 +112,6 @@ def test_serve_answers_degraded_through_an_outage_and_logs_it_once(
     assert output.count(SERVE_BEGINS) == 1, output
     assert len(SERVE_ENDS.findall(output)) == 1, output
     assert "Traceback" not in output, output
+    # Those two are all the log says of it: no line per probe, request or page.
+    told = [line for line in output.splitlines() if "database" in line and "HTTP/" not in line]
+    assert len(told) == 2, output
