@@ -3,10 +3,12 @@
 Three worker hosts, each a network namespace of the test's own, reach a PostgreSQL
 server of the test's own in a "db" namespace over veth links (tests/support/netns.py,
 tests/support/pg_server.py). One host's link goes down while it holds a batch of leases,
-for three times its lease, and comes back. The checker (tests.faults.checker) requires
+for five times its lease, and comes back. The checker (tests.faults.checker) requires
 nothing lost, finished twice or stuck, no start of a job whose lease was taken over, and
 no worker ending on its own; besides, the others took over every job the host held, and
 the host, still the same process, took new leases and finished jobs after healing.
+Two shorter tests pin down the connections' side of it: a call over a dead connection
+fails instead of hanging, and the server ends a transaction a cut-off host left open.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from deadletter.app import App
 from deadletter.model import JobState
-from tests.faults import journal, worker
+from tests.faults import dead_connection, journal, worker
 from tests.faults.conftest import ROOT, Fleet
 from tests.faults.fleet import wait_until
 from tests.faults.test_faults import problems
@@ -30,9 +33,11 @@ from tests.support import netns, pg_server
 
 JOBS = 2000
 LEASE = 2.0
-CUT = 3 * LEASE
+CUT = 5 * LEASE
 HOSTS = 3
 HANG = 60.0
+
+Probe = Callable[[str], subprocess.Popen[str]]
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +110,32 @@ def test_a_host_cut_off_past_its_lease(
     app.close()
 
 
+@pytest.fixture
+def probe(network: netns.Network, server: pg_server.PgServer) -> Iterator[Probe]:
+    """Start tests.faults.dead_connection on host 0: probe(how) returns it once ready."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(how: str) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "tests.faults.dead_connection", server.url, how]
+        proc = subprocess.Popen(
+            [*netns.inside(network.hosts[0]), *command],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_a_call_over_a_dead_connection_fails_instead_of_hanging(
-    network: netns.Network, server: pg_server.PgServer
+    network: netns.Network, probe: Probe
 ) -> None:
     """The operating system gives up on a connection to a silent peer after 15 minutes
     of retransmissions; till then a worker whose host was cut off waits in a store call
@@ -114,19 +143,21 @@ def test_a_call_over_a_dead_connection_fails_instead_of_hanging(
     the next retransmission, minutes apart by then. The call must fail instead
     (StoreUnavailable: the worker logs the outage and reconnects); HANG bounds a hang,
     not how fast it fails."""
-    command = [sys.executable, "-m", "tests.faults.dead_connection", server.url]
-    probe = subprocess.Popen(
-        [*netns.inside(network.hosts[0]), *command],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert probe.stdout is not None and probe.stdout.readline() == "ready\n"
-        network.cut(0)
-        ended, _ = probe.communicate("go\n", timeout=HANG)
-    finally:
-        probe.kill()
-        probe.wait(10)
+    caller = probe("call")
+    network.cut(0)
+    ended, _ = caller.communicate("go\n", timeout=HANG)
     assert ended == "StoreUnavailable\n"
+
+
+def test_the_server_ends_a_transaction_left_open_by_a_cut_off_host(
+    network: netns.Network, server: pg_server.PgServer, probe: Probe
+) -> None:
+    """A transaction open when its host's network broke holds its locks until the server
+    ends the session, by default hours later; a worker's holds the rows of its leases,
+    which the others' reclaim (FOR UPDATE SKIP LOCKED) would pass over meanwhile. The
+    server must end it, and the test's own session get the lock within HANG."""
+    probe("lock")
+    network.cut(0)
+    with psycopg.connect(server.local_url, autocommit=True) as conn:
+        conn.execute(f"SET lock_timeout = '{HANG:g}s'")
+        conn.execute("SELECT pg_advisory_lock(%s)", (dead_connection.LOCK,))

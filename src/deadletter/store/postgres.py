@@ -86,6 +86,16 @@ LIVENESS: dict[str, int] = {
     "keepalives_interval": 1,
     "keepalives_count": 5,
 }
+# The same on the server's side of each connection, asked for at connect (the URL's own
+# `options` come after, and win): the server ends the session of a client gone silent,
+# and with it a transaction the client had open when its network broke. The row locks of
+# that transaction would otherwise outlive the client's leases, by the server's own
+# timeouts (2 hours by default), and FOR UPDATE SKIP LOCKED passes over locked rows: no
+# other worker could reclaim those jobs meanwhile.
+SERVER_LIVENESS = (
+    "-c tcp_user_timeout=5000 -c tcp_keepalives_idle=5"
+    " -c tcp_keepalives_interval=1 -c tcp_keepalives_count=5"
+)
 # wait_for_work blocks in slices this long, so that a stop request is seen promptly.
 LISTEN_SLICE = 0.5
 # The key of the advisory lock that serialises migrations: "dlmg" in ASCII.
@@ -319,6 +329,7 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         self._connect_options: dict[str, Any] = {
             name: value for name, value in LIVENESS.items() if name not in options
         }
+        self._connect_options["options"] = f"{SERVER_LIVENESS} {options.get('options', '')}"
         if fail_fast:
             self._connect_once()
         self._timeout = timeout
