@@ -30,7 +30,7 @@ def test_cancel_a_running_job_after_a_dry_run(cli: Cli, dlq_app: App) -> None:
     started, told = threading.Semaphore(0), dict[str, bool]()
     polling(dlq_app, started, told)
     job_id = dlq_app.tasks["charts.render"].enqueue("return")
-    thread = in_thread(dlq_app.worker(dlq=False, lease_seconds=0.3))
+    thread = in_thread(dlq_app.worker(dlq=False, lease_seconds=1.5))
     assert started.acquire(timeout=30)
 
     dry = cli.ok("cancel", job_id, "--reason", "runaway", "--dry-run")

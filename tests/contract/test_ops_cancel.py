@@ -87,8 +87,9 @@ def test_running_jobs_told_to_stop_end_cancelled_sync_or_async(dlq_app: App) -> 
 
     render = dlq_app.tasks["charts.render"]
     ids = [render.enqueue("return"), render.enqueue("raise"), stream.enqueue()]
-    # A heartbeat every 0.1 s: the worker learns of the cancel soon after it is asked.
-    worker = dlq_app.worker(dlq=False, lease_seconds=0.3, concurrency=3)
+    # A heartbeat every 0.5 s: the worker learns of the cancel soon after it is asked,
+    # and a busy machine does not hold it back past the lease (a reclaim would take it).
+    worker = dlq_app.worker(dlq=False, lease_seconds=1.5, concurrency=3)
     thread = in_thread(worker)
     assert all(started.acquire(timeout=30) for _ in ids)
 
