@@ -26,7 +26,10 @@ def celery_client(broker_url: str, names: Names, dl_app: App) -> Iterator[Celery
     client.close()
 
 
-def celery_worker(start: Callable[..., HostWorker], broker_url: str, names: Names) -> HostWorker:
+def celery_worker(
+    start: Callable[..., HostWorker], broker_url: str, names: Names, **env: str
+) -> HostWorker:
+    """A `celery worker` of tests/hosts/celery_tasks.py; `env` adds to its environment."""
     return start(
         "celery",
         "-A",
@@ -43,7 +46,7 @@ def celery_worker(start: Callable[..., HostWorker], broker_url: str, names: Name
         "--without-heartbeat",
         "-l",
         "INFO",
-        env={"DL_TEST_BROKER": broker_url},
+        env={"DL_TEST_BROKER": broker_url, **env},
     )
 
 

@@ -42,7 +42,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("integrations/dramatiq.py", "ImportError"): "an optional extra is missing",
     ("integrations/rq.py", "ImportError"): "an optional extra is missing",
     # a programmer passed an object of the wrong type: Python's convention
-    ("integrations/celery.py", "TypeError"): "a result backend of the wrong type",
     ("integrations/dramatiq.py", "TypeError"): "a broker of the wrong type",
     ("integrations/core.py", "TypeError"): "a task of the wrong type under the re-drive's name",
     # the demo's stand-in for an HTTP client's error, classified by its status like one

@@ -27,6 +27,7 @@ except ImportError as exc:  # an optional extra
     ) from exc
 
 from deadletter.app import App
+from deadletter.errors import InvalidRequest
 from deadletter.integrations import imports
 from deadletter.integrations.core import (
     JOB_KEY,
@@ -143,7 +144,9 @@ def held_failures(celery_app: Celery) -> Iterator[Held]:
     backend = celery_app.backend
     client = getattr(backend, "client", None)
     if client is None or not hasattr(client, "scan_iter"):
-        raise TypeError(f"cannot list the results of a {type(backend).__name__}: use Redis")
+        raise InvalidRequest(
+            "backend", f"cannot list the results of a {type(backend).__name__}: use Redis"
+        )
     skipped = 0
     for key in client.scan_iter(match=f"{backend.task_keyprefix.decode()}*", count=500):
         raw = client.get(key)
