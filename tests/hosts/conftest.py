@@ -109,7 +109,8 @@ def host_env(database_url: str, tmp_path: Path, names: Names, redis_url: str) ->
     """The environment of a host's worker process: where deadletter and the test live."""
     return {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # the tests, and this checkout's deadletter (not another the venv may point at)
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
         "PYTHONUNBUFFERED": "1",  # the tests read the worker's log as it runs
         "DEADLETTER_DATABASE_URL": database_url,
         "DEADLETTER_SPOOL_DIR": str(tmp_path / "spool"),
@@ -137,9 +138,12 @@ class HostWorker:
         )
 
     def stop(self) -> None:
-        """SIGTERM (a warm shutdown in every host), then SIGKILL past 10 seconds."""
+        """SIGTERM to the host's main process (a warm shutdown in every host: it stops
+        the processes it forked itself, which then save their coverage; Celery's pool
+        processes die at once of a SIGTERM of their own), then SIGKILL to the whole group
+        past 10 seconds."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
