@@ -136,10 +136,6 @@ class Recorder:
                 self.spool.add(events, cause=exc)
             self.spool.retry_in_background(self._store)
 
-    def flush(self) -> int:
-        """Write what the spool holds, oldest first; how many events were written."""
-        return self.spool.drain(self._store)
-
     def _store(self, events: Sequence[HostEvent]) -> list[str]:
         return self.app.store.record_host_events(events, now=time.time())
 
