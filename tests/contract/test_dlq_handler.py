@@ -22,6 +22,7 @@ from deadletter.model import JobState
 from deadletter.store.outbox import Outbox
 from deadletter.worker.loop import Worker
 from tests.contract.test_crash import wait_for
+from tests.support.ghost import began_and_vanished
 
 THRESHOLDS = ("last_24h", "avg_retries", "pending_recovery")
 Q = "chart-processing"
@@ -269,7 +270,7 @@ def test_a_job_that_keeps_killing_its_worker_is_quarantined_with_an_alert(app: A
     job_id = enqueue(app, "timeout", "a")
     worker = app.worker()
     for _ in range(4):
-        app.store.lease([Q], limit=1, worker="doomed", now=time.time(), lease_seconds=0.01)
+        began_and_vanished(app.store, Q, worker="doomed", lease_seconds=0.01)
         time.sleep(0.02)
         worker.reclaim_expired()
     worker.run(burst=True)

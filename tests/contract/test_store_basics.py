@@ -65,8 +65,12 @@ def lease(
     worker: str = "w1",
     now: float = NOW,
     lease_seconds: float = 30.0,
+    begun: bool = False,
 ) -> list[LeasedJob]:
+    """Lease; with `begun`, record that the jobs' tasks started, as a worker's slot does."""
     found = store.lease(queues, limit=limit, worker=worker, now=now, lease_seconds=lease_seconds)
+    if begun:
+        assert store.begin([job.lease for job in found], now=now) == []
     return sorted(found, key=lambda job: job.id)
 
 
@@ -221,7 +225,7 @@ def test_concurrent_leasers_never_get_the_same_job(store: Store) -> None:
 
 def test_finish_with_a_stale_token_is_fenced_out(store: Store) -> None:
     store.enqueue([new_job("a")])
-    [first] = lease(store, worker="w1", lease_seconds=5)
+    [first] = lease(store, worker="w1", lease_seconds=5, begun=True)
     [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 10, lease_seconds=30)
 
     stale: list[JobOutcome] = [
@@ -341,7 +345,7 @@ def test_release_restores_the_attempt_count(store: Store) -> None:
 
 def test_extend_returns_the_leases_no_longer_held(store: Store) -> None:
     store.enqueue([new_job("a", run_at=NOW - 1), new_job("b")])
-    [short] = lease(store, limit=1, lease_seconds=5)
+    [short] = lease(store, limit=1, lease_seconds=5, begun=True)
     [long] = lease(store, limit=1, lease_seconds=100)
     store.reclaim_expired(limit=10, worker="w2", now=NOW + 10, lease_seconds=30)
 
@@ -354,18 +358,46 @@ def test_extend_returns_the_leases_no_longer_held(store: Store) -> None:
 
 def test_reclaim_expired_takes_over_with_the_previous_owner_named(store: Store) -> None:
     store.enqueue([new_job("a", run_at=NOW - 1), new_job("b")])
-    [short] = lease(store, limit=1, worker="w1", lease_seconds=5)
-    lease(store, limit=1, worker="w1", lease_seconds=100)
+    [short] = lease(store, limit=1, worker="w1", lease_seconds=5, begun=True)
+    lease(store, limit=1, worker="w1", lease_seconds=100, begun=True)
 
     assert store.reclaim_expired(limit=10, worker="w2", now=NOW + 4, lease_seconds=30) == []
     [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
 
-    assert lost.lost_worker == "w1"
+    assert (lost.lost_worker, lost.began_at) == ("w1", NOW)
     assert (lost.job.id, lost.job.token, lost.job.attempt) == ("a", short.token + 1, 1)
     assert (lost.job.lease_expires_at, lost.job.started_at) == (NOW + 36, NOW)
     job = job_of(store, "a")
     assert (job.status, job.lease_owner, job.attempts) == (JobState.RUNNING, "w2", 1)
     assert store.reclaim_expired(limit=10, worker="w3", now=NOW + 6, lease_seconds=30) == []
+
+
+def test_an_expired_lease_on_a_job_that_never_began_goes_back_uncharged(store: Store) -> None:
+    store.enqueue([new_job("a", run_at=NOW - 5), new_job("b", run_at=NOW - 1)])
+    [a] = lease(store, limit=1, worker="w1", lease_seconds=5)
+    [b] = lease(store, limit=1, worker="w1", lease_seconds=5, begun=True)
+
+    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
+
+    assert lost.job.id == b.id
+    job = job_of(store, "a")
+    assert (job.status, job.attempts, job.lease_owner) == (JobState.QUEUED, 0, None)
+    assert job.run_at == NOW - 5  # its place in the queue, not the back of it
+    assert store.attempts("a") == []
+    assert store.begin([a.lease], now=NOW + 7) == [a.lease]
+    [again] = lease(store, worker="w3", now=NOW + 7)
+    assert (again.id, again.attempt) == ("a", 1)
+
+
+def test_begin_returns_the_leases_no_longer_held(store: Store) -> None:
+    store.enqueue([new_job("a"), new_job("b")])
+    first, second = lease(store, lease_seconds=5)
+    store.release([second.lease], now=NOW)
+
+    assert store.begin([first.lease, second.lease], now=NOW + 1) == [second.lease]
+    assert store.begin([], now=NOW + 1) == []
+    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
+    assert lost.job.id == "a"
 
 
 def test_state_counts_add_up_to_what_was_enqueued(store: Store) -> None:

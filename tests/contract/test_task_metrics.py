@@ -21,6 +21,7 @@ from deadletter.app import App
 from deadletter.ops import system
 from deadletter.worker.slots import current_job
 from tests.support import worker_process
+from tests.support.ghost import began_and_vanished
 from tests.support.one_queue import one_queue_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_metrics_change_by_exactly_the_jobs_run(app: App) -> None:
 def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:
     app.enqueue(app.tasks["meter.ok"].spec())
     now = time.time()
-    assert app.store.lease([Q], limit=1, worker="gone", now=now, lease_seconds=1)
+    began_and_vanished(app.store, Q, worker="gone", lease_seconds=1)
     [lost] = app.store.reclaim_expired(limit=1, worker="me", now=now + 2, lease_seconds=30)
     assert lost.lost_worker == "gone"
     tasks = system.figures(app.store, gone_after=60, now=now).tasks

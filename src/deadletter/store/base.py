@@ -73,10 +73,12 @@ JobOutcome = Succeeded | Retrying | DeadLettered
 
 @dataclass(frozen=True, slots=True)
 class LostLease:
-    """A running job whose worker stopped heartbeating; now leased to the reclaimer."""
+    """A running job whose worker stopped heartbeating; now leased to the reclaimer.
+    `began_at`: when the lost attempt began (store `begin`), the start of its record."""
 
     job: LeasedJob
     lost_worker: str
+    began_at: float
 
 
 class Store(Protocol):
@@ -117,11 +119,18 @@ class Store(Protocol):
     def reclaim_expired(
         self, *, limit: int, worker: str, now: float, lease_seconds: float
     ) -> list[LostLease]:
-        """Lease jobs whose lease expired; the caller records the lost attempt."""
+        """Jobs whose lease expired: those whose attempt never began go back to their
+        queue uncharged, in their place; the rest are leased to `worker`, which records
+        the lost attempt."""
         ...
 
     def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
         """Heartbeat: push lease expiry; return the leases that are no longer ours."""
+        ...
+
+    def begin(self, leases: Sequence[Lease], *, now: float) -> list[Lease]:
+        """Record that the leased jobs' attempts begin (their tasks start next): only such
+        an attempt is charged when its lease expires. Return the leases no longer ours."""
         ...
 
     def finish(self, outcomes: Sequence[JobOutcome], *, now: float) -> set[str]:

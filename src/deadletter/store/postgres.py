@@ -2,7 +2,9 @@
 
 Durability: the server's default `synchronous_commit = on` is kept, so a commit has
 reached the write-ahead log on disk when it returns; neither a server crash nor a power
-loss afterwards undoes it.
+loss afterwards undoes it. The exception is the mark that a job's attempt began
+(`begin`, `synchronous_commit = off`), which matters only if its worker dies and the
+server does not; lost in a server crash, it leaves that attempt uncharged.
 
 Concurrency: leasers take rows with `FOR UPDATE SKIP LOCKED`, so workers on any number
 of machines pass over each other's candidates instead of queueing behind them, and
@@ -160,7 +162,8 @@ picked AS (
 UPDATE queue_jobs
 SET status = 'running', attempts = attempts + 1, lease_owner = %(worker)s,
     lease_token = lease_token + 1, lease_expires_at = %(expires)s,
-    attempt_started_at = %(now)s, started_at = coalesce(started_at, %(now)s)
+    attempt_started_at = %(now)s, attempt_began_at = NULL,
+    started_at = coalesce(started_at, %(now)s)
 FROM picked
 WHERE id = picked_id
 RETURNING {rows.LEASED_COLUMNS}
@@ -170,8 +173,9 @@ RETURNING {rows.LEASED_COLUMNS}
 # locked there, so they are still running and expired when the UPDATE reaches them.
 RECLAIM = f"""
 WITH expired AS (
-    SELECT id AS expired_id, lease_owner AS lost_worker FROM queue_jobs
-    WHERE status = 'running' AND lease_expires_at < %(now)s
+    SELECT id AS expired_id, lease_owner AS lost_worker, attempt_began_at AS began_at
+    FROM queue_jobs
+    WHERE status = 'running' AND lease_expires_at < %(now)s AND attempt_began_at IS NOT NULL
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
@@ -179,7 +183,26 @@ UPDATE queue_jobs
 SET lease_owner = %(worker)s, lease_token = lease_token + 1, lease_expires_at = %(expires)s
 FROM expired
 WHERE id = expired_id
-RETURNING {rows.LEASED_COLUMNS}, lost_worker
+RETURNING {rows.LEASED_COLUMNS}, lost_worker, began_at
+"""
+
+# An expired attempt that never began is not charged: the job goes back in its place in
+# the queue, which is notified.
+GIVE_BACK = f"""
+WITH unbegun AS (
+    SELECT id AS unbegun_id FROM queue_jobs
+    WHERE status = 'running' AND lease_expires_at < %(now)s AND attempt_began_at IS NULL
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED),
+given AS (
+    UPDATE queue_jobs
+    SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
+        attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
+    FROM unbegun
+    WHERE id = unbegun_id
+    RETURNING queue)
+SELECT pg_notify('{CHANNEL}', queue) FROM given GROUP BY queue
 """
 
 EXTEND = """
@@ -187,6 +210,15 @@ UPDATE queue_jobs j SET lease_expires_at = %s
 FROM unnest(%b::text[], %b::bigint[]) AS l(id, token)
 WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
 RETURNING j.id, l.token
+"""
+
+# The start of a task, one job per statement (a slot begins one job; unnest costs more
+# than the update itself for one row), committed by itself without waiting for the disk.
+BEGIN = """
+WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE queue_jobs SET attempt_began_at = %s FROM unflushed
+WHERE id = %s AND lease_token = %s AND status = 'running'
+RETURNING id
 """
 
 # A released attempt did not happen: the job goes back with its attempt count restored,
@@ -422,6 +454,21 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
                 pool.putconn(conn)
 
     @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection[DictRow]]:
+        """A pooled connection whose statements each commit by themselves (autocommit):
+        for a single statement, the round trips of BEGIN and COMMIT saved."""
+        self._back_yet()
+        with self._translated():
+            pool, conn = self._checkout()
+            try:
+                conn.autocommit = True
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+                pool.putconn(conn)
+
+    @contextmanager
     def _translated(self) -> Iterator[None]:
         """The driver's errors as the store's, saying what to do."""
         try:
@@ -558,15 +605,31 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     ) -> list[LostLease]:
         params = {"now": now, "limit": limit, "worker": worker, "expires": now + lease_seconds}
         with self._transaction() as conn:
+            conn.execute(GIVE_BACK, params)
             reclaimed = conn.cursor(row_factory=tuple_row).execute(RECLAIM, params)
-            return [LostLease(rows.leased_job(r[:-1]), r[-1] or "unknown") for r in reclaimed]
+            return [
+                LostLease(rows.leased_job(r[:-2]), r[-2] or "unknown", r[-1]) for r in reclaimed
+            ]
 
     def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
         if not leases:
             return []
-        with self._transaction() as conn:
+        with self._statement() as conn:
             kept = {(r["id"], r["token"]) for r in conn.execute(EXTEND, (until, *_ids(leases)))}
         return [lease for lease in leases if (lease.job_id, lease.token) not in kept]
+
+    def begin(self, leases: Sequence[Lease], *, now: float) -> list[Lease]:
+        if not leases:
+            return []
+        params = [(now, lease.job_id, lease.token) for lease in leases]
+        with self._statement() as conn:
+            cursor = conn.cursor()
+            if len(params) == 1:  # a slot's one job: a pipeline's sync would cost a round trip
+                begun = {row["id"] for row in cursor.execute(BEGIN, params[0])}
+            else:  # a batch task's jobs, pipelined: one round trip
+                cursor.executemany(BEGIN, params, returning=True)
+                begun = {row["id"] for _ in cursor.results() for row in cursor.fetchall()}
+        return [lease for lease in leases if lease.job_id not in begun]
 
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
         if not leases:

@@ -2,10 +2,14 @@
 
 Durability: `synchronous=FULL` with WAL, so a committed transaction survives a
 power loss, not only a process crash (NORMAL would lose the last commits on power
-loss). Writers take the lock up front (`BEGIN IMMEDIATE`) and wait for it through
-`busy_timeout`: a deferred transaction that upgrades from read to write can fail
-with "database is locked" at once, whatever the timeout, which is the classic way
-several processes sharing one file break.
+loss). One write is made without waiting for the disk: the mark that a job's attempt
+began (`begin`), which matters only if its worker dies and the database does not; lost
+in a power loss, it leaves that attempt uncharged.
+
+Writers take the lock up front (`BEGIN IMMEDIATE`) and wait for it through
+`busy_timeout`: a deferred transaction that upgrades from read to write can fail with
+"database is locked" at once, whatever the timeout, which is the classic way several
+processes sharing one file break.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ LEASE = f"""
 UPDATE queue_jobs
 SET status = 'running', attempts = attempts + 1, lease_owner = ?,
     lease_token = lease_token + 1, lease_expires_at = ?, attempt_started_at = ?,
-    started_at = coalesce(started_at, ?)
+    attempt_began_at = NULL, started_at = coalesce(started_at, ?)
 WHERE id IN (
     WITH ready AS ({{ready}}),
     letters AS (
@@ -109,7 +113,7 @@ SELECT * FROM (
 """
 
 EXPIRED = """
-SELECT id, lease_owner FROM queue_jobs
+SELECT id, lease_owner, lease_token, attempt_began_at FROM queue_jobs
 WHERE status = 'running' AND lease_expires_at < ?
 LIMIT ?
 """
@@ -123,6 +127,11 @@ RETURNING {rows.LEASED_COLUMNS}
 
 EXTEND = """
 UPDATE queue_jobs SET lease_expires_at = ?
+WHERE id = ? AND lease_token = ? AND status = 'running'
+"""
+
+BEGIN = """
+UPDATE queue_jobs SET attempt_began_at = ?
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
@@ -140,11 +149,13 @@ WHERE queue_jobs.id = o.id AND queue_jobs.lease_token = o.token AND queue_jobs.s
 RETURNING queue_jobs.id
 """
 
-# A released attempt did not happen: the job goes back with its attempt count restored.
+# A released attempt did not happen: the job goes back with its attempt count restored,
+# ready at the given time or, given none, in its place in the queue.
 RELEASE = """
 UPDATE queue_jobs
 SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
-    attempts = attempts - 1, run_at = ?, lease_owner = NULL, lease_expires_at = NULL
+    attempts = attempts - 1, run_at = coalesce(?, run_at), lease_owner = NULL,
+    lease_expires_at = NULL
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
@@ -173,6 +184,9 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # Threads of this process take turns at the write lock here: waiting for it in
+        # SQLite's busy handler sleeps 1 ms, then longer, each time it finds it taken.
+        self._writer = threading.Lock()
 
     # -- connections ---------------------------------------------------------
 
@@ -200,9 +214,11 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._translated():
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._translated(), self._turn_to_write():
             conn = self._conn()
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -212,6 +228,18 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous = FULL")
+
+    @contextmanager
+    def _turn_to_write(self) -> Iterator[None]:
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked by another thread")
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Execute]:
@@ -365,18 +393,22 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         with self._write() as conn:
             expired = conn.execute(EXPIRED, (now, limit)).fetchall()
             lost = []
-            for job_id, owner in expired:
+            for job_id, owner, token, began_at in expired:
+                # An attempt that never began is not charged: the job goes back in its place.
+                if began_at is None:
+                    conn.execute(RELEASE, (None, job_id, token))
+                    continue
                 row = conn.execute(RECLAIM, (worker, now + lease_seconds, job_id)).fetchone()
-                lost.append(LostLease(rows.leased_job(row), owner or "unknown"))
+                lost.append(LostLease(rows.leased_job(row), owner or "unknown", began_at))
             return lost
 
     def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:
         with self._write() as conn:
-            return [
-                lease
-                for lease in leases
-                if conn.execute(EXTEND, (until, lease.job_id, lease.token)).rowcount == 0
-            ]
+            return _not_ours(conn, EXTEND, until, leases)
+
+    def begin(self, leases: Sequence[Lease], *, now: float) -> list[Lease]:
+        with self._write(durable=False) as conn:
+            return _not_ours(conn, BEGIN, now, leases)
 
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
         with self._write() as conn:
@@ -544,6 +576,17 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
             while not stop.wait(WAKE_CHECK) and time.monotonic() < deadline:
                 if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
                     return
+
+
+def _not_ours(
+    conn: sqlite3.Connection, sql: str, value: float, leases: Sequence[Lease]
+) -> list[Lease]:
+    """Run `sql` (value, job id, token) for each lease; the leases it changed no row of."""
+    return [
+        lease
+        for lease in leases
+        if conn.execute(sql, (value, lease.job_id, lease.token)).rowcount == 0
+    ]
 
 
 @functools.lru_cache(maxsize=16)

@@ -153,8 +153,11 @@ class Worker:
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._stop_now = threading.Event()
-        # Leased and not yet persisted, whether still running or finished.
+        # Leased and not yet persisted, whether waiting for a slot, running or finished.
         self._inflight: dict[str, LeasedJob] = {}
+        # Held back unstarted and not given back yet (the store was away): handed to the
+        # slots again, which start them or hold them back again, once it answers.
+        self._again: list[LeasedJob] = []
         self._unsaved: list[Finished] = []
         # When each in-flight lease expires, as last leased or extended: a slot does not
         # start a job past it. Leases found lost at heartbeat, so as to drop the jobs not
@@ -178,7 +181,8 @@ class Worker:
         self._stop.set()
 
     def running(self) -> int:
-        """Jobs leased and not finished yet: what a stop waits for."""
+        """Jobs leased and not finished yet: what a stop waits for (the slots start none
+        once stopping: they hold them back, to be given back)."""
         return len(self._inflight) - len(self._unsaved)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
@@ -187,6 +191,7 @@ class Worker:
             self._resolve,
             self.name,
             hold=self._is_held,
+            begin=self._begin,
             around=self._around,
         )
         self._slots = slots
@@ -270,10 +275,10 @@ class Worker:
             self._paused = frozenset(self.store.paused_queues())
         # Refill at half capacity, so that leases and writes go in batches, not one by one.
         leased = self._lease(now) if len(self._inflight) <= self.settings.batch_size // 2 else []
-        self._dispatch(slots, leased)
+        again, self._again = self._again, []
+        self._dispatch(slots, again + leased)
         slots.interrupt_overdue()
-        running = len(self._inflight) > len(self._unsaved)
-        self._collect(_drain(slots, 0.0 if leased or not running else FLUSH_INTERVAL))
+        self._collect(_drain(slots, 0.0 if leased or not self.running() else FLUSH_INTERVAL))
         wrote = bool(self._unsaved) and self._flush_due()
         if wrote:
             self._persist()
@@ -291,14 +296,27 @@ class Worker:
         for jobs in batches.values():
             slots.submit(jobs)
 
+    def _begin(self, jobs: list[LeasedJob]) -> set[str]:
+        """On a slot, right before it starts `jobs`: record in the store that their
+        attempts begin, so that a lost worker is charged only for what it ran (a job
+        waiting for a slot is not charged); the ids whose lease is no longer ours."""
+        lost = self.store.begin([job.lease for job in jobs], now=time.time())
+        return {lease.job_id for lease in lost}
+
     def _collect(self, finished: list[Finished]) -> None:
-        held = [item for item in finished if not item.started]
-        if held:
-            self._give_back(held)
-            finished = [item for item in finished if item.started]
-        if finished and not self._unsaved:
+        """Keep the outcomes of jobs that ran, then give back the jobs held unstarted:
+        a store that is away must lose neither."""
+        done = [item for item in finished if item.started]
+        if done and not self._unsaved:
             self._clocks.first_unsaved = time.monotonic()
-        self._unsaved.extend(finished)
+        self._unsaved.extend(done)
+        held = [item.job for item in finished if not item.started]
+        if held:
+            try:
+                self._give_back(held)
+            except StoreUnavailable:
+                self._again += held
+                raise
 
     def _flush_due(self) -> bool:
         everything_done = len(self._unsaved) == len(self._inflight)
@@ -447,23 +465,24 @@ class Worker:
     # -- paused queues and presence ---------------------------------------------------
 
     def _is_held(self, job: LeasedJob) -> bool:
-        """Whether a slot about to start `job` must not: its queue was paused, its
-        lease is lost or about to expire (another worker may own the job by now), or it
-        is a letter and the DLQ handler cannot take letters now (a component is down)."""
-        if job.queue in self._paused or job.id in self._lost:
+        """Whether a slot about to start `job` must not: the worker is stopping, its
+        queue was paused, its lease is lost or about to expire (another worker may own
+        the job by now), or it is a letter and the DLQ handler cannot take letters now
+        (a component is down)."""
+        if self._stop.is_set() or job.queue in self._paused or job.id in self._lost:
             return True
         if job.queue in self._letter_queues and not self._takes_letters():
             return True
         return self._expires.get(job.id, 0.0) - START_MARGIN <= time.time()
 
-    def _give_back(self, held: list[Finished]) -> None:
+    def _give_back(self, held: list[LeasedJob]) -> None:
         """Leases of jobs held back unstarted (a paused queue, a lease lost or expiring, a
         letter the DLQ handler did not take): returned uncharged where still ours, the jobs
         wait on their queue to be leased again; a lease already taken over is left to its
         new owner (the release is fenced)."""
-        released = self.store.release([item.job.lease for item in held], now=time.time())
-        for item in held:
-            self._forget(item.job.id)
+        released = self.store.release([job.lease for job in held], now=time.time())
+        for job in held:
+            self._forget(job.id)
         log.info("gave back %d of %d jobs held unstarted", released, len(held))
 
     def _beat(self) -> None:
@@ -505,7 +524,11 @@ class Worker:
     # -- stopping -------------------------------------------------------------------
 
     def _shutdown(self, slots: Slots) -> None:
-        """Let in-flight jobs finish within the grace period, then give back the rest."""
+        """Give back at once the jobs waiting for a slot (the slots start no more once
+        stopping), let running jobs finish within the grace period, then give back the
+        rest."""
+        if unstarted := slots.unstarted():
+            self._stored(lambda: self._give_back(unstarted))
         deadline = time.monotonic() + self.settings.grace_seconds
         while self.running() and time.monotonic() < deadline and not self._stop_now.is_set():
             self._collect(_drain(slots, min(FLUSH_INTERVAL, max(deadline - time.monotonic(), 0))))
@@ -519,6 +542,7 @@ class Worker:
         released = self.store.release(leases, now=time.time())
         log.warning("released %d unfinished jobs at shutdown", released)
         self._inflight.clear()
+        self._again.clear()
         self._expires.clear()
         self._lost.clear()
 
@@ -567,4 +591,4 @@ def _drain(slots: Slots, wait: float) -> list[Finished]:
 
 def _lost_failure(item: LostLease, now: float) -> Failure:
     message = f"worker {item.lost_worker} was lost while running the job (lease expired)"
-    return Failure(WorkerLost(message), "", item.job.started_at, now, item.lost_worker)
+    return Failure(WorkerLost(message), "", item.began_at, now, item.lost_worker)

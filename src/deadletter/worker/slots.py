@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from deadletter.errors import JobTimeout, NotTaken
+from deadletter.errors import JobTimeout, NotTaken, StoreUnavailable
 from deadletter.model import LeasedJob
 from deadletter.worker.retry import Failure
 from deadletter.worker.tracebacks import format_failure
@@ -31,6 +31,8 @@ TRACEBACK_LIMIT = 8000
 
 # A context a run happens in, given its job (telemetry/otel.py: a span).
 Around = Callable[[LeasedJob], AbstractContextManager[None]]
+# Record that jobs begin, right before they start; the ids of those not to start.
+Begin = Callable[[list[LeasedJob]], set[str]]
 
 current_job: contextvars.ContextVar[LeasedJob] = contextvars.ContextVar("deadletter_current_job")
 
@@ -82,15 +84,19 @@ class Slots:
         resolve: Resolve,
         worker: str,
         hold: Callable[[LeasedJob], bool] = lambda job: False,
+        begin: Begin = lambda jobs: set(),
         around: Around | None = None,
     ) -> None:
         """`hold`: whether a job waiting for a slot is not to be started after all;
-        `around`: a context each run of a single job runs in (a trace's span)."""
+        `begin`: called right before jobs start, the ids of those not to start (their
+        lease is lost); `around`: a context each run of a single job runs in (a trace's
+        span)."""
         self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[list[LeasedJob] | None] = queue.SimpleQueue()
         self._resolve = resolve
         self._worker = worker
         self._hold = hold
+        self._begin = begin
         self._around = around
         self._running: dict[int, _Running] = {}
         # The async tasks running now, by job id: a lost lease or a cancel cancels its task.
@@ -107,6 +113,16 @@ class Slots:
     def submit(self, jobs: list[LeasedJob]) -> None:
         """Run one job, or a batch of jobs of one batch task."""
         self._inbox.put(jobs)
+
+    def unstarted(self) -> list[LeasedJob]:
+        """Take back the jobs still waiting for a slot (a stop gives them back at once)."""
+        jobs: list[LeasedJob] = []
+        while True:
+            try:
+                unit = self._inbox.get_nowait()
+            except queue.Empty:
+                return jobs
+            jobs += unit or []
 
     def running(self) -> list[tuple[LeasedJob, float]]:
         """The jobs the slots run now (the first of a batch), each with its start time."""
@@ -145,34 +161,50 @@ class Slots:
     def _serve(self) -> None:
         ident = threading.get_ident()
         while (jobs := self._inbox.get()) is not None:
-            if not (jobs := self._unheld(jobs)):
-                continue
-            started = time.time()
-            try:
-                failures = self._execute(ident, jobs, started)
-            except JobTimeout as exc:
-                # The interrupt arrived after the task returned but before bookkeeping.
-                failures = dict.fromkeys((job.id for job in jobs), self._failure(exc, started))
-            finally:
-                with self._lock:
-                    self._running.pop(ident, None)
-            ended = time.time()
-            for job in jobs:
-                failure = failures.get(job.id)
-                if failure is not None and isinstance(failure.exception, NotTaken):
-                    self.results.put(Finished(job, None, ended, started=False))
-                else:
-                    self.results.put(Finished(job, failure, ended, cancelled=job.cancel_requested))
+            for item in self._run(ident, jobs):
+                self.results.put(item)
 
-    def _unheld(self, jobs: list[LeasedJob]) -> list[LeasedJob]:
-        """The jobs to run; those held back go straight to `results`, unstarted."""
-        kept = []
+    def _run(self, ident: int, jobs: list[LeasedJob]) -> list[Finished]:
+        """Run `jobs` unless held back; each of them finished, or unstarted if held."""
+        held: list[Finished] = []
+        kept: list[LeasedJob] = []
         for job in jobs:
             if self._hold(job):
-                self.results.put(Finished(job, None, time.time(), started=False))
+                held.append(Finished(job, None, time.time(), started=False))
             else:
                 kept.append(job)
-        return kept
+        lost = self._begun(kept)
+        held += [Finished(job, None, time.time(), started=False) for job in kept if job.id in lost]
+        jobs = [job for job in kept if job.id not in lost]
+        if not jobs:
+            return held
+        started = time.time()
+        try:
+            failures = self._execute(ident, jobs, started)
+        except JobTimeout as exc:
+            # The interrupt arrived after the task returned but before bookkeeping.
+            failures = dict.fromkeys((job.id for job in jobs), self._failure(exc, started))
+        finally:
+            with self._lock:
+                self._running.pop(ident, None)
+        ended = time.time()
+        return held + [self._finished(job, failures.get(job.id), ended) for job in jobs]
+
+    def _begun(self, jobs: list[LeasedJob]) -> set[str]:
+        """`begin` for `jobs`: the ids not to start. A store that cannot record it (away)
+        starts none of them: they are held back, to be given back or tried again."""
+        if not jobs:
+            return set()
+        try:
+            return self._begin(jobs)
+        except StoreUnavailable:
+            return {job.id for job in jobs}
+
+    @staticmethod
+    def _finished(job: LeasedJob, failure: Failure | None, ended: float) -> Finished:
+        if failure is not None and isinstance(failure.exception, NotTaken):
+            return Finished(job, None, ended, started=False)
+        return Finished(job, failure, ended, cancelled=job.cancel_requested)
 
     def _execute(
         self, ident: int, jobs: list[LeasedJob], started: float
