@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from deadletter.errors import WorkerLost
+
 # What a payload holds, as read back: loose, since readers index into it freely.
 JSON = Any
 # What deadletter itself writes as JSON: checked by mypy.
@@ -178,6 +180,9 @@ def is_parked_queue(queue: str) -> bool:
     return queue.endswith(PARKED_SUFFIX)
 
 
+WORKER_LOST = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
+
+
 @dataclass(frozen=True, slots=True)
 class LastFailure:
     """The last attempt in a dead letter's history, as the letter carries it: what the
@@ -220,10 +225,15 @@ class DeadLetter:
     reason: str
     poison: bool
     last: LastFailure
+    # What went wrong: the last attempt that failed of the job's own error; its last
+    # attempt only when every attempt lost its worker. A lost worker says nothing about
+    # the job, so it classifies, groups and words the failure only when nothing else can.
+    cause: LastFailure
 
     @classmethod
     def from_json(cls, body: Mapping[str, JSON]) -> DeadLetter:
         attempts = body.get("attempts") or [{}]
+        own = [attempt for attempt in attempts if attempt.get("error_type") != WORKER_LOST]
         created_at = body.get("created_at")
         return cls(
             job_id=body["job_id"],
@@ -234,6 +244,7 @@ class DeadLetter:
             reason=str(body.get("reason") or ""),
             poison=body.get("poison") is True,
             last=LastFailure.from_json(attempts[-1]),
+            cause=LastFailure.from_json((own or attempts)[-1]),
         )
 
 

@@ -18,7 +18,8 @@ from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.errors import InvalidInput
 from deadletter.forensics import document as forensic
-from deadletter.model import JobState
+from deadletter.model import Attempt, ErrorClass, JobState
+from deadletter.store.base import Retrying
 from deadletter.store.outbox import Outbox
 from deadletter.worker.loop import Worker
 from tests.contract.test_crash import wait_for
@@ -264,6 +265,39 @@ def test_secrets_never_reach_forensics_and_pii_never_leaves(app: App, tmp_path: 
     assert "sk_live_abcdefghijklmnop1234" not in body
     log_text = (tmp_path / "dlq.log").read_text()
     assert "carol@example.com" not in log_text and "sk_live_abcdefghijklmnop1234" not in log_text
+
+
+def test_a_poison_job_is_classified_by_its_own_error_not_by_its_lost_workers(app: App) -> None:
+    job_id = enqueue(app, "bad_request", "a")
+    # Its first attempt fails with its own error; the next three kill their workers.
+    first = began_and_vanished(app.store, Q, worker="w1", lease_seconds=30)
+    own = Attempt(
+        job_id,
+        1,
+        time.time(),
+        time.time(),
+        "w1",
+        "tests.HTTPError",
+        "chart has no series",
+        http_status=400,
+        error_class=ErrorClass.USER_ERROR,
+        rule="http-4xx",
+    )
+    app.store.finish([Retrying(first.lease, own, run_at=time.time())], now=time.time())
+    worker = app.worker()
+    for _ in range(3):
+        began_and_vanished(app.store, Q, worker="doomed", lease_seconds=0.01)
+        time.sleep(0.02)
+        worker.reclaim_expired()
+    worker.run(burst=True)
+
+    [(reason, error_class, error_type, retries)] = rows(
+        app, "SELECT reason, error_class, error_type, retry_count FROM dlq_failures"
+    )
+    assert reason.startswith("poison:") and retries == 3
+    assert (error_class, error_type) == ("USER_ERROR", "tests.HTTPError")
+    [(kind,)] = rows(app, "SELECT kind FROM ops_alerts")
+    assert kind == "poison"
 
 
 def test_a_job_that_keeps_killing_its_worker_is_quarantined_with_an_alert(app: App) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deadletter.model import Attempt, DeadLetter, ErrorClass, LastFailure
+from deadletter.model import WORKER_LOST, Attempt, DeadLetter, ErrorClass, LastFailure
 from deadletter.store.base import dead_letter_payload
 
 JOB = {
@@ -35,6 +35,16 @@ def test_a_letter_reads_back_as_it_was_written() -> None:
         ),
     ]
     body = json.loads(json.dumps(dead_letter_payload(JOB, history, "poison: lost", poison=True)))
+    http_404 = LastFailure(
+        number=2,
+        ended_at=103.0,
+        error_type="httpx.HTTPStatusError",
+        message="404 Not Found",
+        traceback="Traceback ...",
+        http_status=404,
+        error_class="USER_ERROR",
+        rule="http-4xx",
+    )
 
     assert DeadLetter.from_json(body) == DeadLetter(
         job_id="j1",
@@ -44,17 +54,33 @@ def test_a_letter_reads_back_as_it_was_written() -> None:
         created_at=100.0,
         reason="poison: lost",
         poison=True,
-        last=LastFailure(
-            number=2,
-            ended_at=103.0,
-            error_type="httpx.HTTPStatusError",
-            message="404 Not Found",
-            traceback="Traceback ...",
-            http_status=404,
-            error_class="USER_ERROR",
-            rule="http-4xx",
-        ),
+        last=http_404,
+        cause=http_404,
     )
+
+
+def test_the_cause_is_the_last_error_of_the_job_not_of_its_lost_workers() -> None:
+    history = [
+        attempt(1, error_type="TimeoutError", message="slow"),
+        attempt(2, error_type="ValueError", message="bad chart", error_class=ErrorClass.USER_ERROR),
+        attempt(3, error_type=WORKER_LOST, message="worker w was lost"),
+    ]
+    body = json.loads(json.dumps(dead_letter_payload(JOB, history, "poison: lost", poison=True)))
+
+    letter = DeadLetter.from_json(body)
+
+    assert (letter.last.number, letter.last.error_type) == (3, WORKER_LOST)
+    assert (letter.cause.number, letter.cause.error_type) == (2, "ValueError")
+    assert letter.cause.error_class == "USER_ERROR"
+
+
+def test_a_letter_that_only_lost_its_workers_is_caused_by_the_last_loss() -> None:
+    history = [attempt(n, error_type=WORKER_LOST, message=f"lost {n}") for n in (1, 2)]
+    body = json.loads(json.dumps(dead_letter_payload(JOB, history, "poison: lost", poison=True)))
+
+    letter = DeadLetter.from_json(body)
+
+    assert letter.cause == letter.last and letter.cause.message == "lost 2"
 
 
 def test_a_letter_without_history_or_flags_has_an_empty_last_failure() -> None:
@@ -62,7 +88,8 @@ def test_a_letter_without_history_or_flags_has_an_empty_last_failure() -> None:
 
     letter = DeadLetter.from_json(body)
 
-    assert (letter.last, letter.poison, letter.reason, letter.labels) == (
+    assert (letter.last, letter.cause, letter.poison, letter.reason, letter.labels) == (
+        LastFailure(),
         LastFailure(),
         False,
         "",

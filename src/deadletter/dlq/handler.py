@@ -145,10 +145,10 @@ class DeadLetterHandler:
 
     def _prepare(self, letter: LeasedJob) -> _Prepared:
         dead = DeadLetter.from_json(letter.payload)
-        last = dead.last
-        error_class, rule = self._classification(last)
-        group = fingerprint(last.error_type or "", last.message or "", last.traceback)
-        failed_at = last.ended_at or time.time()
+        cause = dead.cause
+        error_class, rule = self._classification(cause)
+        group = fingerprint(cause.error_type or "", cause.message or "", cause.traceback)
+        failed_at = dead.last.ended_at or time.time()
         key = forensic.key(dead.queue, failed_at, letter.id)
         doc = forensic.document(
             self.redactors.secrets.redact_value(letter.payload),  # type: ignore[arg-type]
@@ -159,11 +159,11 @@ class DeadLetterHandler:
         record = self._failure_record(letter, dead, error_class, rule, group, key, failed_at)
         return _Prepared(record, key, forensic.encode(doc))
 
-    def _classification(self, last: LastFailure) -> tuple[ErrorClass, str]:
+    def _classification(self, cause: LastFailure) -> tuple[ErrorClass, str]:
         """The worker classified the attempt when it failed; classify again only if not."""
-        if last.error_class and last.rule:
-            return ErrorClass(last.error_class), last.rule
-        info = ErrorInfo.from_record(last.error_type or "", last.message or "", last.http_status)
+        if cause.error_class and cause.rule:
+            return ErrorClass(cause.error_class), cause.rule
+        info = ErrorInfo.from_record(cause.error_type or "", cause.message or "", cause.http_status)
         verdict = classify(info, self.rules)
         return verdict.error_class, verdict.rule
 
@@ -177,8 +177,8 @@ class DeadLetterHandler:
         key: str,
         failed_at: float,
     ) -> FailureRecord:
-        last = dead.last
-        message = self.redactors.secrets.redact_text(last.message or "")
+        cause = dead.cause
+        message = self.redactors.secrets.redact_text(cause.message or "")
         record = FailureRecord(
             dead_letter_id=letter.id,
             job_id=dead.job_id,
@@ -187,10 +187,10 @@ class DeadLetterHandler:
             error_class=error_class,
             rule=rule,
             fingerprint=group,
-            error_type=last.error_type,
+            error_type=cause.error_type,
             error_message=message,
-            http_status=last.http_status,
-            retry_count=max(last.number - 1, 0),
+            http_status=cause.http_status,
+            retry_count=max(dead.last.number - 1, 0),
             reason=dead.reason,
             labels=dead.labels,
             forensics_key=key,
