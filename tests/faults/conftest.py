@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,8 @@ class Fleet:
         self.journal = folder / "journal.log"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ended_by_test: set[int] = set()
+        # When the test killed or froze each process, by pid (checker.START_WINDOW).
+        self.faulted: defaultdict[int, list[float]] = defaultdict(list)
 
     def start(
         self, role: str = "steady", lease: float = 1.0, netns: str | None = None
@@ -43,8 +47,16 @@ class Fleet:
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         self.ended_by_test.add(proc.pid)
+        self.faulted[proc.pid].append(time.time())
         proc.kill()
         proc.wait(10)
+
+    def freeze(self, proc: subprocess.Popen[bytes], seconds: float) -> None:
+        """SIGSTOP `proc` for `seconds`, then SIGCONT."""
+        self.faulted[proc.pid].append(time.time())
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(seconds)
+        proc.send_signal(signal.SIGCONT)
 
     def kill_all(self) -> None:
         for proc in self.procs:
@@ -76,8 +88,22 @@ class Fleet:
 
     def check(self, app: App, ids: list[str], killers: set[str]) -> checker.Findings:
         return checker.check(
-            app.store, ids, [worker.DLQ], self.journal, exited=self.exited(killers)
+            app.store,
+            ids,
+            [worker.DLQ],
+            self.journal,
+            exited=self.exited(killers),
+            faulted=self._faulted(killers),
         )
+
+    def _faulted(self, killers: set[str]) -> dict[int, list[float]]:
+        """When each worker was killed or frozen: by the test, or by one of the `killers`
+        jobs (the moment it started, as it journalled; it ends its worker at once)."""
+        faulted = defaultdict(list, {pid: list(times) for pid, times in self.faulted.items()})
+        for entry in journal.read(self.journal):
+            if entry.job_id in killers and entry.event == "start":
+                faulted[entry.pid].append(entry.at)
+        return faulted
 
 
 @pytest.fixture

@@ -5,24 +5,13 @@ never started, no start of a job whose lease was taken over, no worker ending on
 from __future__ import annotations
 
 import random
-import signal
 import time
 
 import pytest
 
 from deadletter.app import App
 from tests.faults import worker
-from tests.faults.checker import Findings
 from tests.faults.conftest import Fleet
-
-# Issue 7 item 1 is not done yet: a lease lost by a killed or frozen worker is still
-# charged as WorkerLost whether or not its job started, so this finding is reported but
-# not yet required empty. Everything else the checker finds fails the test.
-PENDING = {"charged_unstarted"}
-
-
-def problems(findings: Findings) -> dict[str, list[str]]:
-    return {name: ids for name, ids in findings.problems.items() if name not in PENDING}
 
 
 def enqueue(fleet: Fleet, count: int, killers: int = 0) -> tuple[App, list[str], set[str]]:
@@ -50,7 +39,7 @@ def test_sigkills_and_worker_killing_jobs(fleet: Fleet) -> None:
             running.append(fleet.start())
     fleet.kill_all()
     fleet.drain()
-    assert problems(fleet.check(app, ids, killers)) == {}
+    assert fleet.check(app, ids, killers).problems == {}
     app.close()
 
 
@@ -62,10 +51,8 @@ def test_workers_frozen_past_their_lease(fleet: Fleet) -> None:
     running = [fleet.start() for _ in range(3)]
     for victim in running:
         time.sleep(0.5)
-        victim.send_signal(signal.SIGSTOP)
-        time.sleep(2.0)
-        victim.send_signal(signal.SIGCONT)
+        fleet.freeze(victim, 2.0)
     fleet.drain()
     fleet.kill_all()
-    assert problems(fleet.check(app, ids, set())) == {}
+    assert fleet.check(app, ids, set()).problems == {}
     app.close()
