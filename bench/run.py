@@ -26,6 +26,9 @@ from deadletter.config import settings_from_mapping
 
 PG_ADMIN = os.environ.get("DEADLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 QUEUE = "bench"
+CONCURRENCY = 2
+# A job that does some work: what a begin mark per start costs beside it.
+SHORT_JOB = 0.001
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def make_app(url: str) -> App:
     settings = settings_from_mapping(
         {
             "database_url": url,
-            "worker": {"concurrency": 2, "batch_size": 400, "poll_interval": 0.01},
+            "worker": {"concurrency": CONCURRENCY, "batch_size": 400, "poll_interval": 0.01},
             "queues": {QUEUE: {"backoff_base": 0.0, "max_retries": 3}},
         }
     )
@@ -145,6 +148,10 @@ def make_app(url: str) -> App:
     @app.task(name="noop", queue=QUEUE)
     def noop(n: int) -> None:
         return None
+
+    @app.task(name="short", queue=QUEUE)
+    def short(n: int) -> None:
+        time.sleep(SHORT_JOB)
 
     @app.task(name="fail", queue=QUEUE)
     def fail(n: int) -> None:
@@ -207,6 +214,17 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
             total,
             timed(lambda: drain(app, succeeded=total)),
             reference,
+        )
+    )
+    shorts = int(4_000 * scale)
+    app.enqueue_many(app.tasks["short"].spec(i) for i in range(shorts))
+    rows.append(
+        Row(
+            backend,
+            f"jobs of {SHORT_JOB * 1000:g} ms processed (reference: slots x 1/duration)",
+            shorts,
+            timed(lambda: drain(app, succeeded=shorts)),
+            CONCURRENCY / SHORT_JOB,
         )
     )
     dead = int(3_000 * scale)
