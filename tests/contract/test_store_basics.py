@@ -226,7 +226,7 @@ def test_concurrent_leasers_never_get_the_same_job(store: Store) -> None:
 def test_finish_with_a_stale_token_is_fenced_out(store: Store) -> None:
     store.enqueue([new_job("a")])
     [first] = lease(store, worker="w1", lease_seconds=5, begun=True)
-    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 10, lease_seconds=30)
+    [lost] = store.reclaim_expired(limit=10, now=NOW + 10, lease_seconds=30)
 
     stale: list[JobOutcome] = [
         Succeeded(first.lease, NOW + 11),
@@ -235,7 +235,11 @@ def test_finish_with_a_stale_token_is_fenced_out(store: Store) -> None:
     assert store.finish(stale, now=NOW + 11) == set()
 
     job = job_of(store, "a")
-    assert (job.status, job.lease_owner) == (JobState.RUNNING, "w2")
+    assert (job.status, job.lease_owner, job.lease_token) == (
+        JobState.RUNNING,
+        "w1",
+        lost.job.token,
+    )
     assert store.attempts("a") == []
     assert store.finish([Succeeded(lost.job.lease, NOW + 12)], now=NOW + 12) == {"a"}
     assert store.finish([Succeeded(lost.job.lease, NOW + 13)], now=NOW + 13) == set()
@@ -347,7 +351,7 @@ def test_extend_returns_the_leases_no_longer_held(store: Store) -> None:
     store.enqueue([new_job("a", run_at=NOW - 1), new_job("b")])
     [short] = lease(store, limit=1, lease_seconds=5, begun=True)
     [long] = lease(store, limit=1, lease_seconds=100)
-    store.reclaim_expired(limit=10, worker="w2", now=NOW + 10, lease_seconds=30)
+    store.reclaim_expired(limit=10, now=NOW + 10, lease_seconds=30)
 
     assert store.extend([short.lease, long.lease], until=NOW + 200) == [short.lease]
     assert store.extend([], until=NOW + 200) == []
@@ -361,15 +365,27 @@ def test_reclaim_expired_takes_over_with_the_previous_owner_named(store: Store) 
     [short] = lease(store, limit=1, worker="w1", lease_seconds=5, begun=True)
     lease(store, limit=1, worker="w1", lease_seconds=100, begun=True)
 
-    assert store.reclaim_expired(limit=10, worker="w2", now=NOW + 4, lease_seconds=30) == []
-    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
+    assert store.reclaim_expired(limit=10, now=NOW + 4, lease_seconds=30) == []
+    [lost] = store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=30)
 
     assert (lost.lost_worker, lost.began_at) == ("w1", NOW)
     assert (lost.job.id, lost.job.token, lost.job.attempt) == ("a", short.token + 1, 1)
     assert (lost.job.lease_expires_at, lost.job.started_at) == (NOW + 36, NOW)
     job = job_of(store, "a")
-    assert (job.status, job.lease_owner, job.attempts) == (JobState.RUNNING, "w2", 1)
-    assert store.reclaim_expired(limit=10, worker="w3", now=NOW + 6, lease_seconds=30) == []
+    assert (job.status, job.lease_owner, job.attempts) == (JobState.RUNNING, "w1", 1)
+    assert store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=30) == []
+
+
+def test_a_reclaimer_lost_before_it_records_the_attempt_is_not_blamed_for_it(store: Store) -> None:
+    store.enqueue([new_job("a")])
+    lease(store, limit=1, worker="w1", lease_seconds=5, begun=True)
+    # The reclaimer takes the lease over and dies before it records the lost attempt.
+    [first] = store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=5)
+
+    [again] = store.reclaim_expired(limit=10, now=NOW + 12, lease_seconds=30)
+
+    assert (again.lost_worker, again.began_at) == ("w1", NOW)
+    assert (again.job.attempt, again.job.token) == (1, first.job.token + 1)
 
 
 def test_an_expired_lease_on_a_job_that_never_began_goes_back_uncharged(store: Store) -> None:
@@ -377,7 +393,7 @@ def test_an_expired_lease_on_a_job_that_never_began_goes_back_uncharged(store: S
     [a] = lease(store, limit=1, worker="w1", lease_seconds=5)
     [b] = lease(store, limit=1, worker="w1", lease_seconds=5, begun=True)
 
-    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
+    [lost] = store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=30)
 
     assert lost.job.id == b.id
     job = job_of(store, "a")
@@ -396,7 +412,7 @@ def test_begin_returns_the_leases_no_longer_held(store: Store) -> None:
 
     assert store.begin([first.lease, second.lease], now=NOW + 1) == [second.lease]
     assert store.begin([], now=NOW + 1) == []
-    [lost] = store.reclaim_expired(limit=10, worker="w2", now=NOW + 6, lease_seconds=30)
+    [lost] = store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=30)
     assert lost.job.id == "a"
 
 

@@ -101,7 +101,7 @@ def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:
     app.enqueue(app.tasks["meter.ok"].spec())
     now = time.time()
     began_and_vanished(app.store, Q, worker="gone", lease_seconds=1)
-    [lost] = app.store.reclaim_expired(limit=1, worker="me", now=now + 2, lease_seconds=30)
+    [lost] = app.store.reclaim_expired(limit=1, now=now + 2, lease_seconds=30)
     assert lost.lost_worker == "gone"
     tasks = system.figures(app.store, gone_after=60, now=now).tasks
     assert tasks[(Q, "meter.ok")].counts == {"enqueued": 1, "started": 1, "lease_lost": 1}

@@ -29,7 +29,7 @@ def test_idle_lease_and_reclaim_take_no_write_lock(store: SqliteStore) -> None:
     try:
         now = time.time()
         assert store.lease(["default"], limit=10, worker="w", now=now, lease_seconds=30) == []
-        assert store.reclaim_expired(limit=10, worker="w", now=now, lease_seconds=30) == []
+        assert store.reclaim_expired(limit=10, now=now, lease_seconds=30) == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()

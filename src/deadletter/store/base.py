@@ -73,7 +73,7 @@ JobOutcome = Succeeded | Retrying | DeadLettered
 
 @dataclass(frozen=True, slots=True)
 class LostLease:
-    """A running job whose worker stopped heartbeating; now leased to the reclaimer.
+    """A running job whose worker stopped heartbeating, taken over by the reclaimer.
     `began_at`: when the lost attempt began (store `begin`), the start of its record."""
 
     job: LeasedJob
@@ -116,12 +116,11 @@ class Store(Protocol):
         DEAD_LETTER_TASK), then the rest by priority and age, dead letters included."""
         ...
 
-    def reclaim_expired(
-        self, *, limit: int, worker: str, now: float, lease_seconds: float
-    ) -> list[LostLease]:
+    def reclaim_expired(self, *, limit: int, now: float, lease_seconds: float) -> list[LostLease]:
         """Jobs whose lease expired: those whose attempt never began go back to their
-        queue uncharged, in their place; the rest are leased to `worker`, which records
-        the lost attempt."""
+        queue uncharged, in their place; the rest are taken over under a new token by
+        the caller, which records the lost attempt (the owner's name is kept: a
+        reclaimer lost before it records the attempt is not blamed for it)."""
         ...
 
     def extend(self, leases: Sequence[Lease], *, until: float) -> list[Lease]:

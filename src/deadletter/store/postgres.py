@@ -180,7 +180,7 @@ WITH expired AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 UPDATE queue_jobs
-SET lease_owner = %(worker)s, lease_token = lease_token + 1, lease_expires_at = %(expires)s
+SET lease_token = lease_token + 1, lease_expires_at = %(expires)s
 FROM expired
 WHERE id = expired_id
 RETURNING {rows.LEASED_COLUMNS}, lost_worker, began_at
@@ -600,10 +600,8 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             leased = conn.cursor(row_factory=tuple_row).execute(LEASE, params)
             return [rows.leased_job(r) for r in leased]
 
-    def reclaim_expired(
-        self, *, limit: int, worker: str, now: float, lease_seconds: float
-    ) -> list[LostLease]:
-        params = {"now": now, "limit": limit, "worker": worker, "expires": now + lease_seconds}
+    def reclaim_expired(self, *, limit: int, now: float, lease_seconds: float) -> list[LostLease]:
+        params = {"now": now, "limit": limit, "expires": now + lease_seconds}
         with self._transaction() as conn:
             conn.execute(GIVE_BACK, params)
             reclaimed = conn.cursor(row_factory=tuple_row).execute(RECLAIM, params)

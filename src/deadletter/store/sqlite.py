@@ -118,9 +118,12 @@ WHERE status = 'running' AND lease_expires_at < ?
 LIMIT ?
 """
 
+# A new token for the reclaimer, which records the lost attempt; the owner's name is
+# kept, the attempt being its own (a reclaimer lost before it records the attempt
+# does not take the blame for it).
 RECLAIM = f"""
 UPDATE queue_jobs
-SET lease_owner = ?, lease_token = lease_token + 1, lease_expires_at = ?
+SET lease_token = lease_token + 1, lease_expires_at = ?
 WHERE id = ? AND status = 'running'
 RETURNING {rows.LEASED_COLUMNS}
 """
@@ -383,9 +386,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         with self._write() as conn:
             return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
 
-    def reclaim_expired(
-        self, *, limit: int, worker: str, now: float, lease_seconds: float
-    ) -> list[LostLease]:
+    def reclaim_expired(self, *, limit: int, now: float, lease_seconds: float) -> list[LostLease]:
         # As in lease: the write lock only when a lease has expired.
         with self._translated():
             if not self._conn().execute(EXPIRED, (now, 1)).fetchall():
@@ -398,7 +399,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
                 if began_at is None:
                     conn.execute(RELEASE, (None, job_id, token))
                     continue
-                row = conn.execute(RECLAIM, (worker, now + lease_seconds, job_id)).fetchone()
+                row = conn.execute(RECLAIM, (now + lease_seconds, job_id)).fetchone()
                 lost.append(LostLease(rows.leased_job(row), owner or "unknown", began_at))
             return lost
 

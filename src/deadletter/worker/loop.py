@@ -401,7 +401,6 @@ class Worker:
         now = time.time()
         lost = self.store.reclaim_expired(
             limit=self.settings.batch_size,
-            worker=self.name,
             now=now,
             lease_seconds=self.settings.lease_seconds,
         )
