@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
 from deadletter.api.auth import Guard
-from deadletter.api.context import ApiContext
+from deadletter.api.context import MISDIRECTED, ApiContext
 from deadletter.api.edges import Edges
 from deadletter.api.ratelimit import RateLimiter
 from deadletter.api.routes import admin, bulk, failures, fleet, recovery, system
@@ -61,6 +61,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(refuse_unclear_query)],
+        responses=MISDIRECTED,
         max_body_size=body_limit(settings.payload_limit_bytes),
     )
     modules = (failures, recovery, bulk, fleet, admin, system)

@@ -57,6 +57,10 @@ def problem(description: str, **headers: str) -> dict[str, Any]:
     return response
 
 
+# Every route, open ones too, answers this: `Edges` refuses a foreign `Host` before routing.
+MISDIRECTED: dict[int | str, dict[str, Any]] = {
+    421: problem("The `Host` is not a loopback name or one of `[serve] allowed_hosts`.")
+}
 # Every protected route answers these before it looks anything up.
 GUARDED: dict[int | str, dict[str, Any]] = {
     401: problem(
