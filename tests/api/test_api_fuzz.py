@@ -25,8 +25,9 @@ def test_200_requests_per_operation_find_nothing(
     api_schema: BaseSchema, secrets: dict[str, str], mode: GenerationMode
 ) -> None:
     started = time.monotonic()
-    run_every_operation(api_schema, secrets["admin"], mode, EXAMPLES)
-    print(f"{mode.value}: {time.monotonic() - started:.0f} s")
+    sent = run_every_operation(api_schema, secrets["admin"], mode, EXAMPLES)
+    operations = len(list(api_schema.get_all_operations()))
+    print(f"{mode.value}: {sent} requests, {operations} operations, {since(started)}")
 
 
 def test_sequences_of_requests_find_nothing(
@@ -34,12 +35,14 @@ def test_sequences_of_requests_find_nothing(
 ) -> None:
     headers = {"Authorization": f"Bearer {secrets['admin']}"}
     machine: Any = api_schema.as_state_machine()
+    sent: list[str] = []
 
     class Stateful(machine):  # type: ignore[misc]
         def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
             return {"headers": credentials(case, headers)}
 
         def validate_response(self, response: Any, case: Case[Any], **kwargs: Any) -> None:
+            sent.append(case.operation.label)
             case.validate_response(response, checks=CHECKS)
 
     started = time.monotonic()
@@ -52,4 +55,8 @@ def test_sequences_of_requests_find_nothing(
             stateful_step_count=10,
         )
     )
-    print(f"stateful: {time.monotonic() - started:.0f} s")
+    print(f"stateful: {len(sent)} requests, {len(set(sent))} operations, {since(started)}")
+
+
+def since(started: float) -> str:
+    return f"{time.monotonic() - started:.0f} s"

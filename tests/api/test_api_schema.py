@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
@@ -39,6 +40,12 @@ CHECKS = [
     checks.response_schema_conformance,
     checks.negative_data_rejection,
 ]
+# What an invalid request may get: schemathesis' list, and 421, the `Host` check's refusal
+# of a generated `host` header, which comes before the rest of the request is read.
+REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "415", "421", "422", "428", "429"]
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": [*REJECTIONS, "5xx"]}}}
+)
 
 
 def test_the_committed_openapi_document_is_current() -> None:
@@ -53,7 +60,7 @@ def api_schema(dlq_app: App, server: Server) -> BaseSchema:
     """The live server's document, over failures of every class to act on."""
     fail(dlq_app, "charts.fetch", "tiles/1")
     fail(dlq_app, "reports.build", "mystery", "q2")
-    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    return schemathesis.openapi.from_url(f"{server.url}/openapi.json", config=CONFIG)
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
@@ -65,12 +72,14 @@ def test_no_request_finds_a_server_error_or_an_undocumented_answer(
 
 def run_every_operation(
     api_schema: BaseSchema, admin: str, mode: GenerationMode, examples: int
-) -> None:
-    """`examples` requests of `mode` to each operation, every answer checked.
+) -> int:
+    """Up to `examples` requests of `mode` to each operation, every answer checked; how
+    many were sent (fewer where an operation has fewer distinct requests to make).
 
     Driven by hand, an operation at a time: schemathesis' pytest plugin does not run
     under pytest 9. Every operation gets its own bounded set of examples."""
     headers = {"Authorization": f"Bearer {admin}"}
+    sent = 0
     for result in api_schema.get_all_operations():
         assert isinstance(result, Ok), result
         operation = result.ok()
@@ -83,6 +92,8 @@ def run_every_operation(
             suppress_health_check=list(HealthCheck),
         )
         def check(case: Case[Any]) -> None:
+            nonlocal sent
+            sent += 1
             case.call_and_validate(headers=credentials(case, headers), checks=CHECKS)
 
         try:
@@ -90,6 +101,7 @@ def run_every_operation(
         except Unsatisfiable:
             # An operation with no parameter and no body has no invalid request to make.
             assert mode is GenerationMode.NEGATIVE, operation.label
+    return sent
 
 
 def credentials(case: Case[Any], headers: dict[str, str]) -> dict[str, str]:
