@@ -145,12 +145,14 @@ class MotoServer:
     """moto's S3 server in its own process. `stop()` kills it as a crash would; `start()`
     brings it back on the same port, empty: moto keeps its state in memory."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, env: dict[str, str] | None = None) -> None:
+        """`env` adds to the server's environment (moto's own settings)."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.env = env or {}
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -160,7 +162,7 @@ class MotoServer:
                 [*map(str, command), "-p", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**_without_aws(os.environ), **DUMMY_AWS},
+                env={**_without_aws(os.environ), **DUMMY_AWS, **self.env},
             )
         deadline = time.monotonic() + timeout
         while not self._answers():
