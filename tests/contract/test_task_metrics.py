@@ -18,7 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deadletter.api.metrics import registry_for
 from deadletter.app import App
+from deadletter.model import Attempt
 from deadletter.ops import system
+from deadletter.store.base import Retrying
 from deadletter.worker.slots import current_job
 from tests.support import worker_process
 from tests.support.ghost import began_and_vanished
@@ -95,6 +97,21 @@ def test_metrics_change_by_exactly_the_jobs_run(app: App) -> None:
 
     assert app.store.prune_finished(Q, before=time.time() + 1, limit=100) == N + M
     assert scraped(app) == found
+
+
+def test_a_lease_given_back_is_not_a_retry(app: App) -> None:
+    app.enqueue(app.tasks["meter.ok"].spec())
+    now = time.time()
+    [first] = app.store.lease([Q], limit=1, worker="w", now=now, lease_seconds=30)
+    failed = Attempt(first.id, 1, now, now, "w", "builtins.ValueError", "no")
+    app.store.finish([Retrying(first.lease, failed, run_at=now)], now=now)
+    # Its second attempt is given back before it began (a stop, a paused queue).
+    [second] = app.store.lease([Q], limit=1, worker="w", now=now, lease_seconds=30)
+    assert app.store.release([second.lease], now=now) == 1
+
+    tasks = system.figures(app.store, gone_after=60, now=now).tasks
+    counts = tasks[(Q, "meter.ok")].counts
+    assert (counts["retried"], counts["failed"], counts["started"]) == (1, 1, 2)
 
 
 def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:
