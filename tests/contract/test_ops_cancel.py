@@ -143,3 +143,23 @@ def test_a_running_dead_letter_is_not_stopped(dlq_app: App) -> None:
     [letter] = dlq_app.store.lease([f"{Q}-dlq"], limit=1, worker="dlq", now=now, lease_seconds=60)
     [refusal] = cancel(dlq_app.store, job_ids=[letter.id], actor="ana", reason="r").refused
     assert refusal.message.startswith(f"job {letter.id} is running but has a history")
+
+
+def test_a_waiting_dead_letter_is_not_cancelled_its_failure_would_be_lost(dlq_app: App) -> None:
+    @dlq_app.task(queue=Q, name="charts.broken", max_retries=0)
+    def broken() -> None:
+        raise InvalidInput("no such chart")
+
+    job_id = broken.enqueue()
+    dlq_app.worker(dlq=False).run(burst=True)
+    [letter] = dlq_app.store.list_jobs(queue=f"{Q}-dlq")
+
+    by_id = cancel(dlq_app.store, job_ids=[letter.id], actor="ana", reason="r")
+    by_queue = cancel(dlq_app.store, job_ids=[], queue=f"{Q}-dlq", actor="ana", reason="r")
+
+    assert by_id.jobs == by_queue.jobs == []
+    assert by_id.refused[0].message.startswith(f"job {letter.id} is queued but has a history")
+    assert dlq_app.store.get_job(letter.id) is not None
+    dlq_app.worker().run(burst=True)  # the handler still records the job's failure
+    job = dlq_app.store.get_job(job_id)
+    assert job is not None and job.status is JobState.FAILED

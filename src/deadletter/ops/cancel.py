@@ -125,9 +125,7 @@ def _refusal(execute: Execute, job_id: str) -> Refusal:
     status = store_cancel.status(execute, job_id)
     if status is None:
         return Refusal(job_id, f"no job {job_id}")
-    if status in ("queued", "retrying"):
-        return Refusal(job_id, f"job {job_id} is {status} but {HISTORY}: not cancelled")
-    if status == "running":
-        message = f"job {job_id} is running but {HISTORY}, or is a dead letter"
+    if status in ("queued", "retrying", "running"):
+        message = f"job {job_id} is {status} but {HISTORY}, or is a dead letter"
         return Refusal(job_id, f"{message}: not cancelled")
     return Refusal(job_id, f"job {job_id} is {status}: {ONLY}")

@@ -7,8 +7,9 @@ told to stop (worker/loop.py), its run asked to stop by the lease token it runs 
 (migration 0017). Only a job with no history an operator acts on goes: none of its
 failures recorded, never requeued, not adopted from another job system. Those stay and
 are refused, so nothing the failure views, the recovery queue or the counters of
-migration 0006 (failed jobs only) count is touched. Nor is a running dead letter
-stopped: the DLQ handler takes letters in batches and is not cut halfway.
+migration 0006 (failed jobs only) count is touched. Nor is a dead letter cancelled,
+waiting or running: it is the failure of its job, which stays dead-lettered, and would
+be lost with it (the DLQ handler takes letters in batches and is not cut halfway).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class WaitingJob:
 
 
 CANCELLABLE = (
-    f"(j.status IN ('queued', 'retrying')"
-    f" OR (j.status = 'running' AND j.task <> '{DEAD_LETTER_TASK}')) AND j.requeues = 0"
+    f"j.status IN ('queued', 'retrying', 'running') AND j.task <> '{DEAD_LETTER_TASK}'"
+    " AND j.requeues = 0"
     " AND NOT EXISTS (SELECT 1 FROM dlq_failures f WHERE f.job_id = j.id)"
     " AND NOT EXISTS (SELECT 1 FROM job_origins o WHERE o.job_id = j.id)"
 )
