@@ -113,6 +113,11 @@ class App:
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
             task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+            if task_name == DEAD_LETTER_TASK:
+                # Its jobs would be taken for dead letters: a way to forge failures.
+                raise ConfigError(
+                    f"task name {task_name!r} is reserved for dead letters; choose another"
+                )
             if task_name in self.tasks:
                 raise ConfigError(f"task {task_name!r} is registered twice")
             _check_retry_settings(task_name, max_retries, retry_backoff, retry_backoff_max)
