@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page
 
 from deadletter import demo
 from tests.browser.conftest import Dashboard
-from tests.browser.test_security import post
+from tests.browser.test_security import first_failed, post
 
 
 def operator_page(dashboard: Dashboard, browser: Browser) -> tuple[Page, str]:
@@ -36,6 +36,8 @@ def test_bulk_plans_and_runs_that_cannot_be_done_are_refused(
     ):
         assert post(page, path, {**fields, "csrf": csrf}) == 422, (path, fields)
     assert post(page, "/bulk/no-such-run/pause", {"csrf": csrf}) == 404
+    ticked = {"do": "abandon:selected", "job_id": first_failed(dashboard), "csrf": csrf}
+    assert post(page, "/bulk/plan", ticked) == 200  # the dry run of what is ticked
 
 
 def test_a_bulk_run_that_has_stopped_cannot_be_paused(

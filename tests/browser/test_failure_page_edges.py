@@ -22,6 +22,8 @@ def test_the_list_says_what_is_wrong_with_its_filter(
     shown = page.goto("/failures?error_class=NOT_A_CLASS")
     assert shown is not None and shown.status == 200
     expect(page.locator("main")).to_contain_text("error_class")
+    page.goto("/failures?within=24h")  # a preset: failed in the last 24 hours
+    expect(page.locator("main")).to_contain_text(first_failed(dashboard))
     missing = page.goto("/failures/no-such-job")
     assert missing is not None and missing.status == 404
 
