@@ -53,3 +53,26 @@ def test_a_commit_of_another_connection_wakes_a_waiting_worker(store: SqliteStor
         waiter.join(timeout=0.05)
     other.close()
     assert woken == [True]
+
+
+def test_a_commit_between_an_empty_lease_and_the_wait_wakes_it(store: SqliteStore) -> None:
+    leased, committed, woken = threading.Event(), threading.Event(), threading.Event()
+
+    def idle_worker() -> None:
+        assert (
+            store.lease(["default"], limit=10, worker="w", now=time.time(), lease_seconds=30) == []
+        )
+        leased.set()
+        committed.wait(30)
+        store.wait_for_work(["default"], 600.0, threading.Event())
+        woken.set()
+
+    waiter = threading.Thread(target=idle_worker, daemon=True)
+    waiter.start()
+    assert leased.wait(30)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("CREATE TABLE business (id INTEGER)")
+    other.close()
+    committed.set()
+    # The commit came before the wait began: the lease's read of the version tells it.
+    assert woken.wait(30)

@@ -381,7 +381,11 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         # lock, so a worker frozen (a debugger, a paused VM) mid-poll blocks no producer.
         probe = [value for queue in queues for value in (queue, now, 1)]
         with self._translated():
-            if self._conn().execute(_ready_sql(len(queues)), probe).fetchone() is None:
+            conn = self._conn()
+            # What wait_for_work compares with: a commit made after this read and before
+            # the wait began wakes it too.
+            self._local.version = _data_version(conn)
+            if conn.execute(_ready_sql(len(queues)), probe).fetchone() is None:
                 return []
         with self._write() as conn:
             return [rows.leased_job(r) for r in conn.execute(sql, params).fetchall()]
@@ -570,13 +574,21 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     def wait_for_work(self, queues: Sequence[str], timeout: float, stop: threading.Event) -> None:
         # SQLite has no notifications, but `data_version` changes when another connection
         # commits: a read that takes no lock, cheap enough to ask every few milliseconds.
+        # Compared with its value at this thread's last lease, if any.
         deadline = time.monotonic() + timeout
         with self._translated():
             conn = self._conn()
-            seen = conn.execute("PRAGMA data_version").fetchone()[0]
-            while not stop.wait(WAKE_CHECK) and time.monotonic() < deadline:
-                if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+            seen = getattr(self._local, "version", None)
+            if seen is None:
+                seen = _data_version(conn)
+            while _data_version(conn) == seen:
+                if stop.wait(WAKE_CHECK) or time.monotonic() >= deadline:
                     return
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+    return version
 
 
 def _not_ours(
