@@ -10,6 +10,7 @@ import time
 from playwright.sync_api import Browser, Page
 
 from deadletter import demo
+from deadletter.api.bulkruns import MAX_ACTIVE
 from tests.browser.conftest import Dashboard
 from tests.browser.test_security import first_failed, post
 
@@ -54,3 +55,19 @@ def test_a_bulk_run_that_has_stopped_cannot_be_paused(
         time.sleep(0.2)
         page.reload()
     assert post(page, f"/bulk/{run_id}/pause", {"csrf": csrf}) == 409
+
+
+def test_a_bulk_run_past_the_servers_limit_is_refused(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    page, csrf = operator_page(dashboard, browser)
+    slow = {
+        "action": "requeue",
+        "filter": json.dumps({"queue": demo.QUEUE}),
+        "reason": "one at a time",
+        "rate": "0.01",  # a job every 100 s: each run is still running at the next post
+        "csrf": csrf,
+    }
+    for _ in range(MAX_ACTIVE):
+        assert post(page, "/bulk", slow) == 200  # redirected to the run
+    assert post(page, "/bulk", slow) == 409
