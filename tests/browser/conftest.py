@@ -26,6 +26,7 @@ from deadletter.web import create_server
 from tests.api.conftest import UNLIMITED, running
 from tests.contract.conftest import store_url
 from tests.support.operator import run_worker
+from tests.support.required import missing
 
 __all__ = ["store_url"]
 
@@ -53,9 +54,7 @@ HOSTILE = (
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+        missing("Chromium is not installed: .ci/run installs it (apt-get install chromium)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched

@@ -24,17 +24,17 @@ from deadletter.store import open_store
 from tests.api.test_api_serve import serving
 from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome, run_jobs
 from tests.support import pg_server
+from tests.support.required import missing
 
 JOBS = 3000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not pg_server.usable(), reason="needs root and PostgreSQL's binaries"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server() -> Iterator[pg_server.PgServer]:
+    if not pg_server.usable():
+        missing("needs root and PostgreSQL's binaries")
     with pg_server.pg_server() as started:
         yield started
 

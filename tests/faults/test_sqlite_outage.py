@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome, run_jobs
+from tests.support.required import missing
 
 JOBS = 3000
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 32 MiB tmpfs, mounted for the test and removed after it."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        missing("mounting a tmpfs needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
