@@ -23,7 +23,10 @@ class HttpReceiver:
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self.status = 200
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._listen(0)
+
+    def _listen(self, port: int) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         # A short poll keeps `stop` (which waits for the loop to notice) quick.
         self._thread = threading.Thread(
@@ -45,6 +48,11 @@ class HttpReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def restart(self) -> None:
+        """Listen again on the same port after `stop`: a receiver back from an outage."""
+        self._listen(self.port)
+        self.start()
 
     def _record(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)

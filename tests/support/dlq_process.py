@@ -1,14 +1,18 @@
-"""A DLQ-only worker for crash tests: `python -m tests.support.dlq_process URL FOLDER LEASE`.
+"""A DLQ-only worker for crash tests:
+`python -m tests.support.dlq_process URL FOLDER LEASE [SETTINGS]`.
 
 It consumes `chart-processing-dlq` as `deadletter worker --dlq-only` does, with its
-forensics in FOLDER/blobs and its DLQ log in FOLDER/dlq.log. A hook pauses briefly on
-every letter recorded, as a plugin that posts each event somewhere would: it widens
-the window between a batch being recorded and the worker acknowledging it, so that a
-SIGKILL often lands there and the batch comes back to be recorded a second time.
+forensics in FOLDER/blobs and its DLQ log in FOLDER/dlq.log; SETTINGS, a JSON object,
+replaces top-level settings of that config (an S3 blob store, alert targets). A hook
+pauses briefly on every letter recorded, as a plugin that posts each event somewhere
+would: it widens the window between a batch being recorded and the worker
+acknowledging it, so that a SIGKILL often lands there and the batch comes back to be
+recorded a second time.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -42,13 +46,13 @@ def config(url: str, folder: Path, lease_seconds: float) -> dict[str, Any]:
     }
 
 
-def build(url: str, folder: Path, lease_seconds: float) -> App:
-    return App(settings_from_mapping(config(url, folder, lease_seconds)))
+def build(url: str, folder: Path, lease_seconds: float, **settings: Any) -> App:
+    return App(settings_from_mapping(config(url, folder, lease_seconds) | settings))
 
 
-def start(url: str, folder: Path, lease_seconds: float) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "tests.support.dlq_process"]
-    return subprocess.Popen([*command, url, str(folder), str(lease_seconds)], cwd=ROOT)
+def start(url: str, folder: Path, lease_seconds: float, **settings: Any) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "tests.support.dlq_process", url, str(folder)]
+    return subprocess.Popen([*command, str(lease_seconds), json.dumps(settings)], cwd=ROOT)
 
 
 def _pause(event: str, fields: dict[str, Any]) -> None:
@@ -58,7 +62,7 @@ def _pause(event: str, fields: dict[str, Any]) -> None:
 
 def main() -> None:
     url, folder, lease = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
-    app = build(url, folder, lease)
+    app = build(url, folder, lease, **json.loads(sys.argv[4] if len(sys.argv) > 4 else "{}"))
     app.dlq.events.hooks.append(_pause)
     worker = app.worker(queues=[QUEUE], dlq_only=True)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
