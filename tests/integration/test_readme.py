@@ -14,7 +14,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_example_enqueues_every_job_it_builds(tmp_path: Path) -> None:
-    module, producer = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    # The third block, an enqueue in the caller's PostgreSQL transaction, is a fragment
+    # (tests/contract/test_enqueue_in_transaction.py runs it).
+    module, producer = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)[:2]
     (tmp_path / "myjobs.py").write_text(module)
     (tmp_path / "deadletter.toml").write_text(
         f'database_url = "sqlite:///{tmp_path / "deadletter.db"}"\n'
