@@ -166,18 +166,16 @@ class Slots:
 
     def _run(self, ident: int, jobs: list[LeasedJob]) -> list[Finished]:
         """Run `jobs` unless held back; each of them finished, or unstarted if held."""
-        held: list[Finished] = []
-        kept: list[LeasedJob] = []
-        for job in jobs:
-            if self._hold(job):
-                held.append(Finished(job, None, time.time(), started=False))
-            else:
-                kept.append(job)
+        held: list[LeasedJob] = []
+        kept = self._unheld(jobs, held)
         lost = self._begun(kept)
-        held += [Finished(job, None, time.time(), started=False) for job in kept if job.id in lost]
-        jobs = [job for job in kept if job.id not in lost]
+        held += [job for job in kept if job.id in lost]
+        # Asked again once begun: the round trip may have brought the lease near its
+        # end, and what follows is the task's first line.
+        jobs = self._unheld([job for job in kept if job.id not in lost], held)
+        unstarted = [Finished(job, None, time.time(), started=False) for job in held]
         if not jobs:
-            return held
+            return unstarted
         started = time.time()
         try:
             failures = self._execute(ident, jobs, started)
@@ -188,7 +186,14 @@ class Slots:
             with self._lock:
                 self._running.pop(ident, None)
         ended = time.time()
-        return held + [self._finished(job, failures.get(job.id), ended) for job in jobs]
+        return unstarted + [self._finished(job, failures.get(job.id), ended) for job in jobs]
+
+    def _unheld(self, jobs: list[LeasedJob], held: list[LeasedJob]) -> list[LeasedJob]:
+        """The jobs not to hold back; those to hold back are added to `held`."""
+        kept: list[LeasedJob] = []
+        for job in jobs:
+            (held if self._hold(job) else kept).append(job)
+        return kept
 
     def _begun(self, jobs: list[LeasedJob]) -> set[str]:
         """`begin` for `jobs`: the ids not to start. A store that cannot record it (away)
