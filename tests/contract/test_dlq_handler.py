@@ -23,7 +23,7 @@ from deadletter.store.base import Retrying
 from deadletter.store.outbox import Outbox
 from deadletter.worker.loop import Worker
 from tests.contract.test_crash import wait_for
-from tests.support.ghost import began_and_vanished
+from tests.support.ghost import began_and_vanished, lose_workers
 
 THRESHOLDS = ("last_24h", "avg_retries", "pending_recovery")
 Q = "chart-processing"
@@ -285,10 +285,7 @@ def test_a_poison_job_is_classified_by_its_own_error_not_by_its_lost_workers(app
     )
     app.store.finish([Retrying(first.lease, own, run_at=time.time())], now=time.time())
     worker = app.worker()
-    for _ in range(3):
-        began_and_vanished(app.store, Q, worker="doomed", lease_seconds=0.01)
-        time.sleep(0.02)
-        worker.reclaim_expired()
+    lose_workers(app.store, Q, worker, 3)
     worker.run(burst=True)
 
     [(reason, error_class, error_type, retries)] = rows(
@@ -303,10 +300,7 @@ def test_a_poison_job_is_classified_by_its_own_error_not_by_its_lost_workers(app
 def test_a_job_that_keeps_killing_its_worker_is_quarantined_with_an_alert(app: App) -> None:
     job_id = enqueue(app, "timeout", "a")
     worker = app.worker()
-    for _ in range(4):
-        began_and_vanished(app.store, Q, worker="doomed", lease_seconds=0.01)
-        time.sleep(0.02)
-        worker.reclaim_expired()
+    lose_workers(app.store, Q, worker, 4)
     worker.run(burst=True)
     [(reason, error_class)] = rows(app, "SELECT reason, error_class FROM dlq_failures")
     assert reason.startswith("poison:") and error_class == "RECOVERABLE"

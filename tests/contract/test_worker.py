@@ -18,7 +18,7 @@ from deadletter.model import ErrorClass, JobState, LeasedJob
 from deadletter.store.base import DEAD_LETTER_TASK, dead_letter_id
 from deadletter.tasks import JobSpec
 from deadletter.worker.slots import current_job
-from tests.support.ghost import began_and_vanished
+from tests.support.ghost import began_and_vanished, lose_workers
 
 Q = "chart-processing"
 DLQ = "chart-processing-dlq"
@@ -310,10 +310,7 @@ def test_job_that_keeps_losing_its_worker_is_dead_lettered(app: App) -> None:
 
     job_id = poison.enqueue()
     worker = app.worker(dlq=False)
-    for _ in range(4):
-        began_and_vanished(app.store, Q, worker="doomed", lease_seconds=0.01)
-        time.sleep(0.02)
-        worker.reclaim_expired()
+    lose_workers(app.store, Q, worker, 4)
     job = app.store.get_job(job_id)
     assert job is not None and job.status is JobState.DEAD_LETTERED
     assert [a.error_type for a in app.store.attempts(job_id)] == [
