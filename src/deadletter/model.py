@@ -329,11 +329,15 @@ class RecordedFailure:
 
 @dataclass(frozen=True, slots=True)
 class FailureRecord(RecordedFailure):
-    """A handled dead letter and where it is routed. `notice` and `alert`, worded by
-    the handler, are also redacted of PII, since they leave the system."""
+    """A handled dead letter, where it is routed, and the rows its route adds, as the
+    handler decides them (dlq/handler.py `routed`): the store inserts what it is given.
+    `notice` and `alert`, worded by the handler, are also redacted of PII, since they
+    leave the system."""
 
     route: Route
     user_id: str | None = None
+    recovery: bool = False  # a pending row on the recovery queue
+    review: bool = False  # an entry in the review log
     notice: Notice | None = None
     alert: FailureAlert | None = None  # None: it raises no alert
 

@@ -141,12 +141,13 @@ def record_failures(
 ) -> None:
     """`count` failures without jobs, `ties` at a time sharing one failed_at, `spacing`
     seconds apart; every third of another queue, class and group."""
-    records = [_record(i, start + (i // ties) * spacing) for i in range(count)]
+    records = [failure_record(i, start + (i // ties) * spacing) for i in range(count)]
     records = [replace(r, alert=wording.alert(r, summary="summary", poison=False)) for r in records]
     app.store.record_failures(records, now=time.time(), alert_window=900)
 
 
-def _record(i: int, failed_at: float) -> FailureRecord:
+def failure_record(i: int, failed_at: float) -> FailureRecord:
+    """The `i`th failure of `record_failures`: routed to review, with no other row."""
     odd = i % 3 == 0
     return FailureRecord(
         dead_letter_id=f"dl-{i:06d}",
@@ -166,4 +167,5 @@ def _record(i: int, failed_at: float) -> FailureRecord:
         created_at=failed_at - 10,
         failed_at=failed_at,
         route=Route.REVIEW,
+        review=True,
     )

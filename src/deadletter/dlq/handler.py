@@ -199,18 +199,25 @@ class DeadLetterHandler:
             route=self.routes[error_class],
             user_id=dead.labels.get(USER_LABEL),
         )
-        return self._worded(record, poison=dead.poison)
+        return self._routed(record, poison=dead.poison)
 
-    def _worded(self, record: FailureRecord, *, poison: bool) -> FailureRecord:
-        """`record` with the notice its route sends a user and the alert it may raise."""
+    def _routed(self, record: FailureRecord, *, poison: bool) -> FailureRecord:
+        """`record` with the rows its route adds: a recovery row, a review entry, the
+        notice it sends a user, and the alert it may raise. A handled letter and a
+        re-classified failure (`regrade`) are routed alike, here."""
         short_type = (record.error_type or "Error").rsplit(".", 1)[-1]
         text = f"{short_type}: {record.error_message or ''}"
         summary = self.redactors.pii.redact_text(text)[:SUMMARY_LIMIT]
         notice = None
         if record.route is Route.NOTIFY_USER:
             notice = wording.notice(record.task, http_status=record.http_status, summary=summary)
-        alert = wording.alert(record, summary=summary, poison=poison)
-        return replace(record, notice=notice, alert=alert)
+        return replace(
+            record,
+            recovery=record.route is Route.RECOVERY,
+            review=record.route is Route.REVIEW,
+            notice=notice,
+            alert=wording.alert(record, summary=summary, poison=poison),
+        )
 
     # -- re-classifying recorded failures (ops/reclassify.py) ---------------------------
 
@@ -228,7 +235,7 @@ class DeadLetterHandler:
             route=self.routes[verdict.error_class],
             user_id=failure.labels.get(USER_LABEL),
         )
-        return self._worded(record, poison=False)
+        return self._routed(record, poison=False)
 
     # -- steps 1 and 4: status and routing, in one transaction -------------------------
 

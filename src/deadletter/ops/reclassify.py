@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from deadletter.model import FailureRecord, RecordedFailure, Route
+from deadletter.model import FailureRecord, RecordedFailure
 from deadletter.ops import audit
 from deadletter.ops.filters import operator_text, required
 from deadletter.store import reclassify as store_reclassify
@@ -101,7 +101,7 @@ def _move(
         )
     ]
     for failure, record in moved:
-        if record.route is not Route.RECOVERY:
+        if not record.recovery:
             store_reclassify.drop_pending_recovery(execute, failure.job_id)
         details = {
             "dead_letter_id": failure.dead_letter_id,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from deadletter.model import FailureAlert, FailureRecord, Notice, Route
+from deadletter.model import FailureAlert, FailureRecord, Notice
 from deadletter.store.query import marks
 
 
@@ -166,16 +166,16 @@ def _new_groups(execute: Execute, records: list[FailureRecord]) -> list[str]:
 
 
 def _route(execute: Execute, records: list[FailureRecord], now: float) -> None:
+    """Insert the rows the handler gave each record (its recovery row, notice, review
+    entry); which rows a route adds is the handler's to say."""
     # One recovery row per job: the last of its letters wins, as one upsert each would.
     recovery = {
         r.job_id: (r.job_id, r.dead_letter_id, r.queue, "pending", now, now)
         for r in records
-        if r.route is Route.RECOVERY
+        if r.recovery
     }
     notices = [_notification_params(r, r.notice, now) for r in records if r.notice is not None]
-    reviews = [
-        (r.dead_letter_id, r.job_id, r.fingerprint, now) for r in records if r.route is Route.REVIEW
-    ]
+    reviews = [(r.dead_letter_id, r.job_id, r.fingerprint, now) for r in records if r.review]
     for sql, rows in (
         (UPSERT_RECOVERY, list(recovery.values())),
         (INSERT_NOTIFICATIONS, notices),
@@ -296,9 +296,9 @@ def _group_params(r: FailureRecord, count: int, last_seen: float) -> tuple[Any, 
 def route_again(
     execute: Execute, records: Sequence[FailureRecord], *, now: float, alert_window: float
 ) -> list[str]:
-    """Route failures recorded before (re-classified) to their routes: each step keyed by
-    the dead letter as when it was handled, so nothing is sent twice. The ids of the
-    alerts raised."""
+    """Insert the rows the handler gave failures recorded before (re-classified): each
+    keyed by the dead letter as when it was handled, so nothing is sent twice. The ids
+    of the alerts raised."""
     if not records:
         return []
     _route(execute, list(records), now)
