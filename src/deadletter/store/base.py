@@ -28,6 +28,7 @@ from deadletter.model import (
 )
 from deadletter.store.failures import Execute, Recorded
 from deadletter.store.fleet import QueuePause, WorkerPresence
+from deadletter.store.group import GroupCommit
 from deadletter.store.outbox import Delivery, Outbox
 from deadletter.store.reports import DlqStats, FailureRow
 from deadletter.store.rows import Row, loads
@@ -85,13 +86,18 @@ class Store(Protocol):
     """Jobs, attempts and dead letters, on one database."""
 
     url: str
+    # What `enqueue` goes through: concurrent calls share a commit (store/group.py).
+    group_commit: GroupCommit
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names of those applied."""
         ...
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
-        """Insert jobs in one transaction; a known idempotency key returns the existing id."""
+        """Insert jobs in one transaction, durably committed on return; a known idempotency
+        key returns the existing id. Concurrent calls may share the transaction (group
+        commit); a call whose row the database refuses raises InvalidArgument naming it,
+        and fails no other call."""
         ...
 
     def enqueue_in(self, connection: CallerConnection, jobs: Sequence[NewJob]) -> list[str]:

@@ -55,6 +55,7 @@ from deadletter.store.base import (
 )
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
+from deadletter.store.group import GroupCommit
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.prune import PruneMixin
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
@@ -376,6 +377,11 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         self._local = threading.local()
         self._owned: list[psycopg.Connection[Any]] = []
         self._guard = threading.Lock()
+        # Concurrent enqueues of this process share a commit (store/group.py). Refused
+        # rows: a number out of an int column's range, a NUL in a text, a constraint.
+        self.group_commit = GroupCommit(
+            self._enqueue_now, refused=(psycopg.DataError, psycopg.IntegrityError)
+        )
 
     # -- connections ---------------------------------------------------------
 
@@ -516,8 +522,9 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     # -- producing -----------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
-        if not jobs:
-            return []
+        return self.group_commit.enqueue(jobs) if jobs else []
+
+    def _enqueue_now(self, jobs: Sequence[NewJob]) -> list[str]:
         if not any(j.idempotency_key for j in jobs):
             self._insert_alone(jobs)
             return [j.id for j in jobs]

@@ -50,6 +50,7 @@ from deadletter.store.base import (
 )
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
+from deadletter.store.group import GroupCommit
 from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
 from deadletter.store.prune import PruneMixin
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
@@ -190,6 +191,11 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         # Threads of this process take turns at the write lock here: waiting for it in
         # SQLite's busy handler sleeps 1 ms, then longer, each time it finds it taken.
         self._writer = threading.Lock()
+        # Concurrent enqueues of this process share a commit (store/group.py). Refused
+        # rows: a number too large for SQLite's INTEGER, a constraint broken.
+        self.group_commit = GroupCommit(
+            self._enqueue_now, refused=(OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
+        )
 
     # -- connections ---------------------------------------------------------
 
@@ -309,12 +315,16 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     # -- producing -----------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
+        return self.group_commit.enqueue(jobs)
+
+    def _enqueue_now(self, jobs: Sequence[NewJob]) -> list[str]:
         # Built before the write lock is taken: other writers wait for it.
         inserts = _inserts(jobs)
         if len(inserts) == 1 and not any(j.idempotency_key for j in jobs):
             # One statement is a transaction of its own (autocommit, durable as any
             # commit here): no BEGIN and COMMIT round of ours, a third of the calls.
-            self._conn().execute(*inserts[0])
+            with self._translated():
+                self._conn().execute(*inserts[0])
             return [j.id for j in jobs]
         with self._write() as conn:
             return _insert(conn, jobs, inserts)
