@@ -1,6 +1,6 @@
 """Throughput of the queue on each backend, beside raw inserts into the same database.
 
-    .venv/bin/python bench/run.py [--backends sqlite,postgres] [--scale 1.0]
+    .venv/bin/python bench/run.py [--backends sqlite,postgres] [--scale 1.0] [--enqueue-only]
 
 Prints a Markdown table; `docs/benchmarks.md` records one run with its machine.
 """
@@ -8,25 +8,32 @@ Prints a Markdown table; `docs/benchmarks.md` records one run with its machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
+from deadletter.tasks import Task
 
 PG_ADMIN = os.environ.get("DEADLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 QUEUE = "bench"
 CONCURRENCY = 2
+# Producer threads of the concurrent enqueue rows (group commit, issue 13).
+THREADS = 8
 # A job that does some work: what a begin mark per start costs beside it.
 SHORT_JOB = 0.001
 
@@ -78,12 +85,16 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def raw_sqlite(url: str, table: str) -> sqlite3.Connection:
-    """A bare table in the database, written as the store writes: WAL, synchronous FULL."""
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+def raw_sqlite(url: str, table: str | None = None) -> sqlite3.Connection:
+    """A connection writing as the store writes (WAL, synchronous FULL), and waiting for
+    the write lock as it does; with `table`, that bare table made."""
+    conn = sqlite3.connect(
+        url.removeprefix("sqlite:///"), isolation_level=None, timeout=60, check_same_thread=False
+    )
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, payload TEXT)")
+    if table:
+        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, payload TEXT)")
     return conn
 
 
@@ -113,22 +124,87 @@ def raw_insert_rate(url: str, count: int) -> float:
         return count / timed(pg_insert)
 
 
-def raw_single_rate(url: str, count: int) -> float:
+def raw_single_rate(url: str, count: int, threads: int = 1) -> float:
     """Rows/s of plain INSERTs one per durable commit (what one enqueue call must do),
-    through the driver's own connection: the ceiling of a single-job enqueue."""
+    through the driver's own connections, one per thread: the ceiling of single-job
+    enqueues from `threads` threads, without group commit."""
+    table = f"raw_single_{threads}"
     rows = [(uuid.uuid4().hex, '{"args":[1],"kwargs":{}}') for _ in range(count)]
+    connections: list[sqlite3.Connection | psycopg.Connection[Any]]
     if url.startswith("sqlite"):
-        conn = raw_sqlite(url, "raw_single")
-        seconds = timed(
-            lambda: [conn.execute("INSERT INTO raw_single VALUES (?, ?)", row) for row in rows]
-        )
+        raw_sqlite(url, table).close()
+        connections = [raw_sqlite(url) for _ in range(threads)]
+        insert = f"INSERT INTO {table} VALUES (?, ?)"
+    else:
+        connections = [psycopg.connect(url, autocommit=True) for _ in range(threads)]
+        connections[0].execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, payload JSONB)")
+        insert = f"INSERT INTO {table} VALUES (%s, %s)"
+
+    def part(n: int) -> Callable[[], object]:
+        conn = connections[n]
+        return lambda: [conn.execute(insert, row) for row in rows[n::threads]]
+
+    seconds = timed_threads([part(n) for n in range(threads)])
+    for conn in connections:
         conn.close()
-        return count / seconds
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute("CREATE TABLE raw_single (id TEXT PRIMARY KEY, payload JSONB)")
-        return count / timed(
-            lambda: [pg.execute("INSERT INTO raw_single VALUES (%s, %s)", row) for row in rows]
+    return count / seconds
+
+
+def timed_threads(
+    parts: Sequence[Callable[[], object]], warm: Callable[[], object] = lambda: None
+) -> float:
+    """Seconds for one thread per part to run its part, each once it has run `warm` (a
+    first call opens its connections) and all are ready; an error in a part is raised."""
+    ready = threading.Barrier(len(parts) + 1)
+
+    def run(part: Callable[[], object]) -> None:
+        warm()
+        ready.wait()
+        part()
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        futures = [pool.submit(run, part) for part in parts]
+        ready.wait()
+        seconds = timed(lambda: [future.result() for future in futures])
+    return seconds
+
+
+def enqueue_rows(
+    backend: str, url: str, task: Task[[int], None], singles: int, reference: float
+) -> list[Row]:
+    """One job per `task.enqueue` call from 1 and from THREADS threads, each beside raw
+    single-row durable INSERTs from as many threads (whose own reference is `reference`,
+    the batch insert); THREADS threads enqueue twice as many jobs. Each thread enqueues
+    one job more before the clock starts: ENQUEUED_UNTIMED jobs in all."""
+    rows = []
+    for threads in (1, THREADS):
+        count = singles * min(threads, 2)
+        raw = raw_single_rate(url, count, threads)
+        shares = range(0, count, count // threads)
+
+        def enqueue(first: int, each: int = count // threads) -> None:
+            for n in range(first, first + each):
+                task.enqueue(n)
+
+        seconds = timed_threads(
+            [functools.partial(enqueue, first) for first in shares],
+            warm=lambda: task.enqueue(-1),
         )
+        what = f"{threads} thread{'s' if threads > 1 else ''}"
+        rows += [
+            Row(
+                backend,
+                f"raw INSERT, one durable commit each, {what} (reference of the next row)",
+                count,
+                count / raw,
+                reference,
+            ),
+            Row(backend, f"enqueue, one job per call, {what}", count, seconds, raw),
+        ]
+    return rows
+
+
+ENQUEUED_UNTIMED = 1 + THREADS
 
 
 # -- the measurements -----------------------------------------------------------
@@ -169,7 +245,7 @@ def drain(app: App, *, succeeded: int = 0, dead_lettered: int = 0) -> None:
         raise RuntimeError(f"(succeeded, dead-lettered): expected {wanted}, got {done}")
 
 
-def measure(backend: str, url: str, scale: float) -> list[Row]:
+def measure(backend: str, url: str, scale: float, *, enqueue_only: bool = False) -> list[Row]:
     """The core queue's rates. Workers run without the DLQ handler (`dlq=False`): a burst
     worker with it would also handle every dead letter, forensics included, and time
     that too; bench/dlq.py measures the handler."""
@@ -179,21 +255,11 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
     noop, fail = app.tasks["noop"], app.tasks["fail"]
     singles = int(2_000 * scale)
     batches = max(n // 10_000, 1)
-    rows = [
-        Row(
-            backend,
-            "raw INSERT, one durable commit each (reference of the next row)",
-            singles,
-            singles / (single_reference := raw_single_rate(url, singles)),
-            reference,
-        ),
-        Row(
-            backend,
-            "enqueue, one job per call",
-            singles,
-            timed(lambda: [noop.enqueue(i) for i in range(singles)]),
-            single_reference,
-        ),
+    rows = enqueue_rows(backend, url, noop, singles, reference)
+    if enqueue_only:
+        app.close()
+        return rows
+    rows.append(
         Row(
             backend,
             "enqueue, batches of 10,000",
@@ -204,9 +270,9 @@ def measure(backend: str, url: str, scale: float) -> list[Row]:
                 ]
             ),
             reference,
-        ),
-    ]
-    total = singles + batches * 10_000
+        )
+    )
+    total = sum(row.count for row in rows if row.what.startswith("enqueue")) + ENQUEUED_UNTIMED
     rows.append(
         Row(
             backend,
@@ -258,12 +324,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--enqueue-only", action="store_true", help="only the one-job-per-call enqueue rows"
+    )
     args = parser.parse_args()
     databases = {"sqlite": sqlite_url, "postgres": postgres_url}
     results: list[Row] = []
     for backend in args.backends.split(","):
         with databases[backend]() as url:
-            results.extend(measure(backend, url, args.scale))
+            results.extend(measure(backend, url, args.scale, enqueue_only=args.enqueue_only))
     print(machine_line())
     print("| backend | what | jobs | rate | reference, same db | ratio |")
     print("|---|---|---:|---:|---:|---:|")
