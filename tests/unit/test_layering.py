@@ -19,7 +19,7 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "deadletter"
 
 FOUNDATION = {"errors", "model", "config"}
-SHARED = {"classify", "redact", "events", "payloads"}
+SHARED = {"classify", "redact", "events", "payloads", "breaker"}
 SERVICES = FOUNDATION | SHARED | {"store", "forensics", "ops"}
 
 # Lowest layer first; each unit may import the units of its set, nothing else.
@@ -32,6 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "redact": {"errors"},
     "events": {"redact"},
     "payloads": {"errors"},
+    # a circuit breaker for a component, and its outage's events and alerts
+    "breaker": {"events", "redact"},
     # persistence
     "store": {"errors", "model"},
     "forensics": {"errors", "model"},
@@ -42,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     # redact: an attempt's error is redacted of secrets before it is written.
     "worker": FOUNDATION | {"classify", "redact", "store"},
     "dlq": FOUNDATION | SHARED | {"store", "forensics"},
-    "notify": FOUNDATION | {"redact", "events", "store"},
+    "notify": FOUNDATION | {"redact", "events", "breaker", "store"},
     # reporting to error trackers and tracers, each behind its optional extra; dlq: the
     # fingerprint of a failure's group
     "telemetry": FOUNDATION | {"redact", "store", "worker", "dlq"},

@@ -7,7 +7,7 @@ transaction keyed by the dead letter, so a letter delivered twice is recorded on
 A letter whose steps fail is returned as failed: the worker retries it with backoff,
 and after its retries parks it on `<dlq>-parked`. One bad letter never blocks the rest of its batch.
 A blob store that cannot be reached or written is not the letter's fault: it trips the
-store's breaker (dlq/breaker.py) and the batch's letters are given back uncharged
+store's breaker (breaker.py) and the batch's letters are given back uncharged
 (`NotTaken`); the worker takes no letters until a probe finds the store back.
 """
 
@@ -17,9 +17,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
+from deadletter.breaker import Breaker, OutageNotice, Wording
 from deadletter.classify import ErrorInfo, Rule, classify
 from deadletter.dlq import wording
-from deadletter.dlq.breaker import Breaker
 from deadletter.dlq.fingerprint import fingerprint
 from deadletter.errors import BlobStoreUnavailable, NotTaken, Retry
 from deadletter.events import EventLog
@@ -45,6 +45,11 @@ DEFAULT_ROUTES: Mapping[ErrorClass, Route] = {
 }
 
 USER_LABEL = "user"
+WAITING = Wording(
+    waiting="Dead letters",
+    held="No dead letter is taken, charged or parked",
+    resumed="the waiting dead letters are handled",
+)
 SUMMARY_LIMIT = 500
 
 
@@ -78,9 +83,8 @@ class DeadLetterHandler:
     breaker: Breaker = field(init=False)
 
     def __post_init__(self) -> None:
-        self.breaker = Breaker(
-            "blob store", self.blobs.check, self._outage_began, self._outage_ended
-        )
+        notice = OutageNotice(self.events, "dlq", WAITING, self.store, self.redactors.pii)
+        self.breaker = Breaker("blob store", self.blobs.check, notice.began, notice.ended)
 
     def __call__(self, letters: Sequence[LeasedJob]) -> dict[str, BaseException]:
         """Handle the batch; the letters whose steps failed, each with a `Retry` whose
@@ -297,42 +301,6 @@ class DeadLetterHandler:
             )
         except Exception:  # the parked letter itself stays visible; this alert is a courtesy
             self.events.emit("dlq.alert_failed", dead_letter_id=letter.id, kind="parked")
-
-    # -- outages of a component: one alert when it begins, one when it ends ----------
-
-    def _outage_began(self, component: str, at: float, error: BaseException) -> None:
-        self.events.emit("dlq.outage_began", component=component, error=str(error))
-        self._alert_outage(
-            f"outage-{_slug(component)}-{at:.3f}-began",
-            f"Dead letters wait: the {component} is down",
-            f"The {component} failed: {type(error).__name__}: {error}. No dead letter is"
-            " taken, charged or parked until it is back; it is probed with backoff.",
-        )
-
-    def _outage_ended(self, component: str, began: float, ended: float) -> None:
-        self.events.emit("dlq.outage_ended", component=component, seconds=round(ended - began, 3))
-        self._alert_outage(
-            f"outage-{_slug(component)}-{began:.3f}-ended",
-            f"The {component} is back",
-            f"The {component} was down for {ended - began:.1f} s; the waiting dead letters"
-            " are handled now.",
-        )
-
-    def _alert_outage(self, alert_id: str, title: str, body: str) -> None:
-        try:
-            self.store.add_alert(
-                alert_id=alert_id,
-                kind="outage",
-                title=title,
-                body=self.redactors.pii.redact_text(body),
-                now=time.time(),
-            )
-        except Exception:  # the database is away too: the event log keeps the outage
-            self.events.emit("dlq.alert_failed", kind="outage", alert_id=alert_id)
-
-
-def _slug(component: str) -> str:
-    return component.replace(" ", "-")
 
 
 def _retry(exc: BaseException) -> Retry:
