@@ -186,7 +186,15 @@ class Store(Protocol):
 
     def settle_delivery(
         self, delivery: Delivery, *, now: float, error: str | None, retry_at: float
-    ) -> None: ...
+    ) -> None:
+        """Record a claimed row's send: sent, or failed and due again at `retry_at`, an
+        attempt charged. A row whose claim ran out and was taken over is left as it is."""
+        ...
+
+    def release_deliveries(self, deliveries: Sequence[Delivery], *, due: float | None) -> None:
+        """Give claimed rows back unsent and uncharged (their receiver is down), due as
+        they were, or at `due`; rows taken over since are left as they are."""
+        ...
 
     def summarise_alerts(self, *, now: float, window: float) -> list[str]:
         """Queue summaries of what sent alerts counted in after they went out."""

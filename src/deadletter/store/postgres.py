@@ -56,7 +56,7 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.group import GroupCommit
-from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
+from deadletter.store.outbox import Delivery, Outbox, claim, give_back, settle, summarise
 from deadletter.store.prune import PruneMixin
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
 from deadletter.store.schema import migrations
@@ -711,6 +711,10 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     ) -> None:
         with self.transaction() as execute:
             settle(execute, delivery, now=now, error=error, retry_at=retry_at)
+
+    def release_deliveries(self, deliveries: Sequence[Delivery], *, due: float | None) -> None:
+        with self.transaction() as execute:
+            give_back(execute, deliveries, due=due)
 
     def summarise_alerts(self, *, now: float, window: float) -> list[str]:
         with self.transaction() as execute:

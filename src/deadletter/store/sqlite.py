@@ -51,7 +51,7 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.group import GroupCommit
-from deadletter.store.outbox import Delivery, Outbox, claim, settle, summarise
+from deadletter.store.outbox import Delivery, Outbox, claim, give_back, settle, summarise
 from deadletter.store.prune import PruneMixin
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
 from deadletter.store.schema import migrations
@@ -541,6 +541,10 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     ) -> None:
         with self._write() as conn:
             settle(conn.execute, delivery, now=now, error=error, retry_at=retry_at)
+
+    def release_deliveries(self, deliveries: Sequence[Delivery], *, due: float | None) -> None:
+        with self._write() as conn:
+            give_back(conn.execute, deliveries, due=due)
 
     def summarise_alerts(self, *, now: float, window: float) -> list[str]:
         with self._write() as conn:
