@@ -14,6 +14,7 @@ DeadletterError
 │   ├── BlobNotFound
 │   └── BlobStoreUnavailable
 ├── DeliveryError          a notification or alert could not be delivered
+│   └── ReceiverUnavailable  a target could not be reached or answered 5xx/429
 ├── TaskSignal             raised by a task to say what should happen next
 │   ├── Retry              retry after a given delay
 │   └── PermanentFailure   do not retry: dead-letter now
@@ -124,3 +125,9 @@ class BlobStoreUnavailable(BlobStoreError):
 
 class DeliveryError(DeadletterError):
     """A notification or alert could not be delivered; the message names the targets."""
+
+
+class ReceiverUnavailable(DeliveryError):
+    """A target could not be reached (no connection, a timeout) or answered that it
+    cannot take messages now (HTTP 5xx, 429): its receiver may be down, not the message
+    at fault (notify/dispatch.py tells which)."""

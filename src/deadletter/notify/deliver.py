@@ -4,12 +4,15 @@ Apprise speaks to Slack, email, PagerDuty, webhooks and the rest through one URL
 syntax, but it reports a failed delivery only by returning False and logging why.
 Here a failure is an exception, `DeliveryError`, naming each target that failed
 (its credentials masked) with the reason Apprise logged, so that the caller can
-record it and retry.
+record it and retry. When a target could not be reached or answered that it cannot
+take messages now, it is a `ReceiverUnavailable`: what the dispatcher's breaker
+counts as a sign of a receiver's outage.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,7 +21,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import apprise
 
-from deadletter.errors import ConfigError, DeliveryError
+from deadletter.errors import ConfigError, DeliveryError, ReceiverUnavailable
 from deadletter.redact import DEFAULT_REDACTOR
 
 DEFAULT_TIMEOUT = 10.0
@@ -26,6 +29,12 @@ USER_PLACEHOLDER = "{user}"
 
 # Apprise's log lines may quote a webhook URL or a token; they end up in error messages.
 _SECRETS = DEFAULT_REDACTOR.secrets_only()
+
+# Apprise's plugins catch their transport's errors and only log them, in shared words:
+# "A Connection error occurred sending ..." (requests' errors, timeouts included),
+# "Connection error while submitting email ...", and "..., error=503." for an HTTP
+# status. Those words are what is left to tell a receiver away from a message refused.
+_UNREACHABLE = re.compile(r"connection error|\berror=(5\d\d|429)\b", re.IGNORECASE)
 
 _REASONS: ContextVar[list[str] | None] = ContextVar("deadletter_apprise_reasons", default=None)
 
@@ -84,11 +93,15 @@ class AppriseChannel:
         if not self._targets:
             raise DeliveryError("no delivery targets configured: nothing was sent")
         failures = [failure for target in self._targets if (failure := _send(target, title, body))]
-        if failures:
-            raise DeliveryError(
-                f"delivery failed to {len(failures)} of {len(self._targets)} target(s): "
-                + "; ".join(failures)
-            )
+        if not failures:
+            return
+        message = (
+            f"delivery failed to {len(failures)} of {len(self._targets)} target(s): "
+            + "; ".join(failures)
+        )
+        if any(_UNREACHABLE.search(failure) for failure in failures):
+            raise ReceiverUnavailable(message)
+        raise DeliveryError(message)
 
 
 def _target(url: str, timeout: float) -> _Target:
