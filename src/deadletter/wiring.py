@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from deadletter.telemetry.otel import Tracing
 
 DELIVERY_INTERVAL = 2.0
-# How often the worker asks the handler to probe a component found down; the breaker
-# itself spaces the probes out with its backoff.
+# How often the worker asks the handler and the dispatcher to probe a component found
+# down; the breaker itself spaces the probes out with its backoff.
 PROBE_INTERVAL = 0.25
 
 
@@ -62,7 +62,7 @@ class DlqComponents:
             routes=routes_from(settings),
             alert_window=settings.dlq.alert_window_seconds,
         )
-        dispatcher = Dispatcher.build(store, settings.dlq, events)
+        dispatcher = Dispatcher.build(store, settings.dlq, events, redactors.pii)
         return cls(handler, blobs, events, dispatcher, ThresholdWatch(store, settings.thresholds))
 
     def periodic(self) -> list[Periodic]:
@@ -71,6 +71,7 @@ class DlqComponents:
             (DELIVERY_INTERVAL, self.dispatcher.deliver_due),
             (self.thresholds.interval, self.thresholds),
             (PROBE_INTERVAL, self.handler.probe),
+            (PROBE_INTERVAL, self.dispatcher.probe),
         ]
 
     def close(self) -> None:

@@ -18,11 +18,13 @@ class ReceivedRequest(NamedTuple):
 
 
 class HttpReceiver:
-    """An HTTP server on 127.0.0.1 that records every request and answers `status`."""
+    """An HTTP server on 127.0.0.1 that records every request and answers `status`, or
+    the status `statuses` gives for the request's path (its query left out)."""
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self.status = 200
+        self.statuses: dict[str, int] = {}
         self._listen(0)
 
     def _listen(self, port: int) -> None:
@@ -63,7 +65,7 @@ class HttpReceiver:
             body = None
         # Recorded before answering, so that the sender finds it once its call returns.
         self.requests.append(ReceivedRequest(handler.path, dict(handler.headers.items()), body))
-        handler.send_response(self.status)
+        handler.send_response(self.statuses.get(handler.path.split("?")[0], self.status))
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 

@@ -1,25 +1,61 @@
 """Delivering the outbox: user notifications and ops alerts, retried until sent.
 
 Rows are written by the handler in its transaction; this side claims due rows,
-sends them through Apprise, and records the result. A failed send is retried with
-backoff (capped at an hour) and stays visible with its last error: never dropped.
+sends them through Apprise, and records the result. A row that fails for a reason of
+its own is retried with backoff (10 s doubling, capped at an hour) and stays visible
+with its last error: never dropped.
+
+An outage of a receiver is nobody's row's failure. Each outbox has its receiver (the
+alert targets; the user notification targets) and a breaker (breaker.py) for it. A
+send that fails with `ReceiverUnavailable` (no connection, a timeout, HTTP 5xx or 429)
+is only a sign: one row alone cannot tell a receiver that is down from a target of its
+own that is broken (one user's address refused, one path answering 500). So the row
+waits, unsettled, for the next row of its batch: if that one fails the same way too,
+the receiver is down, the breaker opens and the batch goes back uncharged; if the
+receiver takes it, or refuses it for a reason of its own, the first row's failure was
+its own and it is charged its backoff, as is a row that failed so with no row after it.
+While a breaker is open its outbox is not sent: its due rows wait, uncharged and due,
+and a probe sends the oldest of them with backoff (0.5 s doubling to 5 s); a row the
+probe could not send goes behind the others, so the next probe tries another. Once a
+probe goes through, every waiting row is sent at once. A row that failed a probe and
+fails so again once the receiver is back is at fault itself (two users' broken
+targets side by side look like an outage once): it is charged, and counts toward no
+outage, until it is sent.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from deadletter.breaker import Breaker, OutageNotice, Wording
 from deadletter.config import DlqSettings
-from deadletter.errors import DeadletterError
+from deadletter.errors import DeadletterError, ReceiverUnavailable
 from deadletter.events import EventLog
 from deadletter.notify.deliver import AppriseChannel, user_target
+from deadletter.redact import Redactor
 from deadletter.store.base import Store
 from deadletter.store.outbox import Delivery, Outbox
 
 BATCH = 50
 CLAIM_SECONDS = 60.0
+# A send is not begun on a claim with less than this left: it could run out mid-send
+# (Apprise waits up to 10 s per target), and another dispatcher send the row again.
+CLAIM_MARGIN = 30.0
+# After a receiver's outage, batches are sent one after another for up to this long
+# before the other periodic duties get their turn.
+DRAIN_SECONDS = 10.0
 MAX_BACKOFF = 3600.0
+
+RECEIVERS = {Outbox.ALERTS: "alert receiver", Outbox.NOTIFICATIONS: "user notification receiver"}
+WAITING = Wording(
+    waiting="User notifications",
+    held="No notification is sent or charged an attempt",
+    resumed="the waiting notifications are sent",
+)
+
+_Failed = tuple[Delivery, ReceiverUnavailable]
 
 
 @dataclass
@@ -28,42 +64,129 @@ class Dispatcher:
     alerts: AppriseChannel | None
     user_url_template: str
     events: EventLog
+    redactor: Redactor
     alert_window: float = 900.0
+    breakers: dict[Outbox, Breaker] = field(init=False)
+    # Rows a probe could not send (outbox, id), till they are sent: see the docstring.
+    _failed_probes: set[tuple[Outbox, str]] = field(default_factory=set, init=False)
 
     @classmethod
-    def build(cls, store: Store, settings: DlqSettings, events: EventLog) -> Dispatcher:
+    def build(
+        cls, store: Store, settings: DlqSettings, events: EventLog, redactor: Redactor
+    ) -> Dispatcher:
         alerts = AppriseChannel(settings.alert_urls) if settings.alert_urls else None
-        return cls(store, alerts, settings.user_url_template, events, settings.alert_window_seconds)
+        template, window = settings.user_url_template, settings.alert_window_seconds
+        return cls(store, alerts, template, events, redactor, alert_window=window)
+
+    def __post_init__(self) -> None:
+        self.breakers = {outbox: self._breaker(outbox) for outbox in Outbox}
+
+    def _breaker(self, outbox: Outbox) -> Breaker:
+        # The alert receiver's own outage raises no ops alert: it would wait for its end.
+        alerts = None if outbox is Outbox.ALERTS else self.store
+        notice = OutageNotice(self.events, "delivery", WAITING, alerts, self.redactor)
+        return Breaker(RECEIVERS[outbox], lambda: self._probe(outbox), notice.began, notice.ended)
 
     def deliver_due(self) -> int:
-        """Send what is due in both outboxes, summaries of ended alert windows first;
-        return how many were sent."""
+        """Send what is due in both outboxes whose receiver is up, summaries of ended
+        alert windows first; return how many were sent."""
         for summary in self.store.summarise_alerts(now=time.time(), window=self.alert_window):
             self.events.emit("alert.summarised", id=summary)
+        return sum(self._drain(outbox) for outbox in Outbox)
+
+    def probe(self) -> None:
+        """Probe each receiver found down, with backoff (a periodic duty); deliver what
+        waited at once when one is back."""
+        back = False
+        for breaker in self.breakers.values():
+            if not breaker.closed:
+                breaker.probe_if_due()
+                back = back or breaker.closed
+        if back:
+            self.deliver_due()
+
+    def _drain(self, outbox: Outbox) -> int:
         sent = 0
-        for outbox in Outbox:
-            now = time.time()
-            due = self.store.claim_deliveries(
-                outbox, now=now, limit=BATCH, claim_seconds=CLAIM_SECONDS
+        until = time.monotonic() + DRAIN_SECONDS
+        while self.breakers[outbox].closed and time.monotonic() < until:
+            batch = self.store.claim_deliveries(
+                outbox, now=time.time(), limit=BATCH, claim_seconds=CLAIM_SECONDS
             )
-            sent += sum(self._deliver(delivery) for delivery in due)
+            sent += self._send_batch(batch)
+            if len(batch) < BATCH:
+                break
         return sent
 
-    def _deliver(self, delivery: Delivery) -> bool:
-        error = None
+    def _send_batch(self, batch: Sequence[Delivery]) -> int:
+        """Send each claimed row in turn; return how many were sent. Two rows in a row
+        that could not reach their receiver open its breaker, and every row not settled
+        goes back uncharged."""
+        sent = 0
+        suspect: _Failed | None = None  # failed as if the receiver were down, unsettled
+        for index, delivery in enumerate(batch):
+            unsettled = [*(suspect[:1] if suspect else ()), *batch[index:]]
+            if time.time() > delivery.claimed_until - CLAIM_MARGIN:
+                self.store.release_deliveries(unsettled, due=None)
+                return sent
+            error = self._try(delivery)
+            sign = self._outage_sign(delivery, error)
+            if suspect and sign:
+                self.breakers[delivery.outbox].trip(sign)
+                self.store.release_deliveries(unsettled, due=None)
+                return sent
+            if suspect:  # the receiver answered this row: the suspect's failure was its own
+                self._settle(*suspect)
+            suspect = (delivery, sign) if sign else None
+            sent += 0 if sign else self._settle(delivery, error)
+        if suspect:
+            self._settle(*suspect)
+        return sent
+
+    def _outage_sign(
+        self, delivery: Delivery, error: DeadletterError | None
+    ) -> ReceiverUnavailable | None:
+        """The row's failure if it is a sign of its receiver's outage."""
+        if (delivery.outbox, delivery.id) in self._failed_probes:
+            return None
+        return error if isinstance(error, ReceiverUnavailable) else None
+
+    def _probe(self, outbox: Outbox) -> None:
+        """Send the oldest due row of `outbox` as a probe; raise while its receiver stays
+        unreachable. None due: another dispatcher sends them, so the receiver is back."""
+        claimed = self.store.claim_deliveries(
+            outbox, now=time.time(), limit=1, claim_seconds=CLAIM_SECONDS
+        )
+        for delivery in claimed:
+            error = self._try(delivery)
+            if isinstance(error, ReceiverUnavailable):
+                # Uncharged, and due behind the other waiting rows: the next probe sends
+                # another, so that one row's broken target does not hold the outbox shut.
+                self.store.release_deliveries([delivery], due=time.time())
+                self._failed_probes.add((outbox, delivery.id))
+                raise error
+            self._settle(delivery, error)
+
+    def _try(self, delivery: Delivery) -> DeadletterError | None:
         try:
             self._send(delivery)
         except DeadletterError as exc:
-            error = str(exc)
+            return exc
+        return None
+
+    def _settle(self, delivery: Delivery, error: DeadletterError | None) -> bool:
+        """Record a send's outcome, a failure charged with its backoff; whether it was sent."""
         now = time.time()
         retry_at = now + min(MAX_BACKOFF, 10.0 * 2**delivery.attempts)
-        self.store.settle_delivery(delivery, now=now, error=error, retry_at=retry_at)
+        message = None if error is None else str(error)
+        self.store.settle_delivery(delivery, now=now, error=message, retry_at=retry_at)
+        if error is None:
+            self._failed_probes.discard((delivery.outbox, delivery.id))
         self.events.emit(
             "delivery.sent" if error is None else "delivery.failed",
             outbox=delivery.outbox.value,
             id=delivery.id,
             attempt=delivery.attempts + 1,
-            error=error,
+            error=message,
         )
         return error is None
 
