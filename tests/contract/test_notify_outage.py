@@ -6,9 +6,11 @@ a row against every other dispatcher until it is settled, given back or runs out
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from deadletter.app import App
 from deadletter.breaker import PROBE_BACKOFF_CAP
+from deadletter.notify import dispatch
 from deadletter.notify.dispatch import Dispatcher
 from deadletter.store.outbox import Outbox
 from tests.contract.test_crash import wait_for
@@ -134,23 +137,29 @@ def test_rows_refused_for_their_own_reason_are_charged_and_the_receiver_stays_up
 ) -> None:
     receiver.statuses = {"/users/gone": 404, "/users/broken": 500, "/users/last": 503}
     notify(app, "gone", "ok-1", "broken", "ok-2", "last")
-    assert app.dlq.dispatcher.deliver_due() == 2
-    assert all(breaker.closed for breaker in app.dlq.dispatcher.breakers.values())
-    # A 500 followed by a row the receiver took, and a 503 with no row after it, are
-    # their own rows' failures: charged, with their backoff.
-    now = time.time()
-    found = {
-        key: (status, attempts, due > now + 5)
-        for key, (status, attempts, due, _) in outbox(app).items()
-    }
-    assert found == {
+    dispatcher = app.dlq.dispatcher
+    assert dispatcher.deliver_due() == 2
+    # A 404, and a 500 followed by a row the receiver took, are their own rows'
+    # failures: charged, with their backoff. A 503 with no row after it cannot tell:
+    # it is given back uncharged, due, for the next row sent to tell.
+    assert checked(app) == {
         "n-gone": ("pending", 1, True),
         "n-ok-1": ("sent", 1, False),
         "n-broken": ("pending", 1, True),
         "n-ok-2": ("sent", 1, False),
-        "n-last": ("pending", 1, True),
+        "n-last": ("pending", 0, False),
     }
+    # The next row sent is that row again, failing so: its own failure, charged.
+    assert dispatcher.deliver_due() == 0
+    assert checked(app)["n-last"] == ("pending", 1, True)
+    assert all(breaker.closed for breaker in dispatcher.breakers.values())
     assert outages(app) == []
+
+
+def checked(app: App) -> dict[str, tuple[str, int, bool]]:
+    """Each row's status, attempts, and whether it is backing off (due in over 5 s)."""
+    now = time.time()
+    return {key: (status, n, due > now + 5) for key, (status, n, due, _) in outbox(app).items()}
 
 
 def test_two_broken_targets_side_by_side_read_as_one_outage_then_are_charged(
@@ -203,3 +212,70 @@ def test_a_claim_holds_a_row_until_settled_given_back_or_run_out(app: App) -> No
     [third] = store.claim_deliveries(Outbox.ALERTS, now=now + 62, limit=5, claim_seconds=60)
     store.settle_delivery(third, now=now + 63, error=None, retry_at=0.0)
     assert [row[:2] for row in outbox(app).values()] == [("sent", 1)]
+
+
+def test_two_dispatchers_through_an_outage_send_each_row_once(
+    app: App, store_url: str, tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    """Two workers' dispatchers (each its own store and breakers) turning side by side
+    while the receiver goes down and comes back: no row is charged, none sent twice."""
+    dlq = app.settings.dlq
+    targets: dict[str, Any] = {
+        "alert_urls": list(dlq.alert_urls),
+        "user_url_template": dlq.user_url_template,
+    }
+    other = make_app(store_url, tmp_path / "other", **targets)
+    users = [f"user-{n}" for n in range(120)]
+    notify(app, *users)
+    alert(app, *(f"alert-{n}" for n in range(5)))
+    receiver.stop()
+    with turning(app.dlq.dispatcher, other.dlq.dispatcher) as errors:
+        time.sleep(2)
+        assert {row[:2] for row in outbox(app).values()} == {("pending", 0)}
+        receiver.restart()
+        assert wait_for(lambda: all_sent(app), PROBE_BACKOFF_CAP + 10)
+    assert errors == []
+    assert {attempts for _, attempts, _, _ in outbox(app).values()} == {1}
+    # Each dispatcher raised its own pair of outage alerts, which may read alike: count
+    # requests, and each user's path.
+    assert len(receiver.requests) == len(outbox(app))
+    paths = Counter(r.path for r in receiver.requests if r.path.startswith("/users/"))
+    assert len(paths) == len(users) and max(paths.values()) == 1
+    other.close()
+
+
+@contextmanager
+def turning(*dispatchers: Dispatcher) -> Iterator[list[Exception]]:
+    """Each dispatcher turning on a thread of its own, as a worker's periodic duties
+    would, till the block ends; what they raised."""
+    stop = threading.Event()
+    errors: list[Exception] = []
+
+    def run(dispatcher: Dispatcher) -> None:
+        while not stop.wait(0.05):
+            try:
+                turn(dispatcher)
+            except Exception as exc:  # the test reports it
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in dispatchers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+
+def test_a_send_is_not_begun_on_a_claim_near_its_end(
+    app: App, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim with less than CLAIM_MARGIN left could run out mid-send and the row be
+    sent again by another dispatcher: the rows go back unsent and uncharged instead."""
+    monkeypatch.setattr(dispatch, "CLAIM_SECONDS", dispatch.CLAIM_MARGIN - 1)
+    notify(app, "user-1", "user-2")
+    assert app.dlq.dispatcher.deliver_due() == 0
+    assert receiver.requests == []
+    assert {(row[0], row[1], row[3]) for row in outbox(app).values()} == {("pending", 0, None)}

@@ -10,10 +10,14 @@ alert targets; the user notification targets) and a breaker (breaker.py) for it.
 send that fails with `ReceiverUnavailable` (no connection, a timeout, HTTP 5xx or 429)
 is only a sign: one row alone cannot tell a receiver that is down from a target of its
 own that is broken (one user's address refused, one path answering 500). So the row
-waits, unsettled, for the next row of its batch: if that one fails the same way too,
-the receiver is down, the breaker opens and the batch goes back uncharged; if the
+waits, unsettled, for the next row sent: if that one fails the same way too, the
+receiver is down, the breaker opens and the batch goes back uncharged; if the
 receiver takes it, or refuses it for a reason of its own, the first row's failure was
-its own and it is charged its backoff, as is a row that failed so with no row after it.
+its own and it is charged its backoff. A row that fails so last in its batch (another
+worker may hold the rest) goes back uncharged, and the next row sent, in a later pass,
+tells: another failing so opens the breaker; the same row failing so again, with no
+other between, is charged.
+
 While a breaker is open its outbox is not sent: its due rows wait, uncharged and due,
 and a probe sends the oldest of them with backoff (0.5 s doubling to 5 s); a row the
 probe could not send goes behind the others, so the next probe tries another. Once a
@@ -69,6 +73,9 @@ class Dispatcher:
     breakers: dict[Outbox, Breaker] = field(init=False)
     # Rows a probe could not send (outbox, id), till they are sent: see the docstring.
     _failed_probes: set[tuple[Outbox, str]] = field(default_factory=set, init=False)
+    # Per outbox, the row that failed as if its receiver were down last in its batch,
+    # while the receiver has answered no row since.
+    _alone: dict[Outbox, str] = field(default_factory=dict, init=False)
 
     @classmethod
     def build(
@@ -122,25 +129,35 @@ class Dispatcher:
         that could not reach their receiver open its breaker, and every row not settled
         goes back uncharged."""
         sent = 0
-        suspect: _Failed | None = None  # failed as if the receiver were down, unsettled
+        held: _Failed | None = None  # failed as if the receiver were down, unsettled
         for index, delivery in enumerate(batch):
-            unsettled = [*(suspect[:1] if suspect else ()), *batch[index:]]
+            unsettled = [*(held[:1] if held else ()), *batch[index:]]
             if time.time() > delivery.claimed_until - CLAIM_MARGIN:
                 self.store.release_deliveries(unsettled, due=None)
                 return sent
             error = self._try(delivery)
             sign = self._outage_sign(delivery, error)
-            if suspect and sign:
+            if sign and (held or self._alone.get(delivery.outbox, delivery.id) != delivery.id):
+                self._alone.pop(delivery.outbox, None)
                 self.breakers[delivery.outbox].trip(sign)
                 self.store.release_deliveries(unsettled, due=None)
                 return sent
-            if suspect:  # the receiver answered this row: the suspect's failure was its own
-                self._settle(*suspect)
-            suspect = (delivery, sign) if sign else None
+            if held:  # the receiver answered this row: the held row's failure was its own
+                self._settle(*held)
+            held = (delivery, sign) if sign else None
             sent += 0 if sign else self._settle(delivery, error)
-        if suspect:
-            self._settle(*suspect)
+        if held:
+            self._left_alone(*held)
         return sent
+
+    def _left_alone(self, delivery: Delivery, sign: ReceiverUnavailable) -> None:
+        """A row failed as if its receiver were down, last in its batch: given back
+        uncharged for the next row sent to tell, or charged if it fails so again."""
+        if self._alone.get(delivery.outbox) == delivery.id:
+            self._settle(delivery, sign)
+            return
+        self._alone[delivery.outbox] = delivery.id
+        self.store.release_deliveries([delivery], due=None)
 
     def _outage_sign(
         self, delivery: Delivery, error: DeadletterError | None
@@ -181,6 +198,8 @@ class Dispatcher:
         self.store.settle_delivery(delivery, now=now, error=message, retry_at=retry_at)
         if error is None:
             self._failed_probes.discard((delivery.outbox, delivery.id))
+        if not isinstance(error, ReceiverUnavailable):  # the receiver answered
+            self._alone.pop(delivery.outbox, None)
         self.events.emit(
             "delivery.sent" if error is None else "delivery.failed",
             outbox=delivery.outbox.value,
