@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from deadletter.errors import WorkerLost
 
-# What a payload holds, as read back: loose, since readers index into it freely.
-JSON = Any
-# What deadletter itself writes as JSON: checked by mypy.
+# JSON as deadletter writes and reads it, checked by mypy: what is read back is narrowed
+# where it is used (DeadLetter.from_json, store/rows.py `load_object`).
 JSONValue = dict[str, "JSONValue"] | list["JSONValue"] | str | int | float | bool | None
+JSONObject = dict[str, JSONValue]
+# A job's payload: JSON (payloads.py checks it at enqueue) whose shape is the task's,
+# known to the code that enqueues the job and to the task that runs it, not to deadletter.
+# Any, not JSONValue: that code (and the tests) index into it as they know it,
+# without a cast at each read; deadletter reads no field of a payload but a task's
+# arguments (worker/slots.py, the hosts' senders) and a dead letter's (DeadLetter.from_json,
+# narrowed).
+Payload = Any
+# Loose JSON, for the modules not typed yet.
+JSON = Any
 
 
 class JobState(StrEnum):
@@ -45,7 +53,7 @@ class NewJob:
     id: str
     queue: str
     task: str
-    payload: JSON
+    payload: Payload
     max_retries: int
     dead_letter_queue: str
     run_at: float
@@ -70,7 +78,7 @@ class LeasedJob:
     id: str
     queue: str
     task: str
-    payload: JSON
+    payload: Payload
     attempt: int
     max_retries: int
     dead_letter_queue: str
@@ -143,7 +151,7 @@ class Job:
     id: str
     queue: str
     task: str
-    payload: JSON
+    payload: Payload
     status: JobState
     priority: int
     attempts: int
@@ -198,17 +206,19 @@ class LastFailure:
     rule: str | None = None
 
     @classmethod
-    def from_json(cls, attempt: Mapping[str, JSON]) -> LastFailure:
-        ended_at = attempt.get("ended_at")
+    def from_json(cls, attempt: JSONValue) -> LastFailure:
+        """An attempt as `Attempt.to_json` wrote it; a field of another type reads as
+        missing."""
+        read = _Fields(attempt)
         return cls(
-            number=int(attempt.get("number") or 1),
-            ended_at=float(ended_at) if ended_at else None,
-            error_type=attempt.get("error_type"),
-            message=attempt.get("message"),
-            traceback=attempt.get("traceback"),
-            http_status=attempt.get("http_status"),
-            error_class=attempt.get("error_class"),
-            rule=attempt.get("rule"),
+            number=read.integer("number") or 1,
+            ended_at=read.number("ended_at") or None,
+            error_type=read.text("error_type"),
+            message=read.text("message"),
+            traceback=read.text("traceback"),
+            http_status=read.integer("http_status"),
+            error_class=read.text("error_class"),
+            rule=read.text("rule"),
         )
 
 
@@ -231,21 +241,58 @@ class DeadLetter:
     cause: LastFailure
 
     @classmethod
-    def from_json(cls, body: Mapping[str, JSON]) -> DeadLetter:
-        attempts = body.get("attempts") or [{}]
-        own = [attempt for attempt in attempts if attempt.get("error_type") != WORKER_LOST]
-        created_at = body.get("created_at")
+    def from_json(cls, body: JSONValue) -> DeadLetter:
+        read = _Fields(body)
+        attempts = read.items("attempts") or [{}]
+        own = [a for a in attempts if _Fields(a).text("error_type") != WORKER_LOST]
         return cls(
-            job_id=body["job_id"],
-            queue=body["queue"],
-            task=body["task"],
-            labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
-            created_at=float(created_at) if created_at else None,
-            reason=str(body.get("reason") or ""),
-            poison=body.get("poison") is True,
+            job_id=read.required("job_id"),
+            queue=read.required("queue"),
+            task=read.required("task"),
+            labels={str(k): str(v) for k, v in read.fields("labels").items()},
+            created_at=read.number("created_at") or None,
+            reason=read.text("reason") or "",
+            poison=read.flag("poison"),
             last=LastFailure.from_json(attempts[-1]),
             cause=LastFailure.from_json((own or attempts)[-1]),
         )
+
+
+class _Fields:
+    """Typed reads of a JSON object read back: a field of another type reads as missing,
+    so that what deadletter did not write is not used."""
+
+    def __init__(self, value: JSONValue) -> None:
+        self._object = value if isinstance(value, dict) else {}
+
+    def fields(self, name: str) -> JSONObject:
+        value = self._object.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def items(self, name: str) -> list[JSONValue]:
+        value = self._object.get(name)
+        return value if isinstance(value, list) else []
+
+    def text(self, name: str) -> str | None:
+        value = self._object.get(name)
+        return value if isinstance(value, str) else None
+
+    def required(self, name: str) -> str:
+        """A text field every letter has (a KeyError if missing)."""
+        return str(self._object[name])
+
+    def number(self, name: str) -> float | None:
+        value = self._object.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def integer(self, name: str) -> int | None:
+        value = self._object.get(name)
+        return None if isinstance(value, bool) or not isinstance(value, int) else value
+
+    def flag(self, name: str) -> bool:
+        return self._object.get(name) is True
 
 
 class Route(StrEnum):
@@ -353,8 +400,11 @@ class Origin:
     queue: str
     task: str
     original_id: str
-    arguments: dict[str, JSON]
-    options: dict[str, JSON] = field(default_factory=dict)
+    # Not JSONObject: the API's schema is read from this class (ops/failures.py
+    # FailureDetails), and pydantic cannot follow that recursive alias; written as
+    # JSON by integrations/core.py `arguments` and each host's reader.
+    arguments: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, JSONValue]:
         return {

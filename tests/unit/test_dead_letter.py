@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deadletter.model import WORKER_LOST, Attempt, DeadLetter, ErrorClass, LastFailure
+from deadletter.model import WORKER_LOST, Attempt, DeadLetter, ErrorClass, JSONValue, LastFailure
 from deadletter.store.base import dead_letter_payload
 
 JOB = {
@@ -84,7 +84,7 @@ def test_a_letter_that_only_lost_its_workers_is_caused_by_the_last_loss() -> Non
 
 
 def test_a_letter_without_history_or_flags_has_an_empty_last_failure() -> None:
-    body = {"job_id": "j1", "queue": "charts", "task": "charts.render", "attempts": []}
+    body: JSONValue = {"job_id": "j1", "queue": "charts", "task": "charts.render", "attempts": []}
 
     letter = DeadLetter.from_json(body)
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from deadletter.cli.context import EXIT_USAGE, errors
-from deadletter.model import JSON, ErrorClass
+from deadletter.model import ErrorClass, JSONValue
 from deadletter.ops.filters import FailureFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +62,7 @@ def parse_time(text: str) -> float:
 PAYLOAD = "'--payload'"
 
 
-def parse_payload(text: str) -> JSON:
+def parse_payload(text: str) -> JSONValue:
     """A payload given inline as JSON, or as `@file` holding JSON."""
     if text.startswith("@"):
         path = Path(text[1:])
@@ -72,9 +72,10 @@ def parse_payload(text: str) -> JSON:
             problem = f"cannot read {path}: {exc.strerror}"
             raise typer.BadParameter(problem, param_hint=PAYLOAD) from None
     try:
-        return json.loads(text)
+        payload: JSONValue = json.loads(text)
     except ValueError as exc:
         raise typer.BadParameter(f"not JSON: {exc}", param_hint=PAYLOAD) from None
+    return payload
 
 
 # The options of every command taking a failure filter (`filter_options`).

@@ -38,7 +38,7 @@ from deadletter.integrations.core import (
     capture_safely,
 )
 from deadletter.integrations.imports import Held, ImportReport, Run
-from deadletter.model import JSON, Origin
+from deadletter.model import Origin, Payload
 from deadletter.worker.tracebacks import format_failure
 
 SYSTEM = "celery"
@@ -186,7 +186,7 @@ class CelerySender:
     def __init__(self, celery_app: Celery) -> None:
         self.celery_app = celery_app
 
-    def send(self, origin: Origin, message_id: str, payload: JSON, job_id: str) -> None:
+    def send(self, origin: Origin, message_id: str, payload: Payload, job_id: str) -> None:
         self.celery_app.send_task(
             origin.task,
             args=payload.get("args", []),

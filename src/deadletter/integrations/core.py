@@ -25,13 +25,14 @@ from deadletter.classify import ErrorInfo, classify
 from deadletter.errors import ConfigError
 from deadletter.integrations.spool import Spool
 from deadletter.model import (
-    JSON,
     HostAttempt,
     HostEvent,
     HostGaveUp,
     HostSucceeded,
     JobState,
+    JSONObject,
     Origin,
+    Payload,
 )
 from deadletter.redact import Redactor
 from deadletter.worker.retry import SECRET_MARGIN
@@ -156,7 +157,7 @@ class Sender(Protocol):
 
     system: str
 
-    def send(self, origin: Origin, message_id: str, payload: JSON, job_id: str) -> None: ...
+    def send(self, origin: Origin, message_id: str, payload: Payload, job_id: str) -> None: ...
 
     def already_sent(self, origin: Origin, message_id: str) -> bool:
         """Whether the host holds `message_id` already (False when it cannot tell)."""
@@ -208,10 +209,10 @@ def add_sender(app: App, sender: Sender) -> None:
     redrive.senders[sender.system] = sender
 
 
-def arguments(args: Sequence[Any] | None, kwargs: dict[str, Any] | None) -> dict[str, JSON]:
+def arguments(args: Sequence[Any] | None, kwargs: dict[str, Any] | None) -> JSONObject:
     """A host message's arguments as JSON; a value that is not JSON is kept as its repr."""
     value = {"args": list(args or ()), "kwargs": dict(kwargs or {})}
-    loaded: dict[str, JSON] = json.loads(json.dumps(value, default=repr))
+    loaded: JSONObject = json.loads(json.dumps(value, default=repr))
     return loaded
 
 

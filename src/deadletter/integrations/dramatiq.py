@@ -40,7 +40,7 @@ from deadletter.integrations.core import (
     capture_safely,
 )
 from deadletter.integrations.imports import Held, ImportReport, Run
-from deadletter.model import JSON, Origin
+from deadletter.model import Origin, Payload
 from deadletter.worker.tracebacks import format_failure
 
 SYSTEM = "dramatiq"
@@ -202,7 +202,7 @@ class DramatiqSender:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
 
-    def send(self, origin: Origin, message_id: str, payload: JSON, job_id: str) -> None:
+    def send(self, origin: Origin, message_id: str, payload: Payload, job_id: str) -> None:
         self.broker.declare_queue(origin.queue)
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=origin.queue,

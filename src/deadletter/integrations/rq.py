@@ -43,7 +43,7 @@ from deadletter.integrations.core import (
     capture_safely,
 )
 from deadletter.integrations.imports import Held, ImportReport, Run
-from deadletter.model import JSON, Origin
+from deadletter.model import Origin, Payload
 from deadletter.worker.tracebacks import format_failure
 
 SYSTEM = "rq"
@@ -168,7 +168,7 @@ class RqSender:
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
 
-    def send(self, origin: Origin, message_id: str, payload: JSON, job_id: str) -> None:
+    def send(self, origin: Origin, message_id: str, payload: Payload, job_id: str) -> None:
         options = origin.options
         retry_max = int(options.get("retry_max") or 0)
         intervals = options.get("retry_intervals") or 0

@@ -20,7 +20,7 @@ from typing import Any
 
 from deadletter.config import QueuePolicy
 from deadletter.errors import InvalidRequest, PayloadError
-from deadletter.model import JSON
+from deadletter.model import Payload
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
 from deadletter.ops.filters import Keyset, Page, check_limit, operator_text, required
@@ -77,7 +77,7 @@ def requeue(
     reason: str = "",
     policy: Policy,
     payload_limit: int,
-    payload: JSON | None = None,
+    payload: Payload | None = None,
 ) -> ActionResult:
     """Put a failed job back on its own queue; `payload` (when given) replaces its
     payload, and the old one is kept in job_payload_history. A corrected payload is
@@ -98,7 +98,7 @@ def abandon(store: Store, job_id: str, *, actor: str, reason: str) -> ActionResu
         return abandon_in(execute, job_id, request)
 
 
-def checked_payload(payload: JSON, limit: int) -> str:
+def checked_payload(payload: Payload, limit: int) -> str:
     """A corrected payload as JSON text: the `{"args": [...], "kwargs": {...}}` a task
     is called with."""
     if not (
