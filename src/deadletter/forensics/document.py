@@ -14,11 +14,26 @@ import socket
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, TypedDict
 
-from deadletter.model import JSON
+from deadletter.model import JSONObject, JSONValue
 
 FORMAT_VERSION = 1
+
+
+class Document(TypedDict):
+    """A forensic record as `document` writes it (format 1). `job`, `created_at` and
+    `reason` are copied from the dead letter as it is; `attempts` are its attempts
+    with repeated tracebacks left out (`traceback_as_attempt` names the one kept)."""
+
+    v: int
+    job: JSONObject  # job_id, queue, task, payload, labels
+    created_at: JSONValue
+    reason: JSONValue
+    attempts: list[JSONObject]
+    classification: dict[str, str]  # class, rule
+    fingerprint: str
+    host: dict[str, str]  # name, python, deadletter
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,42 +55,48 @@ def key(queue: str, failed_at: float, dead_letter_id: str) -> str:
 
 
 def document(
-    letter: dict[str, JSON], *, classification: dict[str, str], fingerprint: str, host: Host
-) -> dict[str, JSON]:
+    letter: JSONObject, *, classification: dict[str, str], fingerprint: str, host: Host
+) -> Document:
+    attempts = letter.get("attempts")
     return {
         "v": FORMAT_VERSION,
         "job": {k: letter.get(k) for k in ("job_id", "queue", "task", "payload", "labels")},
         "created_at": letter.get("created_at"),
         "reason": letter.get("reason"),
-        "attempts": _attempts(letter.get("attempts") or []),
+        "attempts": _attempts(attempts if isinstance(attempts, list) else []),
         "classification": classification,
         "fingerprint": fingerprint,
         "host": {"name": host.hostname, "python": host.python, "deadletter": host.deadletter},
     }
 
 
-def encode(doc: dict[str, JSON]) -> bytes:
+def encode(doc: Document) -> bytes:
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
     # mtime=0 makes the bytes depend on the content only, so a re-put is identical.
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
 def decode(data: bytes) -> dict[str, Any]:
+    """A record `encode` wrote, for display. Not a `Document`: the API's schema is read
+    from where it is shown (ops/failures.py FailureDetails), and pydantic cannot follow
+    the recursive JSON alias; it is a free-form object there."""
     loaded: dict[str, Any] = json.loads(gzip.decompress(data))
     return loaded
 
 
-def _attempts(attempts: list[dict[str, JSON]]) -> list[dict[str, JSON]]:
+def _attempts(attempts: list[JSONValue]) -> list[JSONObject]:
     seen: dict[str, int] = {}
-    compact = []
+    compact: list[JSONObject] = []
     for attempt in attempts:
-        entry = {k: v for k, v in attempt.items() if v is not None and k != "traceback"}
-        text = attempt.get("traceback")
+        fields = attempt if isinstance(attempt, dict) else {}
+        entry: JSONObject = {k: v for k, v in fields.items() if v is not None and k != "traceback"}
+        text = fields.get("traceback")
         if isinstance(text, str) and text:
             if text in seen:
                 entry["traceback_as_attempt"] = seen[text]
             else:
-                seen[text] = int(attempt.get("number") or 0)
+                number = fields.get("number")
+                seen[text] = number if isinstance(number, int) and number else 0
                 entry["traceback"] = text
         compact.append(entry)
     return compact

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 
 from deadletter.errors import BlobStoreError
 from deadletter.forensics.base import BlobStore
-from deadletter.model import JSON
+from deadletter.model import JSONObject
 from deadletter.store import archive as store_archive
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
@@ -213,7 +213,7 @@ def _remove(
 # -- helpers -------------------------------------------------------------------------
 
 
-def _line(record: dict[str, JSON]) -> str:
+def _line(record: JSONObject) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 

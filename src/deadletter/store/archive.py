@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, cast
 
-from deadletter.model import JSON
+from deadletter.model import JSONObject, JSONValue
 from deadletter.store.base import DEAD_LETTER_TASK
 from deadletter.store.failures import DbCursor, Execute
 from deadletter.store.query import marks
@@ -124,21 +124,21 @@ def mark_archived(execute: Execute, key: str, now: float) -> None:
     execute(MARK_ARCHIVED, (now, key))
 
 
-def batch_records(execute: Execute, key: str) -> list[dict[str, JSON]]:
+def batch_records(execute: Execute, key: str) -> list[JSONObject]:
     """Each failure of the batch with its job, dead letter, attempts, recovery, review."""
     failures = _dicts(execute(BATCH_FAILURES, (key,)))
     if not failures:
         return []
-    ids = [f["dead_letter_id"] for f in failures]
-    job_ids = list(dict.fromkeys(f["job_id"] for f in failures))
+    ids = [_id(f, "dead_letter_id") for f in failures]
+    job_ids = list(dict.fromkeys(_id(f, "job_id") for f in failures))
     jobs = _by(_select(execute, JOBS, [*job_ids, *ids]), "id")
-    attempts: dict[str, list[dict[str, JSON]]] = {}
+    attempts: dict[str, list[JSONValue]] = {}
     for attempt in _select(execute, ATTEMPTS, [*job_ids, *ids]):
-        attempts.setdefault(attempt["job_id"], []).append(attempt)
+        attempts.setdefault(_id(attempt, "job_id"), []).append(attempt)
     recovery = _by(_select(execute, RECOVERY, job_ids), "job_id")
     reviews = _by(_select(execute, REVIEWS, ids), "dead_letter_id")
 
-    def job(job_id: str) -> dict[str, JSON] | None:
+    def job(job_id: str) -> JSONObject | None:
         row = jobs.get(job_id)
         # `history`, not `attempts`: that is the job's column counting them.
         return None if row is None else {**row, "history": attempts.get(job_id, [])}
@@ -146,10 +146,10 @@ def batch_records(execute: Execute, key: str) -> list[dict[str, JSON]]:
     return [
         {
             "failure": f,
-            "job": job(f["job_id"]),
-            "letter": job(f["dead_letter_id"]),
-            "recovery": recovery.get(f["job_id"]),
-            "review": reviews.get(f["dead_letter_id"]),
+            "job": job(_id(f, "job_id")),
+            "letter": job(_id(f, "dead_letter_id")),
+            "recovery": recovery.get(_id(f, "job_id")),
+            "review": reviews.get(_id(f, "dead_letter_id")),
         }
         for f in failures
     ]
@@ -183,19 +183,24 @@ class _Described(DbCursor, Protocol):
     def description(self) -> Sequence[Sequence[Any]]: ...
 
 
-def _dicts(cursor: DbCursor) -> list[dict[str, JSON]]:
+def _dicts(cursor: DbCursor) -> list[JSONObject]:
     """Rows as dicts; JSON columns parsed (SQLite hands back text, PostgreSQL values)."""
     names = [column[0] for column in cast(_Described, cursor).description]
     rows = [zip(names, row, strict=True) for row in cursor.fetchall()]
     return [{name: loads(v) if name in JSON_COLUMNS else v for name, v in row} for row in rows]
 
 
-def _select(execute: Execute, sql: str, ids: list[str]) -> list[dict[str, JSON]]:
+def _select(execute: Execute, sql: str, ids: list[str]) -> list[JSONObject]:
     return _dicts(execute(_in(sql, ids), tuple(ids)))
 
 
-def _by(rows: list[dict[str, JSON]], column: str) -> dict[str, dict[str, JSON]]:
-    return {row[column]: row for row in rows}
+def _by(rows: list[JSONObject], column: str) -> dict[str, JSONObject]:
+    return {_id(row, column): row for row in rows}
+
+
+def _id(row: JSONObject, column: str) -> str:
+    """An id column of a row (a text column: `str` only tells mypy so)."""
+    return str(row[column])
 
 
 def _in(sql: str, ids: Sequence[Any]) -> str:
