@@ -20,8 +20,6 @@ JSONObject = dict[str, JSONValue]
 # arguments (worker/slots.py, the hosts' senders) and a dead letter's (DeadLetter.from_json,
 # narrowed).
 Payload = Any
-# Loose JSON, for the modules not typed yet.
-JSON = Any
 
 
 class JobState(StrEnum):

@@ -7,7 +7,7 @@ what a script parses say the same thing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from rich.table import Table
@@ -17,7 +17,7 @@ from deadletter.cli.context import console, print_json
 from deadletter.ops.failures import FailureItem, Group
 from deadletter.ops.filters import Page
 from deadletter.ops.recovery import ActionResult, RecoveryEntry
-from deadletter.ops.reports import stats_json
+from deadletter.ops.reports import dlq_figures
 from deadletter.ops.review import ReviewEntry
 from deadletter.ops.thresholds import Check
 from deadletter.store.reports import DlqStats
@@ -81,8 +81,7 @@ def add_row(table: Table, *cells: str | Text) -> None:
 def stats_table(stats: DlqStats) -> Table:
     """The seed's statistics under their JSON names, with what each counts."""
     table = Table("figure", "value", "meaning", title="DLQ statistics")
-    figures: Mapping[str, Any] = stats_json(stats)["dlq"]
-    for name, value in figures.items():
+    for name, value in dlq_figures(stats).items():
         if isinstance(value, dict):
             for inner, count in value.items():
                 add_row(table, f"recovery.{inner}", str(count), STAT_MEANINGS.get(inner, ""))

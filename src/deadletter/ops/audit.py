@@ -8,17 +8,19 @@ so that an action is never without its record nor a record without its action.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from deadletter.model import JSONValue
 from deadletter.ops.filters import Keyset, Page, check_limit, operator_text
 from deadletter.redact import SECRETS_ONLY
 from deadletter.store import audit as store_audit
 from deadletter.store.base import Store
 from deadletter.store.failures import Execute
 from deadletter.store.query import Clause, where
-from deadletter.store.rows import loads
+from deadletter.store.rows import load_object
 
 
 class AuditAction(StrEnum):
@@ -47,6 +49,8 @@ class AuditEntry:
     action: AuditAction
     target: str
     reason: str
+    # Not JSONObject: the API's schema is read from this class (api/models.py AuditPage),
+    # and pydantic cannot follow that recursive alias; the details are written typed.
     details: dict[str, Any]
 
 
@@ -61,7 +65,7 @@ def record(
     action: AuditAction,
     target: str,
     reason: str = "",
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JSONValue] | None = None,
 ) -> int:
     """Write one record in the caller's transaction; its id. The reason and the details
     are redacted of secrets, whichever action wrote them."""
@@ -99,5 +103,5 @@ def audit_entries(
 
 
 def _entry(row: store_audit.AuditRow) -> AuditEntry:
-    action, details = AuditAction(row.action), loads(row.details)
+    action, details = AuditAction(row.action), load_object(row.details)
     return AuditEntry(row.id, row.at, row.actor, action, row.target, row.reason, details)

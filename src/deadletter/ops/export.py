@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from deadletter.errors import InvalidRequest
+from deadletter.model import JSONObject
 from deadletter.ops import audit
 from deadletter.ops.audit import AuditAction
 from deadletter.ops.failures import (
@@ -37,7 +38,7 @@ from deadletter.store.failures import Execute
 from deadletter.store.rows import loads
 
 CHUNK_ROWS = 1000
-ExportRow = dict[str, Any]
+ExportRow = JSONObject
 
 
 class ExportFormat(StrEnum):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from deadletter.errors import BlobStoreError, InvalidRequest
 from deadletter.forensics import document as forensic
 from deadletter.forensics.base import BlobStore
-from deadletter.model import Attempt, ErrorClass, Job, Origin
+from deadletter.model import Attempt, ErrorClass, Job, JSONObject, Origin, Payload
 from deadletter.ops.filters import (
     FailureFilter,
     Keyset,
@@ -25,7 +25,7 @@ from deadletter.store.base import Store
 from deadletter.store.failure_reads import Group as Group
 from deadletter.store.failures import Execute
 from deadletter.store.query import Clause
-from deadletter.store.rows import loads
+from deadletter.store.rows import load_labels, loads
 
 KEYS = Keyset("failures", "f.failed_at", "f.dead_letter_id")
 
@@ -54,7 +54,7 @@ class FailureItem:
     job_status: str | None
     recovery_status: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -71,7 +71,7 @@ def fetch_failures(
 def failure_item(row: tuple[Any, ...]) -> FailureItem:
     # Not strict: a payload read after the columns is left out.
     values = dict(zip(ITEM_FIELDS, row, strict=False))
-    values["labels"] = loads(values["labels"])
+    values["labels"] = load_labels(values["labels"])
     return FailureItem(**values)
 
 
@@ -123,7 +123,7 @@ def groups(
 class PayloadVersion:
     """A payload that an operator's edit replaced."""
 
-    payload: Any
+    payload: Payload
     replaced_at: float
     replaced_by: str
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from deadletter.model import JobState, is_parked_queue
+from deadletter.model import JobState, JSONObject, is_parked_queue
 from deadletter.ops import audit
 from deadletter.ops.filters import operator_text, required
 from deadletter.store import fleet
@@ -158,13 +158,13 @@ def unconsumed(store: Store, *, gone_after: float) -> list[Unconsumed]:
 # -- the JSON that the CLI's --json, the API and the dashboard share ---------------------
 
 
-def pause_json(pause: QueuePause | None) -> dict[str, Any] | None:
+def pause_json(pause: QueuePause | None) -> JSONObject | None:
     if pause is None:
         return None
     return {"reason": pause.reason, "paused_by": pause.paused_by, "paused_at": pause.paused_at}
 
 
-def result_json(result: PauseResult) -> dict[str, Any]:
+def result_json(result: PauseResult) -> JSONObject:
     return {
         "queue": result.queue,
         "paused": result.paused,
@@ -173,23 +173,23 @@ def result_json(result: PauseResult) -> dict[str, Any]:
     }
 
 
-def queue_json(view: QueueView) -> dict[str, Any]:
+def queue_json(view: QueueView) -> JSONObject:
     return {
         "queue": view.queue,
-        "counts": view.counts,
+        "counts": {**view.counts},
         "waiting": view.waiting,
         "paused": view.pause is not None,
         "pause": pause_json(view.pause),
-        "consumers": view.consumers,
+        "consumers": [*view.consumers],
         "throughput": rate_json(view.throughput),
     }
 
 
-def rate_json(rate: QueueRate) -> dict[str, float]:
+def rate_json(rate: QueueRate) -> JSONObject:
     return {"succeeded": round(rate.succeeded, 3), "failed": round(rate.failed, 3)}
 
 
-def worker_json(worker: WorkerPresence, *, now: float | None = None) -> dict[str, Any]:
+def worker_json(worker: WorkerPresence, *, now: float | None = None) -> JSONObject:
     at = now or time.time()
     return {
         "name": worker.name,

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from deadletter.errors import InvalidRequest
-from deadletter.model import is_parked_queue
+from deadletter.model import JSONObject, is_parked_queue
 from deadletter.ops import audit
 from deadletter.ops.bulk import checked_clauses
 from deadletter.ops.cancel import Refusal
@@ -96,7 +96,7 @@ def _hand_back(
 def _audit(
     execute: Execute, letter: ParkedLetter, actor: str, reason: str, at: float, retries: int
 ) -> None:
-    details = {
+    details: JSONObject = {
         "dead_letter_id": letter.dead_letter_id,
         "parked_id": letter.parked_id,
         "dead_letter_queue": letter.dead_letter_queue,

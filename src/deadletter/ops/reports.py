@@ -4,30 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from deadletter.model import JSON
+from deadletter.model import JSONObject, JSONValue
 from deadletter.store.fleet import QueuePause
 from deadletter.store.reports import DlqStats, FailureRow
 
 
-def stats_json(stats: DlqStats, paused: Mapping[str, QueuePause] | None = None) -> dict[str, JSON]:
+def stats_json(stats: DlqStats, paused: Mapping[str, QueuePause] | None = None) -> JSONObject:
     """`GET /api/queue/dlq/stats`: field names and nesting as in the seed; with `paused`,
     the paused queues beside them (an extra field)."""
-    recovery = stats.recovery
-    figures: dict[str, JSON] = {
-        "dlq": {
-            "total_failed": stats.total_failed,
-            "permanent_failures": stats.permanent_failures,
-            "last_24h": stats.last_24h,
-            "avg_retries": stats.avg_retries,
-            "recovery": {
-                "total_in_recovery": sum(recovery.values()),
-                "pending_recovery": recovery["pending"],
-                "recovered": recovery["recovered"],
-                "abandoned": recovery["abandoned"],
-                "requeued": recovery["requeued"],
-            },
-        }
-    }
+    figures: JSONObject = {"dlq": dlq_figures(stats)}
     if paused is not None:
         figures["paused_queues"] = [
             {
@@ -41,9 +26,27 @@ def stats_json(stats: DlqStats, paused: Mapping[str, QueuePause] | None = None) 
     return figures
 
 
-def failures_json(rows: Sequence[FailureRow]) -> dict[str, JSON]:
+def dlq_figures(stats: DlqStats) -> JSONObject:
+    """The statistics under the seed's names (`stats_json`'s `dlq`)."""
+    recovery = stats.recovery
+    return {
+        "total_failed": stats.total_failed,
+        "permanent_failures": stats.permanent_failures,
+        "last_24h": stats.last_24h,
+        "avg_retries": stats.avg_retries,
+        "recovery": {
+            "total_in_recovery": sum(recovery.values()),
+            "pending_recovery": recovery["pending"],
+            "recovered": recovery["recovered"],
+            "abandoned": recovery["abandoned"],
+            "requeued": recovery["requeued"],
+        },
+    }
+
+
+def failures_json(rows: Sequence[FailureRow]) -> JSONObject:
     """`GET /api/queue/dlq/failures`: epoch-second timestamps, as in the seed."""
-    failures = [
+    failures: list[JSONValue] = [
         {
             "job_id": row.job_id,
             "site_name": row.labels.get("site_name"),

@@ -227,7 +227,7 @@ def _insert_letter(execute: Execute, job_id: str, event: HostGaveUp, now: float)
         dead_letter_queue=parked_queue(job["dead_letter_queue"]),
         run_at=now,
         created_at=now,
-        labels=rows.loads(job["labels"]),
+        labels=rows.load_labels(job["labels"]),
     )
     execute(INSERT_LETTER, rows.new_job_params(letter)[:10])  # no idempotency key
 
@@ -240,7 +240,9 @@ def origin(execute: Execute, job_id: str) -> Origin | None:
     if row is None:
         return None
     system, queue, task, original_id, arguments, options = row
-    return Origin(system, queue, task, original_id, rows.loads(arguments), rows.loads(options))
+    return Origin(
+        system, queue, task, original_id, rows.load_object(arguments), rows.load_object(options)
+    )
 
 
 def prepare_send(execute: Execute, system: str, message_id: str, job_id: str) -> bool:

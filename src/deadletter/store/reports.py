@@ -8,7 +8,7 @@ from typing import Any
 
 from deadletter.store.failures import Execute
 from deadletter.store.query import LATEST_FAILURE
-from deadletter.store.rows import loads
+from deadletter.store.rows import load_labels
 
 # The seed's statistics, each defined in docs/operations.md, from the counters that
 # triggers keep (migration 0006): summed over the shards, they are what a count over every
@@ -97,7 +97,7 @@ def _failure_row(row: tuple[Any, ...]) -> FailureRow:
         job_id,
         queue,
         task,
-        loads(labels),
+        load_labels(labels),
         last_error,
         attempts,
         created_at,

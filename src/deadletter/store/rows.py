@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from deadletter.model import JSON, Attempt, ErrorClass, Job, JobState, LeasedJob, NewJob
+from deadletter.model import (
+    Attempt,
+    ErrorClass,
+    Job,
+    JobState,
+    JSONObject,
+    JSONValue,
+    LeasedJob,
+    NewJob,
+)
 
 
 class Row(Protocol):
@@ -39,12 +48,13 @@ class JsonText(str):
     __slots__ = ()
 
 
-def dump_json(value: JSON) -> str:
-    """Compact JSON text of `value`; a `JsonText` is that text already."""
+def dump_json(value: object) -> str:
+    """Compact JSON text of `value` (a payload, labels, an origin's arguments); a
+    `JsonText` is that text already."""
     return value if isinstance(value, JsonText) else _ENCODER.encode(value)
 
 
-def dump_json_array(values: list[JSON]) -> str:
+def dump_json_array(values: Sequence[object]) -> str:
     """One JSON array of `values`, for a batch that PostgreSQL parses in one pass."""
     return f"[{','.join([dump_json(value) for value in values])}]"
 
@@ -55,12 +65,24 @@ def enqueued_ids(jobs: Sequence[NewJob], holders: dict[str, str]) -> list[str]:
     return [holders.get(j.idempotency_key, j.id) if j.idempotency_key else j.id for j in jobs]
 
 
-def loads(value: Any) -> JSON:
+def loads(value: Any) -> JSONValue:
     """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values."""
     if not isinstance(value, str):
-        return value
+        return cast(JSONValue, value)
     # Most jobs carry no labels; decoding "{}" costs as much as a small payload.
-    return {} if value == "{}" else json.loads(value)
+    return {} if value == "{}" else cast(JSONValue, json.loads(value))
+
+
+def load_labels(value: Any) -> dict[str, str]:
+    """A job's labels, read back. Not checked: every lease reads them, and they are
+    written only from a `dict[str, str]` (`NewJob.labels`, `HostGaveUp.labels`)."""
+    return cast(dict[str, str], loads(value))
+
+
+def load_object(value: Any) -> JSONObject:
+    """A JSON object read back; anything else reads as an empty one."""
+    loaded = loads(value)
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def leased_job(values: Sequence[Any]) -> LeasedJob:
@@ -89,7 +111,7 @@ def leased_job(values: Sequence[Any]) -> LeasedJob:
         dead_letter_queue=dead_letter_queue,
         token=token,
         lease_expires_at=lease_expires_at,
-        labels=loads(labels),
+        labels=load_labels(labels),
         started_at=started_at,
     )
 
@@ -113,7 +135,7 @@ def job(row: Row) -> Job:
         lease_expires_at=row["lease_expires_at"],
         lease_token=row["lease_token"],
         last_error=row["last_error"],
-        labels=loads(row["labels"]),
+        labels=load_labels(row["labels"]),
         idempotency_key=row["idempotency_key"],
     )
 

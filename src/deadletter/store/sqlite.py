@@ -475,7 +475,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
                     run_at=now,
                     created_at=now,
                     priority=row["priority"],
-                    labels=rows.loads(row["labels"]),
+                    labels=rows.load_labels(row["labels"]),
                 )
             )
         _run_all(conn, _inserts(letters))
