@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 
 from deadletter.store.base import DEAD_LETTER_TASK
 from deadletter.store.failures import Execute
+from deadletter.store.query import marks
 
 # The partial index queue_jobs_succeeded (migration 0012) serves the range on
 # completed_at; the NOT EXISTS probes use dlq_failures' job and primary key indexes.
@@ -39,9 +40,8 @@ def prune(execute: Execute, queue: str, *, before: float, limit: int, letter_tas
     ids = tuple(row[0] for row in execute(PRUNABLE, (queue, before, letter_task, limit)).fetchall())
     if not ids:
         return 0
-    marks = ", ".join("?" * len(ids))
-    execute(DELETE_ATTEMPTS.format(ids=marks), ids)
-    return execute(DELETE_JOBS.format(ids=marks), ids).rowcount
+    execute(DELETE_ATTEMPTS.format(ids=marks(ids)), ids)
+    return execute(DELETE_JOBS.format(ids=marks(ids)), ids).rowcount
 
 
 class PruneMixin:

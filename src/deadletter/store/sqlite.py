@@ -53,6 +53,7 @@ from deadletter.store.fleet import FleetMixin
 from deadletter.store.group import GroupCommit
 from deadletter.store.outbox import Delivery, Outbox, claim, give_back, settle, summarise
 from deadletter.store.prune import PruneMixin
+from deadletter.store.query import marks
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
 from deadletter.store.schema import migrations
 from deadletter.store.sqlite_files import prepare
@@ -490,8 +491,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     ) -> dict[str, list[sqlite3.Row]]:
         found: dict[str, list[sqlite3.Row]] = {}
         for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM {table} WHERE {column} IN ({marks}) ORDER BY {order}"
+            sql = f"SELECT * FROM {table} WHERE {column} IN ({marks(chunk)}) ORDER BY {order}"
             for row in conn.execute(sql, chunk):
                 found.setdefault(row[column], []).append(row)
         return found
@@ -559,7 +559,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         return reports.recent_failures(self._conn().execute, limit=limit)
 
     def next_due(self, queues: Sequence[str]) -> float | None:
-        sql = NEXT_DUE.format(queues=",".join("?" * len(queues)))
+        sql = NEXT_DUE.format(queues=marks(queues))
         due: float | None = self._conn().execute(sql, (*queues, *queues)).fetchone()[0]
         return due
 
@@ -652,14 +652,17 @@ def _run_all(db: Db, statements: list[tuple[str, list[Any]]]) -> None:
         db.execute(sql, params)
 
 
+# The jobs that hold idempotency keys: an enqueue returns their ids for the keys it reused.
+HOLDERS = "SELECT idempotency_key, id FROM queue_jobs WHERE idempotency_key IN ({keys})"
+
+
 def _insert(db: Db, jobs: Sequence[NewJob], inserts: list[tuple[str, list[Any]]]) -> list[str]:
     """Run `inserts` (of `jobs`) in the open transaction; the ids `enqueue` returns."""
     _run_all(db, inserts)
     keys = [j.idempotency_key for j in jobs if j.idempotency_key]
     holders: dict[str, str] = {}
     for chunk in _chunks(keys):
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT idempotency_key, id FROM queue_jobs WHERE idempotency_key IN ({marks})"
+        sql = HOLDERS.format(keys=marks(chunk))
         holders.update((row[0], row[1]) for row in db.execute(sql, chunk))
     return rows.enqueued_ids(jobs, holders)
 
