@@ -150,8 +150,13 @@ def test_a_forbidden_import_is_found(tmp_path: Path) -> None:
     assert all(unit_of(target) not in ALLOWED["store"] for target in found)
 
 
-# SQL keywords as the code writes them (upper case): prose says "select", SQL "SELECT".
-SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|FROM|WHERE|JOIN|EXISTS|ORDER BY)\b")
+# SQL keywords as the code writes them (upper case): prose says "select", SQL "SELECT";
+# and a condition's fragments: a comparison with a placeholder, IS NULL, LIKE, IN (...),
+# a JSON member read (->>).
+SQL = re.compile(
+    r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|FROM|WHERE|JOIN|EXISTS|ORDER BY"
+    r"|IS (NOT )?NULL|LIKE)\b|\bIN \(|->>|\w\s*(=|<>|<=|>=|<|>)\s*\?"
+)
 
 
 def sql_texts(path: Path) -> Iterator[tuple[int, str]]:
@@ -207,8 +212,10 @@ def test_sql_is_found_in_strings_and_fstrings_but_not_docstrings(tmp_path: Path)
         'def f(n: int) -> str:\n    """WHERE it is."""\n'
         '    return f"DELETE FROM t WHERE id IN ({n})"\n'
         'B = "select a queue from the list"\n'
+        'C = ("f.queue = ?", ("q",))\n'
+        'D = "Which queue? All of them."\n'
     )
-    assert [line for line, _ in sql_texts(module)] == [5, 2]
+    assert [line for line, _ in sql_texts(module)] == [5, 2, 7]
 
 
 if __name__ == "__main__":

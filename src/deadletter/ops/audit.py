@@ -54,7 +54,7 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-KEYS = Keyset("audit", "at", "id", int)
+KEYS = Keyset("audit", *store_audit.KEYSET, int)
 
 
 def record(
@@ -93,9 +93,9 @@ def audit_entries(
     """Records, newest first; of one target (a job id, a dead letter id) or action."""
     clauses: list[Clause] = [*KEYS.after(cursor, [target, action])]
     if target is not None:
-        clauses.append(("target = ?", (target,)))
+        clauses.append(store_audit.of_target(target))
     if action is not None:
-        clauses.append(("action = ?", (action.value,)))
+        clauses.append(store_audit.of_action(action.value))
     with store.snapshot() as execute:
         found = store_audit.entries(execute, where(clauses), KEYS.order_by, check_limit(limit) + 1)
     entries = [_entry(row) for row in found]

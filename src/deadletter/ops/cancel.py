@@ -85,9 +85,9 @@ def cancel(
 def _clauses(job_ids: list[str], queue: str | None, task: str | None) -> list[Clause]:
     clauses = [store_cancel.with_ids(job_ids)] if job_ids else []
     if queue is not None:
-        clauses.append(("j.queue = ?", (queue,)))
+        clauses.append(store_cancel.of_queue(queue))
     if task is not None:
-        clauses.append(("j.task = ?", (task,)))
+        clauses.append(store_cancel.of_task(task))
     if not clauses:
         raise InvalidRequest("job", "give job ids, or a queue and/or a task to cancel by")
     return clauses

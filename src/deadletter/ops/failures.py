@@ -27,7 +27,7 @@ from deadletter.store.failures import Execute
 from deadletter.store.query import Clause
 from deadletter.store.rows import load_labels, loads
 
-KEYS = Keyset("failures", "f.failed_at", "f.dead_letter_id")
+KEYS = Keyset("failures", *reads.KEYSET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def failure_details(store: Store, blobs: BlobStore, job_id: str) -> FailureDetai
     if job is None:
         return None
     with store.snapshot() as execute:
-        rows = fetch_failures(execute, [("f.job_id = ?", (job_id,))], limit=MAX_FAILURES)
+        rows = fetch_failures(execute, [reads.of_job(job_id)], limit=MAX_FAILURES)
         if not rows:
             return None
         failures = [failure_item(row) for row in rows]

@@ -1,9 +1,9 @@
 """What an operator asks for: a filter on failures, checked values, and keyset pages.
 
-SQL fragments here are written once for both backends (see store/failures.py), against
-the aliases of the failure queries: `f` for dlq_failures. Pages are keyset pages, newest
-first, with an opaque cursor: a page costs the same on the millionth row as on the first,
-and a failure recorded meanwhile neither shifts nor repeats rows.
+The conditions a filter and a cursor stand for are written in the store
+(store/failure_reads.py `matching`, store/query.py `after_key`). Pages are keyset pages,
+newest first, with an opaque cursor: a page costs the same on the millionth row as on the
+first, and a failure recorded meanwhile neither shifts nor repeats rows.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from typing import Any, Generic, TypeVar, cast
 from deadletter.errors import InvalidRequest
 from deadletter.model import ErrorClass
 from deadletter.redact import SECRETS_ONLY
-from deadletter.store.query import Clause, marks, newest_first
+from deadletter.store import failure_reads
+from deadletter.store.query import Clause, after_key, newest_first
 
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
 MAX_JOB_IDS = 1000
-# LIKE's escape character: one that needs no escaping in either database's string syntax.
-ESCAPE = "!"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,32 +108,18 @@ class FailureFilter:
         return cast(dict[str, Any], SECRETS_ONLY.redact_value(self.to_json()))
 
     def clauses(self) -> list[Clause]:
-        equal = [
-            (column, value)
-            for column, value in (
-                ("f.queue", self.queue),
-                ("f.task", self.task),
-                ("f.error_class", self.error_class),
-                ("f.rule", self.rule),
-                ("f.fingerprint", self.fingerprint),
-            )
-            if value
-        ]
-        found: list[Clause] = [(f"{column} = ?", (value,)) for column, value in equal]
-        if self.since is not None:
-            found.append(("f.failed_at >= ?", (self.since,)))
-        if self.until is not None:
-            found.append(("f.failed_at < ?", (self.until,)))
-        if self.text:
-            found.append(_text_clause(self.text))
-        if self.job_ids:
-            found.append((f"f.job_id IN ({marks(self.job_ids)})", self.job_ids))
-        # `->>` reads a JSON member as text on both databases (SQLite 3.38+); the cast
-        # picks PostgreSQL's text-keyed operator for a parameter of unknown type.
-        found.extend(
-            ("f.labels ->> CAST(? AS TEXT) = ?", (name, value)) for name, value in self.labels
+        return failure_reads.matching(
+            queue=self.queue,
+            task=self.task,
+            error_class=self.error_class,
+            rule=self.rule,
+            fingerprint=self.fingerprint,
+            since=self.since,
+            until=self.until,
+            text=self.text,
+            job_ids=self.job_ids,
+            labels=self.labels,
         )
-        return found
 
 
 def _utc(epoch: float) -> str:
@@ -145,19 +130,6 @@ def _utc(epoch: float) -> str:
     except (ValueError, OverflowError, OSError):
         return f"{epoch:g}"
     return at.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _text_clause(text: str) -> Clause:
-    pattern = "%" + _escape_like(text.lower()) + "%"
-    columns = ("f.error_message", "f.error_type", "f.job_id")
-    tests = [f"lower(coalesce({c}, '')) LIKE ? ESCAPE '{ESCAPE}'" for c in columns]
-    return f"({' OR '.join(tests)})", (pattern,) * len(columns)
-
-
-def _escape_like(text: str) -> str:
-    for special in (ESCAPE, "%", "_"):
-        text = text.replace(special, ESCAPE + special)
-    return text
 
 
 def check_error_class(value: str | None) -> str | None:
@@ -230,7 +202,7 @@ class Keyset:
             raise InvalidRequest(
                 "cursor", "belongs to another list or filter: ask for the first page again"
             )
-        return [(f"{self.time} <= ? AND ({self.time} < ? OR {self.id} < ?)", (at, at, key))]
+        return [after_key(self.time, self.id, at, key)]
 
     def page(
         self,

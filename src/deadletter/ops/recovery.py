@@ -199,7 +199,7 @@ def _refused(execute: Execute, job_id: str) -> ActionResult:
     return ActionResult(job_id, Outcome.NOT_FAILED, f"job {job_id} is {status}, not failed")
 
 
-RECOVERY_KEYS = Keyset("recovery", "updated_at", "job_id")
+RECOVERY_KEYS = Keyset("recovery", *store_recovery.KEYSET)
 
 
 def recovery_queue(
@@ -211,7 +211,7 @@ def recovery_queue(
         raise InvalidRequest("status", f"unknown status {status!r}; known: {known}")
     clauses = [*RECOVERY_KEYS.after(cursor, status)]
     if status is not None:
-        clauses.append(("status = ?", (status,)))
+        clauses.append(store_recovery.of_status(status))
     with store.snapshot() as execute:
         entries = store_recovery.entries(
             execute, where(clauses), RECOVERY_KEYS.order_by, check_limit(limit) + 1

@@ -13,7 +13,7 @@ from deadletter.store.base import Store
 from deadletter.store.query import Clause, where
 from deadletter.store.review import ReviewEntry as ReviewEntry
 
-KEYS = Keyset("review", "v.created_at", "v.dead_letter_id")
+KEYS = Keyset("review", *store_review.KEYSET)
 
 
 def review_log(
@@ -22,7 +22,7 @@ def review_log(
     """Entries newest first: open ones by default, reviewed ones, or (None) all."""
     clauses: list[Clause] = [*KEYS.after(cursor, reviewed)]
     if reviewed is not None:
-        clauses.append((f"v.reviewed_at IS {'NOT ' if reviewed else ''}NULL", ()))
+        clauses.append(store_review.reviewed_is(reviewed))
     with store.snapshot() as execute:
         entries = store_review.entries(
             execute, where(clauses), KEYS.order_by, check_limit(limit) + 1

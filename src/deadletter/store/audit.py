@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deadletter.store.failures import Execute
-from deadletter.store.query import Clause
+from deadletter.store.query import Clause, equal
+
+# The audit log's keyset order: newest record first, then by id (an integer).
+KEYSET = ("at", "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,14 @@ def insert(
     """Write one record; its id."""
     row = execute(INSERT, (at, actor, action, target, reason, details)).fetchone()
     return int(row[0])
+
+
+def of_target(target: str) -> Clause:
+    return equal("target", target)
+
+
+def of_action(action: str) -> Clause:
+    return equal("action", action)
 
 
 def entries(execute: Execute, condition: Clause, order_by: str, limit: int) -> list[AuditRow]:

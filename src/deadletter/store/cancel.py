@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from deadletter.model import Lease
 from deadletter.store.base import DEAD_LETTER_TASK
 from deadletter.store.failures import Execute
-from deadletter.store.query import Clause, marks, where
+from deadletter.store.query import Clause, equal, marks, where
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,14 @@ def cancellable(execute: Execute, clauses: list[Clause], limit: int) -> list[Wai
 
 def with_ids(job_ids: list[str]) -> Clause:
     return f"j.id IN ({marks(job_ids)})", tuple(job_ids)
+
+
+def of_queue(queue: str) -> Clause:
+    return equal("j.queue", queue)
+
+
+def of_task(task: str) -> Clause:
+    return equal("j.task", task)
 
 
 def status(execute: Execute, job_id: str) -> str | None:

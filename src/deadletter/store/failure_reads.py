@@ -2,17 +2,18 @@
 both backends share (see failures.py, which writes them).
 
 Conditions come as clauses (store/query.py) against the aliases of `FAILURES_FROM`:
-`f` for dlq_failures, `j` for the job, `r` for its recovery row; ops/filters.py builds
-them from an operator's filter and cursor.
+`f` for dlq_failures, `j` for the job, `r` for its recovery row; `matching` writes those
+of an operator's filter (ops/filters.py FailureFilter), `KEYSET` names the list's order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from deadletter.store.failures import Execute
-from deadletter.store.query import LATEST_FAILURE, Clause, where
+from deadletter.store.query import LATEST_FAILURE, Clause, equal, marks, where
 
 FAILURE_COLUMNS = """f.dead_letter_id, f.job_id, f.queue, f.task, f.error_class, f.rule,
     f.fingerprint, f.error_type, f.error_message, f.http_status, f.retry_count, f.reason,
@@ -28,6 +29,11 @@ CURRENT: Clause = (
     f"j.status = 'failed' AND coalesce(r.status, '') <> 'abandoned' AND {LATEST_FAILURE}",
     (),
 )
+
+# The failure list's keyset order: newest failure first, then by id (ops/failures.py).
+KEYSET = ("f.failed_at", "f.dead_letter_id")
+# LIKE's escape character: one that needs no escaping in either database's string syntax.
+ESCAPE = "!"
 
 GROUP_COLUMNS = (
     "fingerprint, error_class, error_type, sample_message, queue, count, first_seen, last_seen"
@@ -56,6 +62,61 @@ class Group:
     count: int
     first_seen: float
     last_seen: float
+
+
+def matching(
+    *,
+    queue: str | None = None,
+    task: str | None = None,
+    error_class: str | None = None,
+    rule: str | None = None,
+    fingerprint: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    job_ids: Sequence[str] = (),
+    labels: Sequence[tuple[str, str]] = (),
+) -> list[Clause]:
+    """The conditions on failures `f` of an operator's filter; ops/filters.py
+    FailureFilter says what each field means."""
+    equals = {
+        "f.queue": queue,
+        "f.task": task,
+        "f.error_class": error_class,
+        "f.rule": rule,
+        "f.fingerprint": fingerprint,
+    }
+    found = [equal(column, value) for column, value in equals.items() if value]
+    if since is not None:
+        found.append(("f.failed_at >= ?", (since,)))
+    if until is not None:
+        found.append(("f.failed_at < ?", (until,)))
+    if text:
+        found.append(_text_clause(text))
+    if job_ids:
+        found.append((f"f.job_id IN ({marks(job_ids)})", tuple(job_ids)))
+    # `->>` reads a JSON member as text on both databases (SQLite 3.38+); the cast
+    # picks PostgreSQL's text-keyed operator for a parameter of unknown type.
+    found.extend(("f.labels ->> CAST(? AS TEXT) = ?", (name, value)) for name, value in labels)
+    return found
+
+
+def of_job(job_id: str) -> Clause:
+    return equal("f.job_id", job_id)
+
+
+def _text_clause(text: str) -> Clause:
+    """`text` as a case-insensitive substring of the message, the type or the job id."""
+    pattern = "%" + _escape_like(text.lower()) + "%"
+    columns = ("f.error_message", "f.error_type", "f.job_id")
+    tests = [f"lower(coalesce({c}, '')) LIKE ? ESCAPE '{ESCAPE}'" for c in columns]
+    return f"({' OR '.join(tests)})", (pattern,) * len(columns)
+
+
+def _escape_like(text: str) -> str:
+    for special in (ESCAPE, "%", "_"):
+        text = text.replace(special, ESCAPE + special)
+    return text
 
 
 def fetch_failures(

@@ -2,7 +2,8 @@
 
 A `Clause` is a condition with its parameters; `where` joins clauses into a WHERE
 clause; `marks` expands a list into `IN (?, ?, ...)`; `LATEST_FAILURE` says that the
-failure `f` is its job's latest.
+failure `f` is its job's latest; `newest_first` and `after_key` are a keyset page's order
+and its bound.
 """
 
 from __future__ import annotations
@@ -35,7 +36,17 @@ def marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+def equal(column: str, value: object) -> Clause:
+    return f"{column} = ?", (value,)
+
+
 def newest_first(time: str, key: str) -> str:
     """The keyset order of a page: newest first, ties broken by `key`, both descending
     so that one index on (time, key) read backwards serves it."""
     return f"ORDER BY {time} DESC, {key} DESC"
+
+
+def after_key(time: str, key: str, at: float, last: object) -> Clause:
+    """The rows after (`at`, `last`) in the order `newest_first(time, key)`; the first
+    bound lets an index range serve it."""
+    return f"{time} <= ? AND ({time} < ? OR {key} < ?)", (at, at, last)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deadletter.store.failures import Execute
-from deadletter.store.query import Clause
+from deadletter.store.query import Clause, equal
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,9 @@ class JobStanding:
     requeues: int
     recovery: str | None
 
+
+# The recovery queue's keyset order: most recently changed first, then by job id.
+KEYSET = ("updated_at", "job_id")
 
 JOB_QUEUE = "SELECT queue FROM queue_jobs WHERE id = ?"
 
@@ -142,6 +145,10 @@ def set_recovery(
 def standing(execute: Execute, job_id: str) -> JobStanding | None:
     row = execute(STANDING, (job_id,)).fetchone()
     return None if row is None else JobStanding(row[0], int(row[1]), row[2])
+
+
+def of_status(status: str) -> Clause:
+    return equal("status", status)
 
 
 def entries(execute: Execute, condition: Clause, order_by: str, limit: int) -> list[RecoveryEntry]:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from deadletter.store.failures import Execute
 from deadletter.store.query import Clause
 
+# The review log's keyset order: newest entry first, then by id (ops/review.py).
+KEYSET = ("v.created_at", "v.dead_letter_id")
+
 
 @dataclass(frozen=True, slots=True)
 class ReviewEntry:
@@ -42,6 +45,11 @@ WHERE dead_letter_id = ? AND reviewed_at IS NULL
 RETURNING job_id
 """
 KNOWN = "SELECT 1 FROM dlq_review_log WHERE dead_letter_id = ?"
+
+
+def reviewed_is(reviewed: bool) -> Clause:
+    """Entries reviewed already (True) or still open (False)."""
+    return f"v.reviewed_at IS {'NOT ' if reviewed else ''}NULL", ()
 
 
 def entries(execute: Execute, condition: Clause, order_by: str, limit: int) -> list[ReviewEntry]:
