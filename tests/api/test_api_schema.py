@@ -5,6 +5,8 @@ docs/openapi.json is the document the code declares."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,17 @@ def test_the_committed_openapi_document_is_current() -> None:
         "docs/openapi.json is stale: run"
         " `.venv/bin/python -m deadletter.api.openapi > docs/openapi.json`"
     )
+
+
+def test_the_command_that_writes_the_document_prints_it() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "deadletter.api.openapi"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert printed.stdout == openapi.text()
 
 
 @pytest.fixture
