@@ -10,6 +10,6 @@ from deadletter.store import open_store
 
 @pytest.mark.parametrize("url", ["mysql://root@127.0.0.1/jobs", "/var/lib/deadletter.db"])
 def test_a_url_of_another_scheme_is_refused(url: str) -> None:
-    with pytest.raises(ConfigError, match="sqlite:///.* or postgresql://") as refused:
+    with pytest.raises(ConfigError, match=r"sqlite:///.* or postgresql://") as refused:
         open_store(url)
     assert repr(url) in str(refused.value)
