@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from deadletter.app import App
@@ -75,3 +76,30 @@ def test_an_operator_lists_inspects_requeues_abandons_and_exports(
     ) == [("abandoned", "the report was withdrawn")]
     with (tmp_path / "failures.csv").open(newline="") as file:
         assert {row["job_id"] for row in csv.DictReader(file)} == {timeout, invalid}
+
+
+def test_empty_answers_an_unknown_job_and_ctrl_d(cli: Cli, dlq_app: App) -> None:
+    """Enter alone shows the menu again or goes back to it, an unknown job is an error
+    shown in the menu, and Ctrl-D at a prompt ends the tool as `q` does."""
+    screen = cli.terminal("recover")
+    screen.expect(PROMPT)
+    screen.type("")
+    assert "1. List failed jobs" in screen.expect(PROMPT)
+    for option in ("4", "5", "6"):
+        screen.type(option)
+        screen.expect("job id")
+        screen.type("")
+        screen.expect(PROMPT)
+    screen.type("4")
+    screen.expect("job id:")
+    screen.type("job_nope")
+    assert "job_nope" in screen.expect(PROMPT)
+    screen.type("7")
+    screen.expect("file (.jsonl, .csv or .json)")
+    screen.type("")
+    screen.expect("reason (required):")
+    screen.type("")
+    assert "not exported: a reason is required" in screen.expect(PROMPT)
+    os.write(screen.master, b"\x04")  # Ctrl-D
+    assert screen.close() == 0
+    assert not list(cli.cwd.glob("dlq-failures-*"))
