@@ -23,7 +23,13 @@ Send = Callable[[str, str], None]
 
 def cli(app: App, *args: str) -> dict[str, object]:
     """`deadletter ARGS --json` in its own process, as an operator runs it."""
-    command = [str(Path(sys.executable).with_name("deadletter")), *args, "--json"]
+    loaded: dict[str, object] = json.loads(cli_text(app, *args, "--json"))
+    return loaded
+
+
+def cli_text(app: App, *args: str) -> str:
+    """What `deadletter ARGS` prints, run in its own process on `app`'s settings."""
+    command = [str(Path(sys.executable).with_name("deadletter")), *args]
     env = {
         **os.environ,
         "DEADLETTER_DATABASE_URL": app.settings.database_url,
@@ -33,8 +39,7 @@ def cli(app: App, *args: str) -> dict[str, object]:
     }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    loaded: dict[str, object] = json.loads(done.stdout)
-    return loaded
+    return done.stdout
 
 
 def fail_every_class(app: App, system: str, send: Send, names: Names, log: Path) -> dict[str, str]:

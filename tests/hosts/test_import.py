@@ -17,7 +17,7 @@ from deadletter.integrations.dramatiq import held_failures
 from deadletter.model import JobState
 from tests.hosts.brokers import make_broker
 from tests.hosts.conftest import HostWorker, Names, jobs_in, wait_for
-from tests.hosts.scenario import cli
+from tests.hosts.scenario import cli, cli_text
 
 COUNT = 5
 NO_CAPTURE = {"DL_TEST_CAPTURE": "0"}
@@ -61,6 +61,12 @@ def test_import_rq_failed_job_registry(
     worker.stop()
     import_twice(dl_app, "rq", "--url", redis_url, "--queue", names.queue)
     connection.close()
+
+
+def test_an_import_says_what_it_found_in_a_line(redis_url: str, names: Names, dl_app: App) -> None:
+    """Without --json: one line of counts (nothing failed on this queue)."""
+    said = cli_text(dl_app, "import", "rq", "--url", redis_url, "--queue", names.queue, "--dry-run")
+    assert said.strip() == "rq: 0 failures found, would adopt 0, 0 already here"
 
 
 @pytest.mark.parametrize("broker_url", ["redis", "amqp"], indirect=True)

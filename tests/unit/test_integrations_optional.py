@@ -3,6 +3,7 @@ nothing in deadletter depends on deadletter.integrations."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -44,3 +45,26 @@ def test_nothing_outside_integrations_imports_it() -> None:
         if path.relative_to(SRC).parts[0] != "integrations" and imports.search(path.read_text())
     ]
     assert offenders == []
+
+
+# `deadletter import rq` where RQ is not installed.
+IMPORT_WITHOUT_RQ = """
+import sys
+sys.modules["rq"] = None
+sys.argv = ["deadletter", "import", "rq", "--queue", "default"]
+from deadletter.cli import main
+main()
+"""
+
+
+def test_an_import_without_its_host_library_names_the_extra(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT_RQ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "DEADLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'dl.db'}"},
+    )
+    assert done.returncode != 0 and "deadletter[rq]" in done.stderr, done.stderr
+    assert not (tmp_path / "dl.db").exists()  # refused before opening anything
