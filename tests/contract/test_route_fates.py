@@ -1,0 +1,62 @@
+"""What the dashboard says became of each failure's route (ops/dashboard.route_fate), on
+every backend: for each class, with and without the row its route writes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from deadletter.app import App
+from deadletter.errors import InvalidRequest
+from deadletter.model import ErrorClass, Route
+from deadletter.ops.dashboard import Fate, failure_series, route_fate
+from deadletter.ops.failures import FailureItem, list_failures
+from deadletter.ops.review import mark_reviewed
+from tests.cli.test_cli_reads import fail_one_of_each_class
+from tests.support.operator import failure_record
+
+
+def failures(app: App) -> dict[str, FailureItem]:
+    """Every failure, by job id."""
+    return {item.job_id: item for item in list_failures(app.store, limit=100).items}
+
+
+def test_each_class_says_what_its_route_did(dlq_app: App) -> None:
+    jobs = fail_one_of_each_class(dlq_app)
+    unknown = failures(dlq_app)[jobs["UNKNOWN"]]
+    mark_reviewed(dlq_app.store, unknown.dead_letter_id, by="tester", note="a typo in a series")
+    found = failures(dlq_app)
+    fates = {kind: route_fate(dlq_app.store, found[job_id]) for kind, job_id in jobs.items()}
+    raised = Fate("ops alert", "new_failure alert raised (pending, 1 occurrences)")
+    assert fates == {  # each is the first of its group: a new-failure alert each
+        "RECOVERABLE": [Fate("recovery queue", "pending"), raised],
+        "USER_ERROR": [
+            Fate("user notification", "not sent: the job has no user label"),
+            raised,
+        ],
+        "SYSTEM_ERROR": [raised],
+        "UNKNOWN": [Fate("review log", "reviewed by tester: a typo in a series"), raised],
+    }
+
+
+def test_routes_whose_rows_are_not_there_say_so(dlq_app: App) -> None:
+    records = [
+        replace(failure_record(i, 1_000.0), error_class=kind, route=Route.REVIEW, review=False)
+        for i, kind in enumerate(
+            (ErrorClass.USER_ERROR, ErrorClass.SYSTEM_ERROR, ErrorClass.UNKNOWN)
+        )
+    ]
+    dlq_app.store.record_failures(records, now=2_000.0, alert_window=900)
+    found = failures(dlq_app)
+    fates = [route_fate(dlq_app.store, found[record.job_id]) for record in records]
+    assert fates == [
+        [Fate("user notification", "no notification")],
+        [Fate("ops alert", "no alert found")],
+        [Fate("review log", "no review entry")],
+    ]
+
+
+def test_a_chart_of_an_unknown_span_is_refused(dlq_app: App) -> None:
+    with pytest.raises(InvalidRequest, match="1h, 24h, 7d"):
+        failure_series(dlq_app.store, span="2h", now=2_000.0)
