@@ -8,9 +8,7 @@ being writable again; a full disk is logged once when it begins and once when it
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome, run_jobs
-from tests.support.required import missing
+from tests.support.tmpfs import tmpfs
 
 JOBS = 3000
 
@@ -28,13 +26,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 32 MiB tmpfs, mounted for the test and removed after it."""
-    if os.geteuid() != 0:
-        missing("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+    with tmpfs(tmp_path / "disk", "32m") as mount:
+        yield mount
 
 
 def test_workers_wait_for_a_lock_held_by_another_connection(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from deadletter.errors import ConfigError
 from deadletter.store.sqlite import SqliteStore
+from deadletter.store.sqlite_files import prepare
+from tests.support.tmpfs import read_only, tmpfs
 
 
 def mode(path: Path) -> int:
@@ -92,3 +94,20 @@ def test_a_path_mistake_names_the_path_and_the_problem(
     assert str(tmp_path) in str(raised.value)
     assert raised.value.__cause__ is None
     assert raised.value.__context__ is None or raised.value.__suppress_context__
+
+
+def test_a_read_only_disk_is_told_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No new database can be made there; an old one open to others stays as it is,
+    with a log line that says why (a database opened only to be read, as by a backup)."""
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        old = disk / "old.db"
+        old.write_bytes(b"")
+        os.chmod(old, 0o644)
+        read_only(disk)
+        prepare(old)
+        assert f"could not make {old} private (mode 644)" in caplog.text
+        assert mode(old) == 0o644
+        with pytest.raises(ConfigError, match=f"cannot create SQLite database {disk}/new.db"):
+            prepare(disk / "new.db")
