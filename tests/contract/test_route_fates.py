@@ -3,6 +3,7 @@ every backend: for each class, with and without the row its route writes."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -13,8 +14,9 @@ from deadletter.model import ErrorClass, Route
 from deadletter.ops.dashboard import Fate, failure_series, route_fate
 from deadletter.ops.failures import FailureItem, list_failures
 from deadletter.ops.review import mark_reviewed
+from deadletter.store.outbox import Outbox
 from tests.cli.test_cli_reads import fail_one_of_each_class
-from tests.support.operator import failure_record
+from tests.support.operator import failure_record, run_worker
 
 
 def failures(app: App) -> dict[str, FailureItem]:
@@ -38,6 +40,23 @@ def test_each_class_says_what_its_route_did(dlq_app: App) -> None:
         "SYSTEM_ERROR": [raised],
         "UNKNOWN": [Fate("review log", "reviewed by tester: a typo in a series"), raised],
     }
+
+
+def test_a_notification_whose_delivery_failed_says_it_is_retried(dlq_app: App) -> None:
+    build = dlq_app.tasks["reports.build"]
+    job_id = dlq_app.enqueue(build.spec("invalid", "q3").options(labels={"user": "user-42"}))
+    run_worker(dlq_app)
+    item = failures(dlq_app)[job_id]
+    assert route_fate(dlq_app.store, item)[0] == Fate("user notification", "notification pending")
+    now = time.time()
+    [delivery] = dlq_app.store.claim_deliveries(
+        Outbox.NOTIFICATIONS, now=now, limit=10, claim_seconds=30
+    )
+    dlq_app.store.settle_delivery(delivery, now=now, error="HTTP 500 from /users", retry_at=now)
+    assert route_fate(dlq_app.store, item)[0] == Fate(
+        "user notification",
+        "notification pending, retried: delivery failed (1 attempt): HTTP 500 from /users",
+    )
 
 
 def test_routes_whose_rows_are_not_there_say_so(dlq_app: App) -> None:

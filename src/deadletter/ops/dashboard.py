@@ -209,8 +209,10 @@ def _notification_outcome(row: dashboard.NotificationRow | None) -> str:
         return "no notification"
     if row.status == "no_user":
         return "not sent: the job has no user label"
-    if row.status == "failed":
-        return f"delivery failed after {row.attempts} attempts: {row.last_error}"
+    if row.status == "pending" and row.last_error:
+        # A notification is never given up on (docs/dlq.md): it is retried until sent.
+        tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
+        return f"notification pending, retried: delivery failed ({tries}): {row.last_error}"
     return f"notification {row.status}"
 
 
