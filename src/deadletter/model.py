@@ -84,6 +84,9 @@ class LeasedJob:
     lease_expires_at: float
     labels: dict[str, str]
     started_at: float
+    # Workers lost holding this job before its begin was written (migration 0024): from
+    # the first, the worker writes each begin before it starts the task.
+    worker_losses: int
     # Set by the worker when its heartbeat finds the lease lost (issue 7): running task
     # code can see it through `current_job().lease_lost` and stop early.
     _lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
@@ -165,6 +168,9 @@ class Job:
     last_error: str | None
     labels: dict[str, str]
     idempotency_key: str | None
+    # Runs lost with their worker before their begin was written: not charged as attempts
+    # (migration 0024, worker/begins.py).
+    worker_losses: int
 
     @property
     def retry_count(self) -> int:

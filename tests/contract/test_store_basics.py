@@ -405,6 +405,23 @@ def test_an_expired_lease_on_a_job_that_never_began_goes_back_uncharged(store: S
     assert (again.id, again.attempt) == ("a", 1)
 
 
+def test_each_expired_lease_unbegun_counts_a_lost_worker_and_a_release_does_not(
+    store: Store,
+) -> None:
+    store.enqueue([new_job("a"), new_job("b")])
+    a, b = lease(store, lease_seconds=5)
+    assert (a.worker_losses, b.worker_losses) == (0, 0)
+    store.release([b.lease], now=NOW)
+    assert store.reclaim_expired(limit=10, now=NOW + 6, lease_seconds=30) == []
+
+    assert (job_of(store, "a").worker_losses, job_of(store, "b").worker_losses) == (1, 0)
+    again = lease(store, now=NOW + 7, lease_seconds=5, begun=True)
+    assert [(job.id, job.worker_losses) for job in again] == [("a", 1), ("b", 0)]
+    # A lost attempt that began is charged instead: not counted again as a loss.
+    assert len(store.reclaim_expired(limit=10, now=NOW + 13, lease_seconds=30)) == 2
+    assert job_of(store, "a").worker_losses == 1
+
+
 def test_begin_returns_the_leases_no_longer_held(store: Store) -> None:
     store.enqueue([new_job("a"), new_job("b")])
     first, second = lease(store, lease_seconds=5)

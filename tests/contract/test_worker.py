@@ -303,6 +303,46 @@ def test_a_lease_lost_before_the_job_started_is_not_charged(app: App) -> None:
     assert job is not None and job.attempts == 0
 
 
+def _began_at(app: App, job_id: str) -> float | None:
+    with app.store.snapshot() as execute:
+        row = execute("SELECT attempt_began_at FROM queue_jobs WHERE id = ?", (job_id,))
+        began: float | None = row.fetchone()[0]
+    return began
+
+
+def test_a_begin_is_written_while_the_task_runs_and_before_it_once_a_worker_was_lost(
+    app: App,
+) -> None:
+    """A slot starts a task at once and its begin is written in the background; a job a
+    worker was lost holding, unbegun, gets its begin written before its first line, so
+    that it is charged if it kills this worker too."""
+    seen: dict[str, float | None] = {}
+
+    @app.task(queue=Q)
+    def work(name: str) -> None:
+        job_id = current_job.get().id
+        seen[f"{name} at start"] = _began_at(app, job_id)
+        deadline = time.monotonic() + 10
+        while (began := _began_at(app, job_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen[f"{name} later"] = began
+
+    lost_once = work.enqueue("lost once")
+    # A worker leases the job and is lost before its begin is written.
+    app.store.lease([Q], limit=1, worker="ghost", now=time.time(), lease_seconds=0.05)
+    time.sleep(0.1)
+    app.worker(dlq=False).reclaim_expired()
+    job = app.store.get_job(lost_once)
+    assert job is not None and (job.attempts, job.worker_losses) == (0, 1)
+    work.enqueue("fresh")
+
+    run(app)
+
+    assert seen["lost once at start"] is not None
+    assert seen["fresh later"] is not None and seen["lost once later"] is not None
+    assert states(app, [lost_once]) == [JobState.SUCCEEDED]
+
+
 def test_job_that_keeps_losing_its_worker_is_dead_lettered(app: App) -> None:
     @app.task(queue=Q)
     def poison() -> None:

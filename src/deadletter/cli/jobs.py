@@ -141,6 +141,7 @@ def job_json(job: Job) -> dict[str, object]:
         "status": job.status.value,
         "attempts": job.attempts,
         "retry_count": job.retry_count,
+        "worker_losses": job.worker_losses,
         "labels": job.labels,
         "last_error": job.last_error,
         "created_at": int(job.created_at),

@@ -188,7 +188,7 @@ RETURNING {rows.LEASED_COLUMNS}, lost_worker, began_at
 """
 
 # An expired attempt that never began is not charged: the job goes back in its place in
-# the queue, which is notified.
+# the queue, which is notified, with its worker's loss counted (migration 0024).
 GIVE_BACK = f"""
 WITH unbegun AS (
     SELECT id AS unbegun_id FROM queue_jobs
@@ -199,7 +199,8 @@ WITH unbegun AS (
 given AS (
     UPDATE queue_jobs
     SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
-        attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
+        attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+        worker_losses = worker_losses + 1
     FROM unbegun
     WHERE id = unbegun_id
     RETURNING queue)

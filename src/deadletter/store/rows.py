@@ -26,7 +26,7 @@ class Row(Protocol):
 
 LEASED_COLUMNS = (
     "id, queue, task, payload, attempts, max_retries, dead_letter_queue, lease_token,"
-    " lease_expires_at, labels, attempt_started_at"
+    " lease_expires_at, labels, attempt_started_at, worker_losses"
 )
 
 ATTEMPT_COLUMNS = (
@@ -100,6 +100,7 @@ def leased_job(values: Sequence[Any]) -> LeasedJob:
         lease_expires_at,
         labels,
         started_at,
+        worker_losses,
     ) = values
     return LeasedJob(
         id=job_id,
@@ -113,6 +114,7 @@ def leased_job(values: Sequence[Any]) -> LeasedJob:
         lease_expires_at=lease_expires_at,
         labels=load_labels(labels),
         started_at=started_at,
+        worker_losses=worker_losses,
     )
 
 
@@ -137,6 +139,7 @@ def job(row: Row) -> Job:
         last_error=row["last_error"],
         labels=load_labels(row["labels"]),
         idempotency_key=row["idempotency_key"],
+        worker_losses=row["worker_losses"],
     )
 
 

@@ -155,12 +155,13 @@ RETURNING queue_jobs.id
 """
 
 # A released attempt did not happen: the job goes back with its attempt count restored,
-# ready at the given time or, given none, in its place in the queue.
+# ready at the given time or, given none, in its place in the queue. The second value is
+# added to worker_losses: 1 when the lease expired (its worker was lost, migration 0024).
 RELEASE = """
 UPDATE queue_jobs
 SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,
     attempts = attempts - 1, run_at = coalesce(?, run_at), lease_owner = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL, worker_losses = worker_losses + ?
 WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
@@ -412,7 +413,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
             for job_id, owner, token, began_at in expired:
                 # An attempt that never began is not charged: the job goes back in its place.
                 if began_at is None:
-                    conn.execute(RELEASE, (None, job_id, token))
+                    conn.execute(RELEASE, (None, 1, job_id, token))
                     continue
                 row = conn.execute(RECLAIM, (now + lease_seconds, job_id)).fetchone()
                 lost.append(LostLease(rows.leased_job(row), owner or "unknown", began_at))
@@ -429,7 +430,8 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
         with self._write() as conn:
             return sum(
-                conn.execute(RELEASE, (now, lease.job_id, lease.token)).rowcount for lease in leases
+                conn.execute(RELEASE, (now, 0, lease.job_id, lease.token)).rowcount
+                for lease in leases
             )
 
     # -- outcomes ----------------------------------------------------------------

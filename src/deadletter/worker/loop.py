@@ -33,6 +33,7 @@ from deadletter.store.base import (
     Succeeded,
 )
 from deadletter.store.fleet import RunningJob, WorkerPresence
+from deadletter.worker.begins import Begins
 from deadletter.worker.observe import AttemptObserver, tell
 from deadletter.worker.outage import Outage
 from deadletter.worker.rates import QueueRates
@@ -168,6 +169,7 @@ class Worker:
         # Queues paused by an operator (store/fleet.py), as last read; the slots see it.
         self._paused: frozenset[str] = frozenset()
         self._slots: Slots | None = None
+        self._begins = Begins(store)
         self._started_at = time.time()
         self._rates = QueueRates(self._started_at)
         self._outage = Outage()
@@ -195,6 +197,7 @@ class Worker:
             around=self._around,
         )
         self._slots = slots
+        self._begins.start()
         background = threading.Thread(target=self._run_periodic, name="deadletter-periodic")
         background.start()
         # Leases taken from now on are the ones to extend, a third of lease_seconds on.
@@ -210,6 +213,7 @@ class Worker:
             self._shutdown(slots)
         finally:
             slots.shutdown()
+            self._begins.close()
             self._stop.set()
             background.join()
             self._leave()
@@ -282,6 +286,7 @@ class Worker:
         wrote = bool(self._unsaved) and self._flush_due()
         if wrote:
             self._persist()
+        self._lose_begun()
         self._heartbeat()
         return wrote or bool(self._inflight)
 
@@ -297,11 +302,19 @@ class Worker:
             slots.submit(jobs)
 
     def _begin(self, jobs: list[LeasedJob]) -> set[str]:
-        """On a slot, right before it starts `jobs`: record in the store that their
-        attempts begin, so that a lost worker is charged only for what it ran (a job
-        waiting for a slot is not charged); the ids whose lease is no longer ours."""
-        lost = self.store.begin([job.lease for job in jobs], now=time.time())
-        return {lease.job_id for lease in lost}
+        """On a slot, right before it starts `jobs`: record that their attempts begin, so
+        that a lost worker is charged only for what it ran (a job waiting for a slot is
+        not charged); the ids whose lease is no longer ours. Begins are written in the
+        background (worker/begins.py), but for a job a worker was lost holding before:
+        its begin is written before its task starts, so that it is charged if it kills
+        this worker too."""
+        lost: set[str] = set()
+        if again := [job.lease for job in jobs if job.worker_losses]:
+            lost = {lease.job_id for lease in self.store.begin(again, now=time.time())}
+        for job in jobs:
+            if not job.worker_losses:
+                self._begins.record(job.lease)
+        return lost
 
     def _collect(self, finished: list[Finished]) -> None:
         """Keep the outcomes of jobs that ran, then give back the jobs held unstarted:
@@ -435,17 +448,29 @@ class Worker:
         lost = {lease.job_id for lease in self.store.extend(leases, until=until)}
         for lease in leases:
             if lease.job_id in lost:
-                # Someone else owns it now: a job not started yet is dropped by its slot,
-                # a running one is told (an async one cancelled), its outcome fenced out.
-                # Logged once (not extended again).
-                self._lost.add(lease.job_id)
-                self._inflight[lease.job_id].lose_lease()
-                if self._slots is not None:
-                    self._slots.cancel(lease.job_id)
-                log.warning("lease on job %s was lost", lease.job_id)
+                self._lose(lease)
             else:
                 self._expires[lease.job_id] = until
         self._tell_cancelled([lease for lease in leases if lease.job_id not in lost])
+
+    def _lose(self, lease: Lease) -> None:
+        """Someone else owns the job now: not started yet, its slot drops it; running, it
+        is told (an async task cancelled), its outcome fenced out. Logged once (the
+        lease is not extended again)."""
+        self._lost.add(lease.job_id)
+        self._inflight[lease.job_id].lose_lease()
+        if self._slots is not None:
+            self._slots.cancel(lease.job_id)
+        log.warning("lease on job %s was lost", lease.job_id)
+
+    def _lose_begun(self) -> None:
+        """The leases the begins writer found no longer ours, of jobs still in hand under
+        that lease (a job whose outcome was written since has simply ended)."""
+        while not self._begins.lost.empty():
+            lease = self._begins.lost.get_nowait()
+            job = self._inflight.get(lease.job_id)
+            if job is not None and job.token == lease.token and lease.job_id not in self._lost:
+                self._lose(lease)
 
     def _tell_cancelled(self, leases: list[Lease]) -> None:
         """Tell the runs an operator asked to stop (ops/cancel.py): a sync task sees

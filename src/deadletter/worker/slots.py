@@ -243,6 +243,8 @@ class Slots:
         )
         with self._lock:
             self._futures[job.id] = future
+        if job.lease_lost or job.cancel_requested:  # told before its future was known
+            future.cancel()
         try:
             future.result(timeout)
         except TimeoutError as exc:
