@@ -20,6 +20,7 @@ def test_jobs_lists_what_the_worker_ran_in_a_table_and_as_json(cli: Cli, dlq_app
         "failed",
         2,
     )
+    assert timeout["worker_losses"] == 0
     assert "Timeout fetching" in timeout["last_error"]
     handled = cli.json("jobs", "--state", "succeeded")["jobs"]  # the dead letters handled
     assert handled and all(job["queue"].endswith("-dlq") for job in handled)
