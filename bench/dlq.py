@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from run import machine_line, postgres_url, raw_insert_rate, sqlite_url
+from run import machine_line, p99, postgres_url, raw_insert_rate, sqlite_url
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -91,13 +91,12 @@ def measure(backend: str, url: str, letters: int) -> list[str]:
         times = sorted(one_by_one(app, singles))
         sizes = forensic_sizes(app)
         app.close()
-    p99 = times[int(len(times) * 0.99) - 1]
     rate = letters / batch_seconds
     return [
         f"| {backend} | handled in batches | {letters:,} | {rate:,.0f}/s"
         f" | {reference:,.0f}/s | {rate / reference:.3f} |",
         f"| {backend} | handled one per call | {singles:,} | {singles / sum(times):,.0f}/s"
-        f" | median {statistics.median(times) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms | |",
+        f" | median {statistics.median(times) * 1000:.2f} ms, p99 {p99(times) * 1000:.2f} ms | |",
         f"| {backend} | forensic record, gzip JSON | {len(sizes):,} |"
         f" median {statistics.median(sizes):,.0f} B | max {max(sizes):,} B | |",
     ]

@@ -14,15 +14,15 @@ median, p99 and max. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from run import machine_line, postgres_url, sqlite_url
+from run import machine_line, p99, postgres_url, sqlite_url, timed_processes
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -53,11 +53,16 @@ def make_app(url: str, blobs: Path, fail_every: int, job_ms: float) -> App:
     return app
 
 
-def work(url: str, blobs: Path, fail_every: int, job_ms: float) -> None:
+def work(url: str, blobs: Path, fail_every: int, job_ms: float) -> Callable[[], None]:
     """One worker process: the queue and its DLQ, until nothing is left."""
     app = make_app(url, blobs, fail_every, job_ms)
-    app.worker().run(burst=True)
-    app.close()
+    worker = app.worker()
+
+    def run() -> None:
+        worker.run(burst=True)
+        app.close()
+
+    return run
 
 
 def latencies(url: str) -> list[float]:
@@ -76,23 +81,13 @@ def measure(backend: str, url: str, args: argparse.Namespace) -> str:
         app.store.migrate()
         app.enqueue_many(app.tasks["job"].spec(n) for n in range(args.jobs))
         app.close()
-        # Fork before any connection of the children exists: each opens its own.
-        context = multiprocessing.get_context("fork")
-        started = time.perf_counter()
-        workers = [
-            context.Process(target=work, args=(url, blobs, args.fail_every, args.job_ms))
-            for _ in range(args.workers)
-        ]
-        for process in workers:
-            process.start()
-        for process in workers:
-            process.join()
-        seconds = time.perf_counter() - started
+        seconds = timed_processes(
+            args.workers, lambda: work(url, blobs, args.fail_every, args.job_ms)
+        )
         waits = latencies(url)
-    p99 = waits[max(int(len(waits) * 0.99) - 1, 0)]
     return (
         f"| {backend} | {args.jobs:,} | {len(waits):,} | {args.workers} | {seconds:.1f} s"
-        f" | {statistics.median(waits):.2f} s | {p99:.2f} s | {waits[-1]:.2f} s |"
+        f" | {statistics.median(waits):.2f} s | {p99(waits):.2f} s | {waits[-1]:.2f} s |"
     )
 
 

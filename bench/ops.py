@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 
 import psycopg
-from run import machine_line, postgres_url, sqlite_url
+from run import machine_line, p99, postgres_url, sqlite_url
 
 from deadletter.ops.failures import list_failures
 from deadletter.ops.filters import FailureFilter
@@ -200,8 +200,7 @@ class Timing:
 
     @property
     def p99(self) -> float:
-        ordered = sorted(self.times)
-        return ordered[int(len(ordered) * 0.99) - 1]
+        return p99(sorted(self.times))
 
 
 def timed_calls(what: str, call: Callable[[], object], calls: int) -> Timing:

@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 import psycopg
-from run import machine_line, postgres_url, sqlite_url
+from run import machine_line, p99, postgres_url, sqlite_url
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -177,13 +177,12 @@ def idle_cpu(pid: int, seconds: float) -> float:
 def row(backend: str, how: str, found: list[Pickup], idle: float) -> str:
     def ms(values: list[float]) -> str:
         ordered = sorted(values)
-        p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)]
-        return f"{1000 * statistics.median(ordered):.1f} / {1000 * p99:.1f}"
+        return f"{1000 * statistics.median(ordered):.1f} / {1000 * p99(ordered):.1f}"
 
     total = sorted(p.started for p in found)
     return (
         f"| {backend} | {how} | {len(found)} | {1000 * statistics.median(total):.1f} ms"
-        f" | {1000 * total[max(int(len(total) * 0.99) - 1, 0)]:.1f} ms | {1000 * total[-1]:.1f} ms"
+        f" | {1000 * p99(total):.1f} ms | {1000 * total[-1]:.1f} ms"
         f" | {ms([p.called for p in found])} | {ms([p.turn - p.called for p in found])}"
         f" | {ms([p.started - p.turn for p in found])} | {idle:.2f}% |"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing
 import os
 import platform
 import sqlite3
@@ -62,6 +63,36 @@ def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def p99(ordered: Sequence[float]) -> float:
+    """The 99th percentile of sorted values (the highest of a hundred or fewer)."""
+    return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+
+
+def timed_processes(count: int, prepare: Callable[[], Callable[[], object]]) -> float:
+    """Seconds for `count` forked processes to run what `prepare` returns, from the moment
+    all of them are ready: each calls `prepare` first (opening its own connections, so
+    fork before the caller holds any), untimed. A process that fails is an error."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(count + 1, timeout=120)
+
+    def child() -> None:
+        run = prepare()
+        ready.wait()
+        run()
+
+    processes = [context.Process(target=child) for _ in range(count)]
+    for process in processes:
+        process.start()
+    ready.wait()
+    started = time.perf_counter()
+    for process in processes:
+        process.join()
+    seconds = time.perf_counter() - started
+    if failed := [p.exitcode for p in processes if p.exitcode != 0]:
+        raise RuntimeError(f"worker processes exited with {failed}")
+    return seconds
 
 
 # -- databases -----------------------------------------------------------------
@@ -210,12 +241,18 @@ ENQUEUED_UNTIMED = 1 + THREADS
 # -- the measurements -----------------------------------------------------------
 
 
-def make_app(url: str) -> App:
+def make_app(url: str, folder: Path | None = None) -> App:
+    """With `folder`, the DLQ handler's forensics and log go there: for workers that run
+    it (`measure` runs none)."""
+    files: dict[str, Any] = {}
+    if folder is not None:
+        files = {"blob_url": str(folder / "blobs"), "dlq": {"log_file": str(folder / "dlq.log")}}
     settings = settings_from_mapping(
         {
             "database_url": url,
             "worker": {"concurrency": CONCURRENCY, "batch_size": 400, "poll_interval": 0.01},
             "queues": {QUEUE: {"backoff_base": 0.0, "max_retries": 3}},
+            **files,
         }
     )
     app = App(settings)
