@@ -243,7 +243,7 @@ ENQUEUED_UNTIMED = 1 + THREADS
 
 def make_app(url: str, folder: Path | None = None) -> App:
     """With `folder`, the DLQ handler's forensics and log go there: for workers that run
-    it (`measure` runs none)."""
+    it (`measure`'s last row, bench/scale.py's failure path)."""
     files: dict[str, Any] = {}
     if folder is not None:
         files = {"blob_url": str(folder / "blobs"), "dlq": {"log_file": str(folder / "dlq.log")}}
@@ -273,22 +273,30 @@ def make_app(url: str, folder: Path | None = None) -> App:
     return app
 
 
-def drain(app: App, *, succeeded: int = 0, dead_lettered: int = 0) -> None:
-    """Run one burst worker until the queue is empty; check that it did what is timed."""
-    stats = app.worker(dlq=False).run(burst=True)
-    done = (stats.succeeded, stats.dead_lettered)
-    if done != (succeeded, dead_lettered):
-        wanted = (succeeded, dead_lettered)
-        raise RuntimeError(f"(succeeded, dead-lettered): expected {wanted}, got {done}")
+def drain(app: App, *, succeeded: int = 0, dead_lettered: int = 0, handled: int = 0) -> None:
+    """Run one burst worker until the queue is empty, with the DLQ handler when letters
+    are to be `handled`; check that it did what is timed."""
+    stats = app.worker(dlq=handled > 0).run(burst=True)
+    done = (stats.succeeded, stats.dead_lettered, stats.letters_handled)
+    wanted = (succeeded, dead_lettered, handled)
+    if done != wanted:
+        raise RuntimeError(f"(succeeded, dead-lettered, handled): expected {wanted}, got {done}")
 
 
 def measure(backend: str, url: str, scale: float, *, enqueue_only: bool = False) -> list[Row]:
-    """The core queue's rates. Workers run without the DLQ handler (`dlq=False`): a burst
-    worker with it would also handle every dead letter, forensics included, and time
-    that too; bench/dlq.py measures the handler."""
+    """The core queue's rates, without the DLQ handler but in the last row: the whole
+    failure path, each dead letter handled too (forensics, classification, routing);
+    bench/dlq.py measures the handler alone."""
+    with tempfile.TemporaryDirectory() as folder:
+        return _measure(backend, url, scale, Path(folder), enqueue_only=enqueue_only)
+
+
+def _measure(
+    backend: str, url: str, scale: float, folder: Path, *, enqueue_only: bool
+) -> list[Row]:
     n = int(20_000 * scale)
     reference = raw_insert_rate(url, n)
-    app = make_app(url)
+    app = make_app(url, folder)
     noop, fail = app.tasks["noop"], app.tasks["fail"]
     singles = int(2_000 * scale)
     batches = max(n // 10_000, 1)
@@ -338,6 +346,17 @@ def measure(backend: str, url: str, scale: float, *, enqueue_only: bool = False)
             "jobs dead-lettered (4 attempts each)",
             dead,
             timed(lambda: drain(app, dead_lettered=dead)),
+            reference,
+        )
+    )
+    drain(app, handled=dead)  # the letters of the row above, untimed
+    app.enqueue_many(fail.spec(i) for i in range(dead))
+    rows.append(
+        Row(
+            backend,
+            "jobs dead-lettered and handled (4 attempts each, DLQ handler on)",
+            dead,
+            timed(lambda: drain(app, dead_lettered=dead, handled=dead)),
             reference,
         )
     )
