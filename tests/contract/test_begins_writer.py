@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from deadletter.model import Lease, NewJob
 from deadletter.store.base import Store
@@ -42,3 +44,36 @@ def test_recorded_begins_are_written_and_leases_no_longer_ours_are_reported(
     reclaimed = store.reclaim_expired(limit=10, now=time.time() + 10, lease_seconds=30)
     assert sorted(item.job.id for item in reclaimed) == ["j0", "j1"]
     assert begins.lost.empty()
+
+
+def test_begins_and_other_writes_of_the_same_rows_from_two_threads_do_not_deadlock(
+    store: Store,
+) -> None:
+    """The begins writer writes while the worker's main thread extends the same rows,
+    each batch locking its rows in its own order: neither may wait for the other while
+    holding a row the other waits for."""
+    leases = _leased(store, 20)
+    failures: list[BaseException] = []
+
+    def write(action: Callable[[list[Lease]], list[Lease]], ordered: list[Lease]) -> None:
+        try:
+            for _ in range(40):
+                assert action(ordered) == []
+        except BaseException as exc:  # the test's finding, reported below
+            failures.append(exc)
+
+    def begin(ordered: list[Lease]) -> list[Lease]:
+        return store.begin(ordered, now=time.time())
+
+    def extend(ordered: list[Lease]) -> list[Lease]:
+        return store.extend(ordered, until=time.time() + 30)
+
+    threads = [
+        threading.Thread(target=write, args=(begin, leases)),
+        threading.Thread(target=write, args=(extend, leases[::-1])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -223,6 +223,28 @@ WHERE id = %s AND lease_token = %s AND status = 'running'
 RETURNING id
 """
 
+# Many begins in one statement (worker/begins.py writes them while the worker's main
+# thread extends and finishes the same rows): it never waits for a row lock while it
+# holds another, or the two would deadlock, each locking its rows in its own order. A
+# row locked now, or changed since the statement's snapshot, is reported not begun, and
+# begun alone afterwards (BEGIN); a row the snapshot shows no longer ours is not listed.
+BEGIN_MANY = """
+WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
+wanted AS (SELECT * FROM unnest(%(ids)b::text[], %(tokens)b::bigint[]) AS l(id, token)),
+ours AS (
+    SELECT j.id FROM queue_jobs j JOIN wanted ON j.id = wanted.id
+    WHERE j.lease_token = wanted.token AND j.status = 'running'),
+free AS (
+    SELECT j.id FROM queue_jobs j JOIN wanted ON j.id = wanted.id
+    WHERE j.lease_token = wanted.token AND j.status = 'running'
+    FOR UPDATE OF j SKIP LOCKED),
+begun AS (
+    UPDATE queue_jobs j SET attempt_began_at = %(now)s FROM free, unflushed
+    WHERE j.id = free.id
+    RETURNING j.id)
+SELECT ours.id, begun.id IS NOT NULL AS begun FROM ours LEFT JOIN begun ON ours.id = begun.id
+"""
+
 # A released attempt did not happen: the job goes back with its attempt count restored,
 # and its queue is notified so that another worker picks it up without waiting a poll.
 RELEASE = f"""
@@ -627,14 +649,12 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
     def begin(self, leases: Sequence[Lease], *, now: float) -> list[Lease]:
         if not leases:
             return []
-        params = [(now, lease.job_id, lease.token) for lease in leases]
         with self._statement() as conn:
-            cursor = conn.cursor()
-            if len(params) == 1:  # a slot's one job: a pipeline's sync would cost a round trip
-                begun = {row["id"] for row in cursor.execute(BEGIN, params[0])}
-            else:  # a batch task's jobs, pipelined: one round trip
-                cursor.executemany(BEGIN, params, returning=True)
-                begun = {row["id"] for _ in cursor.results() for row in cursor.fetchall()}
+            # One row alone: it locks no other, so it may wait for its lock.
+            begun, alone = _begin_many(conn, leases, now) if len(leases) > 1 else (set(), leases)
+            for lease in alone:
+                params = (now, lease.job_id, lease.token)
+                begun.update(row["id"] for row in conn.execute(BEGIN, params))
         return [lease for lease in leases if lease.job_id not in begun]
 
     def release(self, leases: Sequence[Lease], *, now: float) -> int:
@@ -856,6 +876,18 @@ def _finish_params(outcomes: list[JobOutcome], now: float) -> list[list[Any]]:
     for index in (3, 4):
         attempts[index] = _floats(attempts[index])
     return [*changes, *attempts]
+
+
+def _begin_many(
+    conn: psycopg.Connection[DictRow], leases: Sequence[Lease], now: float
+) -> tuple[set[str], list[Lease]]:
+    """BEGIN_MANY: the ids begun, and the leases still ours to begin one by one."""
+    ids, tokens = _ids(leases)
+    found = conn.execute(BEGIN_MANY, {"ids": ids, "tokens": tokens, "now": now}).fetchall()
+    by_id = {lease.job_id: lease for lease in leases}
+    return {row["id"] for row in found if row["begun"]}, [
+        by_id[row["id"]] for row in found if not row["begun"]
+    ]
 
 
 def _ids(leases: Sequence[Lease]) -> tuple[list[str], list[int]]:
