@@ -51,6 +51,8 @@ def test_stats_failures_and_groups_say_what_the_database_holds(cli: Cli, dlq_app
     groups = cli.json("groups")["groups"]
     fingerprints = table(dlq_app, "SELECT fingerprint, count FROM dlq_error_groups")
     assert {(g["fingerprint"], g["count"]) for g in groups} == set(fingerprints)
+    shown = cli.ok("groups")
+    assert "failure groups" in shown and all(fp in shown for fp, _ in fingerprints)
     screen = cli.ok("failures")
     assert all(job_id in screen for job_id in jobs.values()) and "Timeout fetching" in screen
 
