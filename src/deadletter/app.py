@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from deadletter.classify import Rule, build_rules, rules_from_config
 from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
-from deadletter.errors import ConfigError, UnknownTask
+from deadletter.errors import ConfigError, InvalidArgument, UnknownTask
 from deadletter.model import LeasedJob, NewJob
 from deadletter.schedules import DEFAULT_GRACE, Schedule, Scheduler, schedules_from_config
 from deadletter.schedules import INTERVAL as SCHEDULE_INTERVAL
@@ -216,6 +216,12 @@ class App:
         policies: dict[str, QueuePolicy] = {}
         jobs = []
         for spec in specs:
+            if spec.task == DEAD_LETTER_TASK:
+                # Taken for a dead letter by the handler: a way to forge failures.
+                raise InvalidArgument(
+                    f"task {DEAD_LETTER_TASK!r} is reserved for the dead letters workers"
+                    " write; enqueue a task of your own"
+                )
             policy = policies.get(spec.queue)
             if policy is None:
                 policy = policies[spec.queue] = self.policy(spec.queue)

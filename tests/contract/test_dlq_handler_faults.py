@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from deadletter.app import App
-from deadletter.errors import NotTaken, Retry, StoreUnavailable
-from deadletter.model import JobState, LeasedJob
+from deadletter.errors import InvalidArgument, NotTaken, Retry, StoreUnavailable
+from deadletter.model import JobState, LeasedJob, NewJob
 from deadletter.store import open_store
 from deadletter.store.base import DEAD_LETTER_TASK, Store
 from deadletter.store.postgres import PostgresStore
@@ -96,10 +96,19 @@ def test_a_batch_taken_while_the_breaker_is_open_is_given_back_uncharged(
     assert failure_rows(app) == sorted(letter.id for letter in rest)
 
 
+def test_the_dead_letter_task_cannot_be_enqueued_by_name(app: App) -> None:
+    with pytest.raises(InvalidArgument, match="reserved for the dead letters"):
+        app.enqueue(JobSpec(DEAD_LETTER_TASK, DLQ, args=(), kwargs={}))
+    assert app.store.list_jobs(queue=DLQ) == []
+
+
 def test_a_letter_that_cannot_be_read_fails_alone(app: App, tmp_path: Path) -> None:
-    """A job of the dead-letter task enqueued by name is not a dead letter: it has no
-    `job_id`, so its record cannot be prepared; the rest of its batch is handled."""
-    forged = app.enqueue(JobSpec(DEAD_LETTER_TASK, DLQ, args=(), kwargs={}))
+    """A letter without a `job_id` (broken, or written by another version) cannot have
+    its record prepared; the rest of its batch is handled."""
+    now = time.time()
+    [forged] = app.store.enqueue(
+        [NewJob("forged", DLQ, DEAD_LETTER_TASK, {}, 3, DLQ, run_at=now, created_at=now)]
+    )
     dead_letters(app, 2)
     letters = lease_letters(app)
     assert len(letters) == 3
