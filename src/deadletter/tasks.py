@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from deadletter.errors import PayloadError
+from deadletter.errors import InvalidArgument, PayloadError
 from deadletter.model import NewJob
 from deadletter.payloads import encode_payload
 from deadletter.store.base import CallerConnection
@@ -74,6 +74,8 @@ class JobSpec:
         payload = _encode_payload(self.task, arguments, limit)
         if self.delay < 0 or not math.isfinite(self.delay):
             raise PayloadError(f"delay of task {self.task} must be >= 0 seconds, not {self.delay}")
+        _check_stored_int("priority", self.task, self.priority)
+        _check_stored_int("max_retries", self.task, max_retries)
         return NewJob(
             id=_new_id(),
             queue=self.queue,
@@ -87,6 +89,19 @@ class JobSpec:
             labels={str(k): str(v) for k, v in self.labels.items()},
             idempotency_key=self.idempotency_key,
             task_max_retries=self.max_retries,
+        )
+
+
+# The range of an INTEGER column on PostgreSQL (SQLite's is wider): the same job is
+# accepted, or refused, on both backends.
+STORED_INT = range(-(2**31), 2**31)
+
+
+def _check_stored_int(name: str, task: str, value: int) -> None:
+    if value not in STORED_INT:
+        raise InvalidArgument(
+            f"{name} of task {task} must be between {STORED_INT.start:,} and"
+            f" {STORED_INT.stop - 1:,}, not {value:,}"
         )
 
 

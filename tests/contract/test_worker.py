@@ -13,7 +13,7 @@ import pytest
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
-from deadletter.errors import InvalidInput, PayloadError, Retry
+from deadletter.errors import InvalidArgument, InvalidInput, PayloadError, Retry
 from deadletter.model import ErrorClass, JobState, LeasedJob
 from deadletter.store.base import DEAD_LETTER_TASK, dead_letter_id
 from deadletter.tasks import JobSpec
@@ -196,6 +196,25 @@ def test_payloads_must_be_json_and_small(app: App) -> None:
     with pytest.raises(PayloadError, match="over the limit"):
         take.enqueue("x" * (1024 * 1024 + 1))
     assert app.store.count_states() == {}
+
+
+def test_a_priority_or_retry_count_out_of_an_integer_column_is_refused_on_both_backends(
+    app: App,
+) -> None:
+    @app.task(queue=Q)
+    def take() -> None:
+        return None
+
+    @app.task(queue=Q, max_retries=2**31)
+    def persist() -> None:
+        return None
+
+    with pytest.raises(InvalidArgument, match=r"priority of task .* not 1,099,511,627,776"):
+        app.enqueue(take.spec().options(priority=2**40))
+    with pytest.raises(InvalidArgument, match=r"max_retries of task .* not 2,147,483,648"):
+        persist.enqueue()
+    app.enqueue(take.spec().options(priority=2**31 - 1))
+    assert app.store.count_states() == {(Q, JobState.QUEUED): 1}
 
 
 def test_idempotency_key_gives_back_the_existing_job(app: App) -> None:
