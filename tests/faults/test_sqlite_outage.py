@@ -19,14 +19,17 @@ from tests.faults.fleet import OUTAGE_BEGINS, OUTAGE_ENDS, Fleet, check_outcome,
 from tests.support.tmpfs import tmpfs
 
 JOBS = 3000
+# Written before the jobs run: freeing it frees room even if the database and its WAL
+# have filled the disk on their own by then.
+BALLAST = 8 * 2**20
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 32 MiB tmpfs, mounted for the test and removed after it."""
-    with tmpfs(tmp_path / "disk", "32m") as mount:
+    """A 64 MiB tmpfs, mounted for the test and removed after it."""
+    with tmpfs(tmp_path / "disk", "64m") as mount:
         yield mount
 
 
@@ -46,24 +49,23 @@ def test_workers_wait_for_a_lock_held_by_another_connection(tmp_path: Path) -> N
         fleet.stop()
 
 
-def fill(folder: Path) -> Path:
-    """A file that takes every free byte of `folder`'s filesystem."""
-    filler = folder / "filler"
-    with filler.open("wb") as out:
+def fill(filler: Path) -> None:
+    """Grow `filler` until its filesystem has no free byte left."""
+    with filler.open("ab", buffering=0) as out:
         try:
             while True:
-                out.write(b"\0" * 65536)
-                out.flush()
+                out.write(bytes(65536))
         except OSError:  # ENOSPC: the disk is full
             pass
-    return filler
 
 
 def test_workers_ride_out_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(BALLAST))
     fleet = Fleet(f"sqlite:///{small_disk / 'jobs.db'}", tmp_path)
     try:
         ids = run_jobs(fleet, JOBS)
-        filler = fill(small_disk)
+        fill(filler)
         time.sleep(3)
         filler.unlink()
         freed = time.time()
