@@ -14,7 +14,7 @@ from deadletter.model import JobState
 from deadletter.ops.archive import archive
 from deadletter.store.base import DEAD_LETTER_TASK
 from deadletter.worker.prune import Pruner
-from tests.contract.test_stats_counters import assert_counts_hold, redo
+from tests.contract.test_stats_counters import assert_counts_hold, redo, scanned
 from tests.support.operator import OTHER_Q, Downstream, Q, fail, make_app, run_worker, table
 
 DAY = 86400.0
@@ -46,7 +46,8 @@ def test_pruning_removes_succeeded_jobs_and_handled_letters_and_keeps_every_fail
 
     # Within the retention (a day by default) nothing goes.
     assert pruner(dlq_app, at=time.time())() == 0
-    assert pruner(dlq_app, at=time.time() + DAY + 1)() == 4  # two jobs, two letters
+    next_day = time.time() + DAY + 1
+    assert pruner(dlq_app, at=next_day)() == 4  # two jobs, two letters
 
     for job_id in fine:
         assert dlq_app.store.get_job(job_id) is None
@@ -60,7 +61,9 @@ def test_pruning_removes_succeeded_jobs_and_handled_letters_and_keeps_every_fail
         recovered: JobState.SUCCEEDED,
     }
     assert dlq_app.store.attempts(failed) and dlq_app.store.attempts(recovered)
-    assert_counts_hold(dlq_app.store)
+    # The statistics still say what a scan says, at the pruner's time (the per-minute
+    # counts it dropped are those of an earlier day).
+    assert dlq_app.store.dlq_stats(now=next_day) == scanned(dlq_app.store, next_day)
     # The failures still archive whole, their letters aside.
     later = time.time() + 40 * DAY
     assert archive(dlq_app.store, dlq_app.dlq.blobs, older_than_seconds=DAY, now=later).failures
@@ -97,6 +100,27 @@ def test_a_turn_prunes_in_batches_of_the_given_size(dlq_app: App, downstream: Do
     assert dlq_app.store.prune_finished(Q, before=later, limit=2) == 2
     assert pruner(dlq_app, at=later, batch=2)() == 3
     assert count(dlq_app, "SELECT count(*) FROM queue_jobs") == 0
+
+
+def test_a_turn_drops_the_statistics_minutes_older_than_the_day_they_serve(
+    dlq_app: App, downstream: Downstream
+) -> None:
+    for key in ("1", "2"):
+        fail(dlq_app, "reports.build", "invalid", key)
+    minutes = "SELECT count(*) FROM dlq_stats_minutes"
+    assert count(dlq_app, minutes) > 0
+    # Kept an hour past the day, for hosts whose clocks run ahead.
+    pruner(dlq_app, at=time.time() + DAY)()
+    assert count(dlq_app, minutes) > 0
+    assert_counts_hold(dlq_app.store)
+    later = time.time() + DAY + 2 * 3600
+    pruner(dlq_app, at=later)()
+    assert count(dlq_app, minutes) == 0
+    assert dlq_app.store.dlq_stats(now=later) == scanned(dlq_app.store, later)
+    # An old failure's removal after its minute went leaves the last day's count right.
+    archive(dlq_app.store, dlq_app.dlq.blobs, older_than_seconds=DAY, now=later)
+    assert dlq_app.store.dlq_stats(now=later) == scanned(dlq_app.store, later)
+    assert scanned(dlq_app.store, later).total_failed == 0
 
 
 def test_a_running_worker_prunes_on_its_own(

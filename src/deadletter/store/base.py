@@ -272,6 +272,11 @@ class Store(Protocol):
         completed before `before`, with their attempts, in one transaction; how many."""
         ...
 
+    def prune_stats_minutes(self, *, now: float) -> int:
+        """Remove the DLQ statistics' per-minute counts that the last day's count, at
+        `now` or later, no longer reads; how many rows went."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -10,16 +10,19 @@ handled dead letters (jobs of the task `deadletter.dead_letter` that succeeded) 
 failure row exists. A failure row, a failed job, and a job that ever failed (a
 recovered one) are never touched: they leave only through `archive` and `purge`
 (ops/archive.py). The DLQ statistics' counters (migration 0006) count failed jobs
-only, so no counter changes here.
+only, so no counter changes here; but their per-minute counts of failed jobs, a row a
+minute, are read only for the last day (store/reports.py), and older minutes go too.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 
 from deadletter.store.base import DEAD_LETTER_TASK
 from deadletter.store.failures import Execute
 from deadletter.store.query import marks
+from deadletter.store.reports import DAY, MINUTE
 
 # The partial index queue_jobs_succeeded (migration 0012) serves the range on
 # completed_at; the NOT EXISTS probes use dlq_failures' job and primary key indexes.
@@ -33,6 +36,10 @@ LIMIT ?
 """
 DELETE_ATTEMPTS = "DELETE FROM job_attempts WHERE job_id IN ({ids})"
 DELETE_JOBS = "DELETE FROM queue_jobs WHERE id IN ({ids}) AND status = 'succeeded'"
+DELETE_OLD_MINUTES = "DELETE FROM dlq_stats_minutes WHERE minute < ?"
+# Minutes are kept an hour past the day, so that a host whose clock runs ahead does not
+# remove one that another, on time, still reads.
+MINUTES_MARGIN = 3600
 
 
 def prune(execute: Execute, queue: str, *, before: float, limit: int, letter_task: str) -> int:
@@ -53,3 +60,8 @@ class PruneMixin:
     def prune_finished(self, queue: str, *, before: float, limit: int) -> int:
         with self.transaction() as execute:
             return prune(execute, queue, before=before, limit=limit, letter_task=DEAD_LETTER_TASK)
+
+    def prune_stats_minutes(self, *, now: float) -> int:
+        oldest_read = math.floor(now - DAY - MINUTES_MARGIN) // MINUTE
+        with self.transaction() as execute:
+            return execute(DELETE_OLD_MINUTES, (oldest_read,)).rowcount

@@ -6,7 +6,8 @@ with their attempts, a batch per transaction (store/prune.py), with a pause betw
 batches so that leasing and finishing, which need the same write lock on SQLite and
 may wait on the same rows on PostgreSQL, go on in between. One turn stops after a
 time budget, so the other duties of the worker's periodic thread stay on time; a
-backlog (a first run on a large table) drains over several turns.
+backlog (a first run on a large table) drains over several turns. Each turn also
+drops the DLQ statistics' per-minute counts older than the day they serve.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Pruner:
                 if done < self.batch or time.monotonic() >= deadline:
                     break
                 time.sleep(self.pause)
+        self.store.prune_stats_minutes(now=now)
         if removed:
             log.debug("pruned %d finished jobs of %s", removed, ", ".join(self.queues))
         return removed
