@@ -42,10 +42,13 @@ GROUP BY queue
 
 # Running jobs by queue, from the reclaimer's partial index of leases; the ordered,
 # limited subquery keeps both planners on that index (running jobs are as many as the
-# workers' slots, far below the limit).
+# workers' slots, far below the limit). Only running jobs have a lease expiry; saying so
+# is what lets PostgreSQL use its index (migration 0025).
 RUNNING_JOBS = """
 SELECT queue, count(*) FROM (
-    SELECT queue FROM queue_jobs WHERE status = 'running' ORDER BY lease_expires_at LIMIT 100000
+    SELECT queue FROM queue_jobs
+    WHERE status = 'running' AND lease_expires_at IS NOT NULL
+    ORDER BY lease_expires_at LIMIT 100000
 ) AS running
 GROUP BY queue
 """
