@@ -8,6 +8,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
+
 from deadletter.app import App
 from deadletter.config import QueuePolicy
 from deadletter.model import JobState
@@ -144,3 +146,20 @@ def test_a_running_worker_prunes_on_its_own(
         worker.stop()
         thread.join()
         app.close()
+
+
+def test_postgres_vacuums_the_pruned_tables_early_and_never_truncates_them(
+    postgres_url: str,
+) -> None:
+    """Migrations 0012 and 0026: pruning empties the hot tables' pages all day, so
+    autovacuum comes at 1% of dead rows, and never cuts the tables' end pages under an
+    exclusive lock (a dip of the rate each time in the soak, docs/benchmarks.md)."""
+    with psycopg.connect(postgres_url) as pg:
+        rows = pg.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
+            (["queue_jobs", "job_attempts"],),
+        ).fetchall()
+    options = {name: set(values) for name, values in rows}
+    for hot in ("queue_jobs", "job_attempts"):
+        assert {"vacuum_truncate=false", "autovacuum_vacuum_scale_factor=0.01"} <= options[hot]
+    assert "fillfactor=80" in options["queue_jobs"]
