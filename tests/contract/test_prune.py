@@ -125,6 +125,21 @@ def test_a_turn_drops_the_statistics_minutes_older_than_the_day_they_serve(
     assert scanned(dlq_app.store, later).total_failed == 0
 
 
+def test_the_statistics_minutes_are_pruned_once_a_minute(dlq_app: App) -> None:
+    clock = [time.time()]
+    turn = Pruner(dlq_app.store, [Q], dlq_app.policy, clock=lambda: clock[0])
+    stale = "INSERT INTO dlq_stats_minutes (minute, shard, jobs) VALUES (?, 0, 1)"
+    minutes = "SELECT count(*) FROM dlq_stats_minutes"
+    turn()
+    with dlq_app.store.transaction() as execute:
+        execute(stale, (int(clock[0] - 2 * DAY) // 60,))
+    turn()  # the same minute: not again
+    assert count(dlq_app, minutes) == 1
+    clock[0] += 60
+    turn()
+    assert count(dlq_app, minutes) == 0
+
+
 def test_a_running_worker_prunes_on_its_own(
     store_url: str, tmp_path: Path, downstream: Downstream
 ) -> None:

@@ -62,6 +62,6 @@ class PruneMixin:
             return prune(execute, queue, before=before, limit=limit, letter_task=DEAD_LETTER_TASK)
 
     def prune_stats_minutes(self, *, now: float) -> int:
-        oldest_read = math.floor(now - DAY - MINUTES_MARGIN) // MINUTE
+        oldest_kept = math.floor(now - DAY - MINUTES_MARGIN) // MINUTE
         with self.transaction() as execute:
-            return execute(DELETE_OLD_MINUTES, (oldest_read,)).rowcount
+            return execute(DELETE_OLD_MINUTES, (oldest_kept,)).rowcount

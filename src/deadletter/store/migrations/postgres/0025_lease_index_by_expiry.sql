@@ -5,7 +5,7 @@
 -- next), it estimates one running row, and the generic plan of each prepared batch
 -- statement scanned that index, for every row of the batch, instead of looking the ids
 -- up by primary key: in the 5,000,000-job soak (docs/benchmarks.md) the rate fell from
--- ~7,000 to ~3,000 jobs/s for up to two minutes at a time, until another ANALYZE.
+-- ~7,000 to 2,400-4,200 jobs/s for 30-60 s at a time, until another ANALYZE.
 -- Indexed under a condition only the queries of expiry state (lease_expires_at < ...,
 -- and IS NOT NULL where they take the earliest), it serves them as before and cannot be
 -- picked for a lookup by id. Only running jobs have a lease expiry, as before.

@@ -1,7 +1,7 @@
 -- Most updates of queue_jobs change neither a job's status nor its lease token: the
 -- mark that an attempt began (one per job), and heartbeats. Each such statement still
--- ran the whole count of 0020 over its rows, every branch finding nothing: about a
--- sixth of the server's time per no-op job (bench/run.py, docs/benchmarks.md). Every
+-- ran the whole count of 0020 over its rows, every branch finding nothing; skipping it
+-- raised PostgreSQL's no-op rate by 16% (docs/benchmarks.md, "Metrics per task"). Every
 -- branch needs a changed status or token, so a statement without one counts nothing.
 CREATE OR REPLACE FUNCTION task_metrics_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
