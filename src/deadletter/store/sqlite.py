@@ -64,6 +64,10 @@ T = TypeVar("T")
 Db = sqlite3.Connection | sqlite3.Cursor
 
 BUSY_TIMEOUT_MS = 60_000
+# The WAL file keeps the size of its largest burst (a long reader can hold checkpoints
+# back while writers go on) unless it is cut when the log restarts: to this size, eight
+# times what a checkpoint every 1,000 pages leaves it at.
+WAL_SIZE_LIMIT = 32 * 2**20
 # SQLite's bound-parameter limit is large, but a chunk keeps statements cheap to prepare.
 CHUNK = 500
 
@@ -222,6 +226,7 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         return conn
 
     @contextmanager
