@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from deadletter.config import QueuePolicy
 from deadletter.store.base import Store
+from deadletter.store.reports import MINUTE
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ BATCH = 1000
 PAUSE = 0.01
 # Longest a turn goes on, in seconds.
 BUDGET = 1.0
-# The statistics' per-minute counts age by the minute: pruning them once a minute is
-# enough, and spares SQLite a write transaction every second.
-MINUTE = 60
 
 
 @dataclass
@@ -69,6 +67,8 @@ class Pruner:
         return removed
 
     def _prune_stats_minutes(self, now: float) -> None:
+        # They age by the counters' minute: once a minute is enough, and spares SQLite
+        # a write transaction every second.
         minute = int(now) // MINUTE
         if minute != self._minute_pruned:
             self.store.prune_stats_minutes(now=now)
