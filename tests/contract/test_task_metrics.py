@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deadletter.api.metrics import registry_for
 from deadletter.app import App
-from deadletter.model import Attempt
+from deadletter.model import Attempt, LeasedJob
 from deadletter.ops import system
 from deadletter.store.base import Retrying
 from deadletter.worker.slots import current_job
@@ -78,6 +78,7 @@ def test_metrics_change_by_exactly_the_jobs_run(app: App) -> None:
     expected = {
         "enqueued": {"meter.ok": N, "meter.flaky": M, "meter.doomed": K},
         "started": {"meter.ok": N, "meter.flaky": 2 * M, "meter.doomed": 2 * K},
+        "released": {"meter.ok": 0, "meter.flaky": 0, "meter.doomed": 0},
         "succeeded": {"meter.ok": N, "meter.flaky": M, "meter.doomed": 0},
         "retried": {"meter.ok": 0, "meter.flaky": M, "meter.doomed": K},
         "failed": {"meter.ok": 0, "meter.flaky": M, "meter.doomed": 2 * K},
@@ -111,7 +112,33 @@ def test_a_lease_given_back_is_not_a_retry(app: App) -> None:
 
     tasks = system.figures(app.store, gone_after=60, now=now).tasks
     counts = tasks[(Q, "meter.ok")].counts
-    assert (counts["retried"], counts["failed"], counts["started"]) == (1, 1, 2)
+    # Counted as released, and as nothing else.
+    assert counts == {"enqueued": 1, "started": 2, "failed": 1, "retried": 1, "released": 1}
+
+
+def _stopped(app: App, job: LeasedJob) -> None:
+    """Its worker stops, or its queue is paused: the lease is given back."""
+    assert app.store.release([job.lease], now=time.time()) == 1
+
+
+def _lost_unbegun(app: App, job: LeasedJob) -> None:
+    """Its worker is lost before the job began: the reclaim gives the lease back."""
+    assert app.store.reclaim_expired(limit=1, now=time.time() + 60, lease_seconds=30) == []
+
+
+@pytest.mark.parametrize("give_back", [_stopped, _lost_unbegun])
+def test_a_lease_given_back_unstarted_counts_as_released(
+    app: App, give_back: Callable[[App, LeasedJob], None]
+) -> None:
+    """The next lease counts as started again: started - released = attempts that ran."""
+    app.enqueue(app.tasks["meter.ok"].spec())
+    [job] = app.store.lease([Q], limit=1, worker="w", now=time.time(), lease_seconds=30)
+    give_back(app, job)
+    app.worker(queues=[Q]).run(burst=True)
+    found = scraped(app)
+    events = ("started", "released", "succeeded", "retried")
+    counts = {e: found[(f"deadletter_jobs_{e}_total", "meter.ok", "")] for e in events}
+    assert counts == {"started": 2, "released": 1, "succeeded": 1, "retried": 0}
 
 
 def test_a_reclaimed_lease_counts_as_lost(app: App) -> None:

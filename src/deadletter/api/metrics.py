@@ -22,9 +22,11 @@ loses nothing. Scrape one server, not all of them, or the sums double.
 - per queue and task, since the database was created (kept by the database in the
   transaction of each change, migration 0019, so pruning succeeded jobs loses nothing):
   `deadletter_jobs_enqueued_total`, `_started_total` (leased to run),
-  `_succeeded_total`, `_retried_total`, `_failed_total` (failed attempts, those retried
-  and those dead-lettered), `_dead_lettered_total`, `deadletter_lease_losses_total`
-  (leases reclaimed from a worker that stopped heartbeating), and the histograms
+  `_released_total` (leases given back unstarted, migration 0028: started - released
+  = attempts that ran), `_succeeded_total`, `_retried_total`, `_failed_total` (failed
+  attempts, those retried and those dead-lettered), `_dead_lettered_total`,
+  `deadletter_lease_losses_total` (leases reclaimed from a worker that stopped
+  heartbeating), and the histograms
   `deadletter_job_run_seconds` (every attempt that ended, succeeded or failed) and
   `deadletter_job_wait_seconds` (from the time a job was due to its lease).
 """
@@ -53,6 +55,7 @@ from deadletter.store.metrics import Delays, Histogram
 TASK_COUNTERS = (
     ("deadletter_jobs_enqueued", "enqueued", "Jobs enqueued."),
     ("deadletter_jobs_started", "started", "Attempts started (jobs leased to run)."),
+    ("deadletter_jobs_released", "released", "Leases given back unstarted (not run)."),
     ("deadletter_jobs_succeeded", "succeeded", "Jobs that succeeded."),
     ("deadletter_jobs_retried", "retried", "Failed attempts scheduled for a retry."),
     ("deadletter_jobs_failed", "failed", "Failed attempts, retried or dead-lettered."),

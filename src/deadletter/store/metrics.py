@@ -56,7 +56,7 @@ class Histogram:
 @dataclass(frozen=True, slots=True)
 class TaskMetrics:
     """What happened to the jobs of one (queue, task) since the database was created:
-    counts by event (`enqueued`, `started`, `succeeded`, `retried`, `failed`,
+    counts by event (`enqueued`, `started`, `released`, `succeeded`, `retried`, `failed`,
     `dead_lettered`, `lease_lost`) and the histograms `run_seconds`, `wait_seconds`."""
 
     counts: dict[str, int]
