@@ -124,7 +124,14 @@ class BlobStoreUnavailable(BlobStoreError):
 
 
 class DeliveryError(DeadletterError):
-    """A notification or alert could not be delivered; the message names the targets."""
+    """A notification or alert could not be delivered; the message names the targets.
+
+    `delivered` names the targets that did take it when others failed, so that a retry
+    is sent only to the others."""
+
+    def __init__(self, message: str, *, delivered: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class ReceiverUnavailable(DeliveryError):

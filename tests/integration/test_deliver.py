@@ -86,6 +86,34 @@ def test_one_failed_target_fails_the_send_after_the_others_were_delivered(
     assert len(http_receiver.requests) == 1
 
 
+def test_a_retry_skips_the_targets_that_took_the_message(
+    http_receiver: HttpReceiver, closed_port: int
+) -> None:
+    good = http_receiver.url("/ops", scheme="json")
+    channel = AppriseChannel([good, f"json://127.0.0.1:{closed_port}/ops"], timeout=TIMEOUT)
+    with pytest.raises(DeliveryError) as first:
+        channel.send(title="t", body="b")
+    assert first.value.delivered == channel.targets[:1]
+
+    with pytest.raises(DeliveryError, match=r"1 of 1 target\(s\) still owed") as retry:
+        channel.send(title="t", body="b", skip=first.value.delivered)
+
+    assert retry.value.delivered == ()
+    assert len(http_receiver.requests) == 1
+    channel.send(title="t", body="b", skip=channel.targets)  # nothing owed: nothing sent
+    assert len(http_receiver.requests) == 1
+
+
+def test_targets_that_mask_alike_are_told_apart(http_receiver: HttpReceiver) -> None:
+    """Two passwords on one path: a retry owing the second must not skip it."""
+    url = http_receiver.url("/ops", scheme="json")
+    names = AppriseChannel(
+        [url.replace("://", f"://ops:{pw}@") for pw in ("pw1", "pw2", "pw3")]
+    ).targets
+    masked = f"json://ops:****@127.0.0.1:{http_receiver.port}/ops"
+    assert names == (masked, f"{masked} (2)", f"{masked} (3)")
+
+
 def test_a_closed_port_raises_promptly(closed_port: int) -> None:
     channel = AppriseChannel([f"json://127.0.0.1:{closed_port}/x"], timeout=TIMEOUT)
     started = time.monotonic()

@@ -7,16 +7,24 @@ Here a failure is an exception, `DeliveryError`, naming each target that failed
 record it and retry. When a target could not be reached or answered that it cannot
 take messages now, it is a `ReceiverUnavailable`: what the dispatcher's breaker
 counts as a sign of a receiver's outage.
+
+A message goes to several targets (say Slack and PagerDuty) one after the other, and
+one of them failing does not undo the others: the error names in `delivered` those
+that took it, and a retry skips them. A target's name is its URL masked, which also
+keys what an outbox row was delivered to (store/outbox.py), across restarts and changes
+of the configuration; two URLs that mask alike (the same host and path, two passwords)
+are told apart by their order among those alike: "json://ops:****@host/hook (2)".
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, quote, urlsplit
 
 import apprise
@@ -74,34 +82,46 @@ class _Target:
 
 
 class AppriseChannel:
-    """Delivers each message to every target URL; any failure is a `DeliveryError`."""
+    """Delivers each message to every target URL it owes; any failure is a `DeliveryError`."""
 
     def __init__(self, urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
         if isinstance(urls, str):
             raise ConfigError("delivery URLs must be a list of Apprise URLs, not one string")
         if not timeout > 0:
             raise ConfigError(f"delivery timeout must be a positive number of seconds: {timeout}")
-        self._targets = tuple(_target(url, timeout) for url in urls)
+        self._targets = tuple(_told_apart(_target(url, timeout) for url in urls))
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """The target URLs, credentials masked."""
+        """The targets' names: their URLs, credentials masked, each name once."""
         return tuple(target.name for target in self._targets)
 
-    def send(self, *, title: str, body: str) -> None:
-        """Deliver to every target, then raise `DeliveryError` if any of them failed."""
+    def send(self, *, title: str, body: str, skip: Collection[str] = ()) -> None:
+        """Deliver to every target not named in `skip` (those a retry's message already
+        reached), then raise `DeliveryError` if any of them failed."""
         if not self._targets:
             raise DeliveryError("no delivery targets configured: nothing was sent")
-        failures = [failure for target in self._targets if (failure := _send(target, title, body))]
-        if not failures:
+        owed = [target for target in self._targets if target.name not in skip]
+        failed = {target.name: why for target in owed if (why := _send(target, title, body))}
+        if not failed:
             return
-        message = (
-            f"delivery failed to {len(failures)} of {len(self._targets)} target(s): "
-            + "; ".join(failures)
+        still = " still owed" if len(owed) < len(self._targets) else ""
+        message = f"delivery failed to {len(failed)} of {len(owed)} target(s){still}: " + (
+            "; ".join(failed.values())
         )
-        if any(_UNREACHABLE.search(failure) for failure in failures):
-            raise ReceiverUnavailable(message)
-        raise DeliveryError(message)
+        delivered = tuple(target.name for target in owed if target.name not in failed)
+        if any(_UNREACHABLE.search(why) for why in failed.values()):
+            raise ReceiverUnavailable(message, delivered=delivered)
+        raise DeliveryError(message, delivered=delivered)
+
+
+def _told_apart(targets: Iterable[_Target]) -> Iterator[_Target]:
+    """The targets, a name met before numbered by its order among those alike."""
+    seen: Counter[str] = Counter()
+    for target in targets:
+        seen[target.name] += 1
+        alike = seen[target.name]
+        yield target if alike == 1 else replace(target, name=f"{target.name} ({alike})")
 
 
 def _target(url: str, timeout: float) -> _Target:

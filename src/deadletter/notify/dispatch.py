@@ -25,6 +25,22 @@ probe goes through, every waiting row is sent at once. A row that failed a probe
 fails so again once the receiver is back is at fault itself (two users' broken
 targets side by side look like an outage once): it is charged, and counts toward no
 outage, until it is sent.
+
+A row goes to every target of its receiver (the alert targets are often several: Slack
+and PagerDuty, say) and remembers those that took it (store/outbox.py): a retry, a probe
+and the drain after an outage send it only to the targets it is still owed, so one
+target failing never has the others sent it again. A target removed from the
+configuration since is owed nothing (the row is sent once the others took it); one
+added is owed every row not yet sent. A send is judged by the targets it still owed:
+one that failed on any of them as if it were down is a sign, even when the others took
+it. That they took it says they are up, not that the failed one is; and that one is
+the same for every alert, so charging the row would count the target's outage as the
+row's failure and hold the row off it up to an hour after it is back. So two such
+sends in a row open the breaker, as before; while it is open each probe still
+delivers its row to the targets that are up, once, and goes through only when its row
+reached every target it owed: when the failed target is back. Meanwhile the rows
+raised during the outage reach the targets that are up one probe at a time, oldest
+first, since a row a probe could not send goes behind the others.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ from dataclasses import dataclass, field
 
 from deadletter.breaker import Breaker, OutageNotice, Wording
 from deadletter.config import DlqSettings
-from deadletter.errors import DeadletterError, ReceiverUnavailable
+from deadletter.errors import DeadletterError, DeliveryError, ReceiverUnavailable
 from deadletter.events import EventLog
 from deadletter.notify.deliver import AppriseChannel, user_target
 from deadletter.redact import Redactor
@@ -131,16 +147,16 @@ class Dispatcher:
         sent = 0
         held: _Failed | None = None  # failed as if the receiver were down, unsettled
         for index, delivery in enumerate(batch):
-            unsettled = [*(held[:1] if held else ()), *batch[index:]]
+            before = [held[0]] if held else []
             if time.time() > delivery.claimed_until - CLAIM_MARGIN:
-                self.store.release_deliveries(unsettled, due=None)
+                self.store.release_deliveries([*before, *batch[index:]], due=None)
                 return sent
-            error = self._try(delivery)
+            delivery, error = self._try(delivery)
             sign = self._outage_sign(delivery, error)
             if sign and (held or self._alone.get(delivery.outbox, delivery.id) != delivery.id):
                 self._alone.pop(delivery.outbox, None)
                 self.breakers[delivery.outbox].trip(sign)
-                self.store.release_deliveries(unsettled, due=None)
+                self.store.release_deliveries([*before, delivery, *batch[index + 1 :]], due=None)
                 return sent
             if held:  # the receiver answered this row: the held row's failure was its own
                 self._settle(*held)
@@ -173,8 +189,8 @@ class Dispatcher:
         claimed = self.store.claim_deliveries(
             outbox, now=time.time(), limit=1, claim_seconds=CLAIM_SECONDS
         )
-        for delivery in claimed:
-            error = self._try(delivery)
+        for claimed_row in claimed:
+            delivery, error = self._try(claimed_row)
             if isinstance(error, ReceiverUnavailable):
                 # Uncharged, and due behind the other waiting rows: the next probe sends
                 # another, so that one row's broken target does not hold the outbox shut.
@@ -183,12 +199,16 @@ class Dispatcher:
                 raise error
             self._settle(delivery, error)
 
-    def _try(self, delivery: Delivery) -> DeadletterError | None:
+    def _try(self, delivery: Delivery) -> tuple[Delivery, DeadletterError | None]:
+        """Send the row to the targets it is still owed: the row with those that took it
+        added to its delivered ones, and why it failed."""
         try:
-            self._send(delivery)
+            reached = self._send(delivery)
+        except DeliveryError as exc:
+            return delivery.reached(exc.delivered), exc
         except DeadletterError as exc:
-            return exc
-        return None
+            return delivery, exc
+        return delivery.reached(reached), None
 
     def _settle(self, delivery: Delivery, error: DeadletterError | None) -> bool:
         """Record a send's outcome, a failure charged with its backoff; whether it was sent."""
@@ -209,11 +229,14 @@ class Dispatcher:
         )
         return error is None
 
-    def _send(self, delivery: Delivery) -> None:
+    def _send(self, delivery: Delivery) -> tuple[str, ...]:
+        """Send to the targets the row is still owed; its channel's targets, which all have it."""
         body = delivery.body
         if delivery.occurrences > 1:
             body += f"\n({delivery.occurrences} occurrences so far in this alert's window)"
-        self._channel(delivery).send(title=delivery.title, body=body)
+        channel = self._channel(delivery)
+        channel.send(title=delivery.title, body=body, skip=delivery.delivered)
+        return channel.targets
 
     def _channel(self, delivery: Delivery) -> AppriseChannel:
         if delivery.outbox is Outbox.ALERTS:

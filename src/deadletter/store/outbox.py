@@ -5,13 +5,16 @@ Shared SQL (see failures.py). A dispatcher claims due rows by setting their
 the claim is apart from the row's due time, so a row being sent never looks like one
 waiting on its backoff. The claim's value is its token: a row is settled or given back
 only by the dispatcher that still holds it. A send that fails is retried later, never
-dropped.
+dropped. A row keeps the names of the targets it was delivered to (`delivered_to`,
+migration 0031), written as it is settled or given back, so that a retry owes it only to
+the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from deadletter.store.failures import Execute
@@ -32,16 +35,21 @@ class Delivery:
     attempts: int
     occurrences: int
     claimed_until: float  # the claim's token: the row is this dispatcher's until then
+    delivered: frozenset[str]  # the targets that took it: a retry is not sent to them
+
+    def reached(self, targets: Iterable[str]) -> Delivery:
+        """The row, delivered to `targets` too."""
+        return replace(self, delivered=self.delivered | frozenset(targets))
 
 
 # Due, and not claimed by a dispatcher that is sending it (or whose claim ran out).
 UNCLAIMED = "status = 'pending' AND next_attempt_at <= ? AND coalesce(claimed_until, 0) <= ?"
 DUE = {
     Outbox.NOTIFICATIONS: f"""
-        SELECT id, user_id, title, message, attempts, 1 FROM user_notifications
+        SELECT id, user_id, title, message, attempts, 1, delivered_to FROM user_notifications
         WHERE {UNCLAIMED} ORDER BY next_attempt_at LIMIT ?""",
     Outbox.ALERTS: f"""
-        SELECT id, NULL, title, body, attempts, occurrences FROM ops_alerts
+        SELECT id, NULL, title, body, attempts, occurrences, delivered_to FROM ops_alerts
         WHERE {UNCLAIMED} ORDER BY next_attempt_at LIMIT ?""",
 }
 
@@ -49,22 +57,23 @@ CLAIM = f"UPDATE {{table}} SET claimed_until = ? WHERE id = ? AND {UNCLAIMED}"
 SENT = {
     Outbox.NOTIFICATIONS: """
         UPDATE user_notifications SET status = 'sent', sent_at = ?, attempts = attempts + 1,
-            claimed_until = NULL
+            delivered_to = ?, claimed_until = NULL
         WHERE id = ? AND claimed_until = ?""",
     Outbox.ALERTS: """
         UPDATE ops_alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1,
-            reported = ?, claimed_until = NULL
+            delivered_to = ?, reported = ?, claimed_until = NULL
         WHERE id = ? AND claimed_until = ?""",
 }
 RETRY = """
 UPDATE {table} SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
-    claimed_until = NULL
+    delivered_to = ?, claimed_until = NULL
 WHERE id = ? AND claimed_until = ?
 """
 # Given back uncharged: its attempts and last error stay, and it is due as it was, or at
-# `due` when given.
+# `due` when given; the targets it reached before its receiver failed are kept.
 RELEASE = """
-UPDATE {table} SET claimed_until = NULL, next_attempt_at = coalesce(?, next_attempt_at)
+UPDATE {table} SET claimed_until = NULL, next_attempt_at = coalesce(?, next_attempt_at),
+    delivered_to = ?
 WHERE id = ? AND claimed_until = ?
 """
 
@@ -75,28 +84,34 @@ def claim(
     rows = execute(DUE[outbox], (now, now, limit)).fetchall()
     until = now + claim_seconds
     claimed = []
-    for row_id, user_id, title, body, attempts, occurrences in rows:
+    for row_id, user_id, title, body, attempts, occurrences, delivered in rows:
         taken = execute(CLAIM.format(table=outbox.value), (until, row_id, now, now))
         if taken.rowcount == 1:
-            delivery = Delivery(outbox, row_id, user_id, title, body, attempts, occurrences, until)
-            claimed.append(delivery)
+            reached = frozenset(json.loads(delivered)) if delivered else frozenset()
+            row = (row_id, user_id, title, body, attempts, occurrences, until, reached)
+            claimed.append(Delivery(outbox, *row))
     return claimed
+
+
+def _delivered_to(delivery: Delivery) -> str | None:
+    return json.dumps(sorted(delivery.delivered)) if delivery.delivered else None
 
 
 def settle(
     execute: Execute, delivery: Delivery, *, now: float, error: str | None, retry_at: float
 ) -> None:
+    delivered, token = _delivered_to(delivery), (delivery.id, delivery.claimed_until)
     if error is None:
         reported = (delivery.occurrences,) if delivery.outbox is Outbox.ALERTS else ()
-        execute(SENT[delivery.outbox], (now, *reported, delivery.id, delivery.claimed_until))
+        execute(SENT[delivery.outbox], (now, delivered, *reported, *token))
     else:
-        params = (error[:1000], retry_at, delivery.id, delivery.claimed_until)
+        params = (error[:1000], retry_at, delivered, *token)
         execute(RETRY.format(table=delivery.outbox.value), params)
 
 
 def give_back(execute: Execute, deliveries: Sequence[Delivery], *, due: float | None) -> None:
     for delivery in deliveries:
-        params = (due, delivery.id, delivery.claimed_until)
+        params = (due, _delivered_to(delivery), delivery.id, delivery.claimed_until)
         execute(RELEASE.format(table=delivery.outbox.value), params)
 
 
