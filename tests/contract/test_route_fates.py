@@ -10,7 +10,7 @@ import pytest
 
 from deadletter.app import App
 from deadletter.errors import InvalidRequest
-from deadletter.model import ErrorClass, Route
+from deadletter.model import AlertText, ErrorClass, FailureAlert, Route
 from deadletter.ops.dashboard import Fate, failure_series, route_fate
 from deadletter.ops.failures import FailureItem, list_failures
 from deadletter.ops.review import mark_reviewed
@@ -56,6 +56,26 @@ def test_a_notification_whose_delivery_failed_says_it_is_retried(dlq_app: App) -
     assert route_fate(dlq_app.store, item)[0] == Fate(
         "user notification",
         "notification pending, retried: delivery failed (1 attempt): HTTP 500 from /users",
+    )
+
+
+def test_an_alert_owed_to_some_of_its_targets_says_which_took_it(dlq_app: App) -> None:
+    """No worker runs: its dispatcher would try the alert first."""
+    record = failure_record(0, time.time() - 1)
+    text = AlertText(f"alert-{record.dead_letter_id}", "new_failure", "t", "b")
+    alert = FailureAlert(text, text, folds_into=frozenset({"new_failure"}), always=True)
+    dlq_app.store.record_failures(
+        [replace(record, alert=alert)], now=record.failed_at, alert_window=900
+    )
+    item = failures(dlq_app)[record.job_id]
+    now = time.time()
+    [delivery] = dlq_app.store.claim_deliveries(Outbox.ALERTS, now=now, limit=10, claim_seconds=30)
+    error = "delivery failed to 1 of 2 target(s): json://pager/alerts (error=400.)"
+    took = delivery.reached(["json://chat/alerts"])
+    dlq_app.store.settle_delivery(took, now=now, error=error, retry_at=now)
+    assert route_fate(dlq_app.store, item)[-1] == Fate(
+        "ops alert",
+        "new_failure alert raised (pending, 1 occurrences), delivered so far to json://chat/alerts",
     )
 
 

@@ -219,4 +219,7 @@ def _notification_outcome(row: dashboard.NotificationRow | None) -> str:
 def _alert_outcome(failure: FailureItem, alert: dashboard.AlertRow) -> str:
     own = alert.id.endswith(failure.dead_letter_id)
     how = "raised" if own else f"deduplicated into alert {alert.id}"
-    return f"{alert.kind} alert {how} ({alert.status}, {alert.occurrences} occurrences)"
+    outcome = f"{alert.kind} alert {how} ({alert.status}, {alert.occurrences} occurrences)"
+    if alert.status == "pending" and alert.delivered:  # the other targets are still owed it
+        outcome += f", delivered so far to {', '.join(alert.delivered)}"
+    return outcome

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deadletter.model import FAILURE_ALERT_KINDS
 from deadletter.store.failures import Execute
+from deadletter.store.outbox import targets
 from deadletter.store.query import marks
 
 # Failures by class per point of `step` seconds, from the buckets of `width` seconds
@@ -120,7 +122,7 @@ def recent_delays(execute: Execute, *, limit: int) -> list[float]:
 # counted into), and its review-log entry.
 NOTIFICATION = "SELECT status, attempts, sent_at, last_error FROM user_notifications WHERE id = ?"
 ALERT = f"""
-SELECT id, kind, status, occurrences, created_at, sent_at FROM ops_alerts
+SELECT id, kind, status, occurrences, created_at, sent_at, delivered_to FROM ops_alerts
 WHERE kind IN ({marks(FAILURE_ALERT_KINDS)}) AND fingerprint = ? AND created_at <= ?
 ORDER BY created_at DESC LIMIT 1
 """
@@ -143,6 +145,7 @@ class AlertRow:
     occurrences: int
     created_at: float
     sent_at: float | None
+    delivered: tuple[str, ...]  # the targets that took it so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,12 @@ class RouteRows:
     review: ReviewRow | None
 
 
+def _alert(row: tuple[Any, ...]) -> AlertRow:
+    alert_id, kind, status, occurrences, created_at, sent_at, delivered_to = row
+    delivered = tuple(sorted(targets(delivered_to)))
+    return AlertRow(alert_id, kind, status, occurrences, created_at, sent_at, delivered)
+
+
 def route_rows(
     execute: Execute, *, dead_letter_id: str, fingerprint: str, handled_at: float
 ) -> RouteRows:
@@ -169,6 +178,6 @@ def route_rows(
     review = execute(REVIEW, (dead_letter_id,)).fetchone()
     return RouteRows(
         notification=NotificationRow(*notification) if notification else None,
-        alert=AlertRow(*alert) if alert else None,
+        alert=_alert(alert) if alert else None,
         review=ReviewRow(*review) if review else None,
     )

@@ -87,10 +87,14 @@ def claim(
     for row_id, user_id, title, body, attempts, occurrences, delivered in rows:
         taken = execute(CLAIM.format(table=outbox.value), (until, row_id, now, now))
         if taken.rowcount == 1:
-            reached = frozenset(json.loads(delivered)) if delivered else frozenset()
-            row = (row_id, user_id, title, body, attempts, occurrences, until, reached)
+            row = (row_id, user_id, title, body, attempts, occurrences, until, targets(delivered))
             claimed.append(Delivery(outbox, *row))
     return claimed
+
+
+def targets(delivered_to: str | None) -> frozenset[str]:
+    """The targets a row was delivered to, from its `delivered_to`."""
+    return frozenset(json.loads(delivered_to)) if delivered_to else frozenset()
 
 
 def _delivered_to(delivery: Delivery) -> str | None:
