@@ -10,13 +10,13 @@ import pytest
 
 from deadletter.app import App
 from deadletter.errors import InvalidRequest
-from deadletter.model import AlertText, ErrorClass, FailureAlert, Route
+from deadletter.model import AlertText, ErrorClass, FailureAlert, Notice, Route
 from deadletter.ops.dashboard import Fate, failure_series, route_fate
 from deadletter.ops.failures import FailureItem, list_failures
 from deadletter.ops.review import mark_reviewed
 from deadletter.store.outbox import Outbox
 from tests.cli.test_cli_reads import fail_one_of_each_class
-from tests.support.operator import failure_record, run_worker
+from tests.support.operator import failure_record
 
 
 def failures(app: App) -> dict[str, FailureItem]:
@@ -43,10 +43,17 @@ def test_each_class_says_what_its_route_did(dlq_app: App) -> None:
 
 
 def test_a_notification_whose_delivery_failed_says_it_is_retried(dlq_app: App) -> None:
-    build = dlq_app.tasks["reports.build"]
-    job_id = dlq_app.enqueue(build.spec("invalid", "q3").options(labels={"user": "user-42"}))
-    run_worker(dlq_app)
-    item = failures(dlq_app)[job_id]
+    """No worker runs: its dispatcher would try the notification first."""
+    record = replace(
+        failure_record(0, time.time() - 1),
+        error_class=ErrorClass.USER_ERROR,
+        route=Route.NOTIFY_USER,
+        review=False,
+        user_id="user-42",
+        notice=Notice("Your report failed", "q3 has no data"),
+    )
+    dlq_app.store.record_failures([record], now=record.failed_at, alert_window=900)
+    item = failures(dlq_app)[record.job_id]
     assert route_fate(dlq_app.store, item)[0] == Fate("user notification", "notification pending")
     now = time.time()
     [delivery] = dlq_app.store.claim_deliveries(
