@@ -1,6 +1,7 @@
-"""An idle SQLite worker stays off the write lock (issue 13): its lease and its reclaim
-of expired leases only read when there is nothing to take, so they succeed while another
-connection holds the write lock and a producer with no busy timeout is never refused."""
+"""An idle SQLite worker stays off the write lock (issue 13): its lease, its reclaim of
+expired leases and its pruning only read when there is nothing to take or remove, so they
+succeed while another connection holds the write lock and a producer with no busy
+timeout is never refused."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     found.close()
 
 
-def test_idle_lease_and_reclaim_take_no_write_lock(store: SqliteStore) -> None:
+def test_idle_lease_reclaim_and_pruning_take_no_write_lock(store: SqliteStore) -> None:
     holder = sqlite3.connect(store.path, isolation_level=None, timeout=0)
     holder.execute("BEGIN IMMEDIATE")
     try:
         now = time.time()
         assert store.lease(["default"], limit=10, worker="w", now=now, lease_seconds=30) == []
         assert store.reclaim_expired(limit=10, now=now, lease_seconds=30) == []
+        assert store.prune_finished("default", before=now, limit=1000) == 0
+        assert store.prune_stats_minutes(now=now) == 0
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -36,6 +36,7 @@ LIMIT ?
 """
 DELETE_ATTEMPTS = "DELETE FROM job_attempts WHERE job_id IN ({ids})"
 DELETE_JOBS = "DELETE FROM queue_jobs WHERE id IN ({ids}) AND status = 'succeeded'"
+OLD_MINUTE = "SELECT 1 FROM dlq_stats_minutes WHERE minute < ? LIMIT 1"
 DELETE_OLD_MINUTES = "DELETE FROM dlq_stats_minutes WHERE minute < ?"
 # Minutes are kept an hour past the day, so that a host whose clock runs ahead does not
 # remove one that another, on time, still reads.
@@ -52,16 +53,32 @@ def prune(execute: Execute, queue: str, *, before: float, limit: int, letter_tas
 
 
 class PruneMixin:
-    """`prune_finished`, the same on both backends, over the backend's transaction."""
+    """`prune_finished`, the same on both backends, over the backend's transactions.
+
+    Each first reads whether anything is to go: a worker caught up asks every second per
+    queue, and on SQLite a write transaction takes the file's write lock even to find
+    nothing, so an idle worker frozen at that moment (a debugger, a paused VM) would
+    block every producer."""
 
     def transaction(self) -> AbstractContextManager[Execute]:
         raise NotImplementedError
 
+    def snapshot(self) -> AbstractContextManager[Execute]:
+        raise NotImplementedError
+
     def prune_finished(self, queue: str, *, before: float, limit: int) -> int:
+        if not self._found(PRUNABLE, (queue, before, DEAD_LETTER_TASK, 1)):
+            return 0
         with self.transaction() as execute:
             return prune(execute, queue, before=before, limit=limit, letter_task=DEAD_LETTER_TASK)
 
     def prune_stats_minutes(self, *, now: float) -> int:
         oldest_kept = math.floor(now - DAY - MINUTES_MARGIN) // MINUTE
+        if not self._found(OLD_MINUTE, (oldest_kept,)):
+            return 0
         with self.transaction() as execute:
             return execute(DELETE_OLD_MINUTES, (oldest_kept,)).rowcount
+
+    def _found(self, sql: str, params: tuple[object, ...]) -> bool:
+        with self.snapshot() as execute:
+            return execute(sql, params).fetchone() is not None
