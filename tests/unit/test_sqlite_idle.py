@@ -1,7 +1,7 @@
 """An idle SQLite worker stays off the write lock (issue 13): its lease, its reclaim of
-expired leases and its pruning only read when there is nothing to take or remove, so they
-succeed while another connection holds the write lock and a producer with no busy
-timeout is never refused."""
+expired leases, its pruning and its delivery of notifications and alerts only read when
+there is nothing to take, remove or send, so they succeed while another connection holds
+the write lock and a producer with no busy timeout is never refused."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from deadletter.store.outbox import Outbox
 from deadletter.store.sqlite import SqliteStore
 
 
@@ -24,7 +25,7 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     found.close()
 
 
-def test_idle_lease_reclaim_and_pruning_take_no_write_lock(store: SqliteStore) -> None:
+def test_an_idle_workers_duties_take_no_write_lock(store: SqliteStore) -> None:
     holder = sqlite3.connect(store.path, isolation_level=None, timeout=0)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -33,6 +34,9 @@ def test_idle_lease_reclaim_and_pruning_take_no_write_lock(store: SqliteStore) -
         assert store.reclaim_expired(limit=10, now=now, lease_seconds=30) == []
         assert store.prune_finished("default", before=now, limit=1000) == 0
         assert store.prune_stats_minutes(now=now) == 0
+        for outbox in Outbox:
+            assert store.claim_deliveries(outbox, now=now, limit=50, claim_seconds=60) == []
+        assert store.summarise_alerts(now=now, window=900) == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()

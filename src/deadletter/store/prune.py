@@ -80,5 +80,7 @@ class PruneMixin:
             return execute(DELETE_OLD_MINUTES, (oldest_kept,)).rowcount
 
     def _found(self, sql: str, params: tuple[object, ...]) -> bool:
+        """Whether `sql` finds a row, read without a write transaction (the SQLite store's
+        outbox reads first with it too)."""
         with self.snapshot() as execute:
             return execute(sql, params).fetchone() is not None

@@ -51,7 +51,16 @@ from deadletter.store.base import (
 from deadletter.store.failures import Execute
 from deadletter.store.fleet import FleetMixin
 from deadletter.store.group import GroupCommit
-from deadletter.store.outbox import Delivery, Outbox, claim, give_back, settle, summarise
+from deadletter.store.outbox import (
+    DUE,
+    UNREPORTED,
+    Delivery,
+    Outbox,
+    claim,
+    give_back,
+    settle,
+    summarise,
+)
 from deadletter.store.prune import PruneMixin
 from deadletter.store.query import marks
 from deadletter.store.schedules import ADVANCE, ScheduleMixin
@@ -540,6 +549,10 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
     def claim_deliveries(
         self, outbox: Outbox, *, now: float, limit: int, claim_seconds: float
     ) -> list[Delivery]:
+        # Read first, here and in summarise_alerts: a dispatcher asks every second, and a
+        # write transaction takes the file's write lock even to find nothing.
+        if not self._found(DUE[outbox], (now, now, 1)):
+            return []
         with self._write() as conn:
             return claim(conn.execute, outbox, now=now, limit=limit, claim_seconds=claim_seconds)
 
@@ -554,6 +567,8 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
             give_back(conn.execute, deliveries, due=due)
 
     def summarise_alerts(self, *, now: float, window: float) -> list[str]:
+        if not self._found(UNREPORTED, (now - window,)):
+            return []
         with self._write() as conn:
             return summarise(conn.execute, now=now, window=window)
 
