@@ -228,21 +228,30 @@ RETURNING id
 # holds another, or the two would deadlock, each locking its rows in its own order. A
 # row locked now, or changed since the statement's snapshot, is reported not begun, and
 # begun alone afterwards (BEGIN); a row the snapshot shows no longer ours is not listed.
+# Each row is looked up by primary key, whatever the statistics say: the LATERAL
+# subqueries (their LIMIT and FOR UPDATE keep the planner from joining them as tables)
+# and `id = ANY` do that, and `IN` hashes the rows begun. Joined as tables, a fresh or
+# unanalysed table was scanned for every running job and the two lists of the batch
+# compared row by row: 2-2.7x the time of this form (docs/benchmarks.md, "The begin
+# batch by primary key").
 BEGIN_MANY = """
 WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
 wanted AS (SELECT * FROM unnest(%(ids)b::text[], %(tokens)b::bigint[]) AS l(id, token)),
 ours AS (
-    SELECT j.id FROM queue_jobs j JOIN wanted ON j.id = wanted.id
-    WHERE j.lease_token = wanted.token AND j.status = 'running'),
+    SELECT j.id FROM wanted CROSS JOIN LATERAL (
+        SELECT id FROM queue_jobs
+        WHERE id = wanted.id AND lease_token = wanted.token AND status = 'running'
+        LIMIT 1) AS j),
 free AS (
-    SELECT j.id FROM queue_jobs j JOIN wanted ON j.id = wanted.id
-    WHERE j.lease_token = wanted.token AND j.status = 'running'
-    FOR UPDATE OF j SKIP LOCKED),
+    SELECT j.id FROM wanted CROSS JOIN LATERAL (
+        SELECT id FROM queue_jobs
+        WHERE id = wanted.id AND lease_token = wanted.token AND status = 'running'
+        FOR UPDATE SKIP LOCKED) AS j),
 begun AS (
-    UPDATE queue_jobs j SET attempt_began_at = %(now)s FROM free, unflushed
-    WHERE j.id = free.id
-    RETURNING j.id)
-SELECT ours.id, begun.id IS NOT NULL AS begun FROM ours LEFT JOIN begun ON ours.id = begun.id
+    UPDATE queue_jobs SET attempt_began_at = %(now)s FROM unflushed
+    WHERE id = ANY(ARRAY(SELECT id FROM free))
+    RETURNING id)
+SELECT id, id IN (SELECT id FROM begun) AS begun FROM ours
 """
 
 # A released attempt did not happen: the job goes back with its attempt count restored,
