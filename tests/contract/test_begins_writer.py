@@ -46,6 +46,30 @@ def test_recorded_begins_are_written_and_leases_no_longer_ours_are_reported(
     assert begins.lost.empty()
 
 
+def test_the_begin_of_a_task_that_ended_before_it_was_taken_up_is_not_written(
+    store: Store,
+) -> None:
+    """Its outcome follows: the begin would only cost a write (and, on PostgreSQL, row
+    locks the outcome's write waits for). A worker lost before the outcome is written
+    leaves it uncharged, as any begin not written yet."""
+    leases = _leased(store, 4)
+    store.release([leases[3]], now=time.time())
+    begins = Begins(store)
+    for lease in leases:
+        begins.record(lease)
+    begins.ended(leases[1])
+    begins.ended(Lease(leases[2].job_id, leases[2].token + 1))  # another run's: kept
+    begins.start()
+    try:
+        lost = begins.lost.get(timeout=10)  # reported once the batch is written
+    finally:
+        begins.close()
+
+    assert lost == leases[3]
+    reclaimed = store.reclaim_expired(limit=10, now=time.time() + 10, lease_seconds=30)
+    assert sorted(item.job.id for item in reclaimed) == ["j0", "j2"]
+
+
 def test_begins_and_other_writes_of_the_same_rows_from_two_threads_do_not_deadlock(
     store: Store,
 ) -> None:

@@ -8,6 +8,12 @@ worker lost between a task's start and the write of its begin leaves that attemp
 uncharged. The store counts such a loss (`worker_losses`, migration 0024), and the
 worker writes the begins of such a job before it starts (loop.py), so that a job that
 kills its worker is charged from its second run on.
+
+A begin whose task ends before the writer takes it up is not written (`ended`): its
+outcome is written within the worker's flush interval, and only a worker lost before
+then would have charged it; such a loss leaves it uncharged like any begin not yet
+written. A no-op job's begin was a third more of PostgreSQL's work a job, and its row
+locks made the outcome's write wait (docs/benchmarks.md, "Begins of tasks that ended").
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class Begins:
     def __init__(self, store: Store) -> None:
         self.lost: queue.SimpleQueue[Lease] = queue.SimpleQueue()
         self._store = store
-        self._pending: list[Lease] = []
+        # By job id, so that a task that ends takes its begin back at once.
+        self._pending: dict[str, Lease] = {}
         # When the oldest pending begin was recorded: the time written for the batch.
         self._since = 0.0
         self._lock = threading.Lock()
@@ -54,8 +61,14 @@ class Begins:
         with self._lock:
             if not self._pending:
                 self._since = time.time()
-            self._pending.append(lease)
+            self._pending[lease.job_id] = lease
         self._wake.set()
+
+    def ended(self, lease: Lease) -> None:
+        """That the task of `lease` ended: its begin is not written if not taken up yet."""
+        with self._lock:
+            if self._pending.get(lease.job_id) == lease:
+                del self._pending[lease.job_id]
 
     def close(self) -> None:
         """Stop writing. Begins not written are not needed by then: the jobs' outcomes
@@ -71,7 +84,8 @@ class Begins:
             self._wake.wait()
             self._wake.clear()
             with self._lock:
-                leases, since, self._pending = self._pending, self._since, []
+                leases, since = list(self._pending.values()), self._since
+                self._pending = {}
             if not leases:
                 continue
             try:
@@ -87,6 +101,6 @@ class Begins:
 
     def _put_back(self, leases: list[Lease], since: float) -> None:
         with self._lock:
-            self._pending = leases + self._pending
+            self._pending = {lease.job_id: lease for lease in leases} | self._pending
             self._since = since
         self._wake.set()

@@ -194,6 +194,7 @@ class Worker:
             self.name,
             hold=self._is_held,
             begin=self._begin,
+            ended=self._ended,
             around=self._around,
         )
         self._slots = slots
@@ -315,6 +316,12 @@ class Worker:
             if not job.worker_losses:
                 self._begins.record(job.lease)
         return lost
+
+    def _ended(self, jobs: list[LeasedJob]) -> None:
+        """On a slot, once the tasks of `jobs` ended: begins not written yet are not needed
+        (worker/begins.py)."""
+        for job in jobs:
+            self._begins.ended(job.lease)
 
     def _collect(self, finished: list[Finished]) -> None:
         """Keep the outcomes of jobs that ran, then give back the jobs held unstarted:

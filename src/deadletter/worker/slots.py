@@ -33,6 +33,8 @@ TRACEBACK_LIMIT = 8000
 Around = Callable[[LeasedJob], AbstractContextManager[None]]
 # Record that jobs begin, right before they start; the ids of those not to start.
 Begin = Callable[[list[LeasedJob]], set[str]]
+# Told that the tasks of jobs that began have ended, before their results are given.
+Ended = Callable[[list[LeasedJob]], None]
 
 current_job: contextvars.ContextVar[LeasedJob] = contextvars.ContextVar("deadletter_current_job")
 
@@ -85,18 +87,20 @@ class Slots:
         worker: str,
         hold: Callable[[LeasedJob], bool] = lambda job: False,
         begin: Begin = lambda jobs: set(),
+        ended: Ended = lambda jobs: None,
         around: Around | None = None,
     ) -> None:
         """`hold`: whether a job waiting for a slot is not to be started after all;
         `begin`: called right before jobs start, the ids of those not to start (their
-        lease is lost); `around`: a context each run of a single job runs in (a trace's
-        span)."""
+        lease is lost); `ended`: called once their tasks end; `around`: a context each
+        run of a single job runs in (a trace's span)."""
         self.results: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[list[LeasedJob] | None] = queue.SimpleQueue()
         self._resolve = resolve
         self._worker = worker
         self._hold = hold
         self._begin = begin
+        self._ended = ended
         self._around = around
         self._running: dict[int, _Running] = {}
         # The async tasks running now, by job id: a lost lease or a cancel cancels its task.
@@ -186,6 +190,7 @@ class Slots:
             with self._lock:
                 self._running.pop(ident, None)
         ended = time.time()
+        self._ended(jobs)
         return unstarted + [self._finished(job, failures.get(job.id), ended) for job in jobs]
 
     def _unheld(self, jobs: list[LeasedJob], held: list[LeasedJob]) -> list[LeasedJob]:
