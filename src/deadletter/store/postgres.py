@@ -232,7 +232,7 @@ RETURNING id
 # subqueries (their LIMIT and FOR UPDATE keep the planner from joining them as tables)
 # and `id = ANY` do that, and `IN` hashes the rows begun. Joined as tables, a fresh or
 # unanalysed table was scanned for every running job and the two lists of the batch
-# compared row by row: 2-2.7x the time of this form (docs/benchmarks.md, "The begin
+# compared row by row: 2.1-3.1x the time of this form (docs/benchmarks.md, "The begin
 # batch by primary key").
 BEGIN_MANY = """
 WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)),
