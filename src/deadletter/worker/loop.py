@@ -102,6 +102,21 @@ class WorkerStats:
             self.letters_parked += 1
 
 
+class StopFlag(threading.Event):
+    """An Event that a signal handler may set.
+
+    A handler runs on the main thread between two of its steps, perhaps inside this
+    very event's `wait` while that holds the event's lock: a plain Event's `set` then
+    waits for a lock its own thread holds, and the worker hangs for good (the likely
+    cause of a SIGTERM'd test worker that never exited). With a reentrant lock the
+    handler's `set` goes through; a wait it interrupted before the wait began to sleep
+    misses the wake-up and returns at its timeout, which every wait on a stop has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition(threading.RLock())
+
+
 @dataclass(slots=True)
 class _Clocks:
     heartbeat: float = 0.0
@@ -152,8 +167,9 @@ class Worker:
         self._observers = tuple(observers)
         self._around = around
         self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._stop_now = threading.Event()
+        # Set by stop(), which a signal handler calls.
+        self._stop = StopFlag()
+        self._stop_now = StopFlag()
         # Leased and not yet persisted, whether waiting for a slot, running or finished.
         self._inflight: dict[str, LeasedJob] = {}
         # Held back unstarted and not given back yet (the store was away): handed to the
