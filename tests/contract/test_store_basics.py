@@ -491,10 +491,14 @@ def test_enqueue_wakes_a_worker_waiting_on_its_queue(postgres_url: str) -> None:
         waiting.wait_for_work([Q], 1.0, stop)
         assert time.monotonic() - started >= 0.9
 
-        threading.Timer(0.2, producer.enqueue, args=([new_job("a")],)).start()
+        later = threading.Timer(0.2, producer.enqueue, args=([new_job("a")],))
+        later.start()
         started = time.monotonic()
         waiting.wait_for_work([Q], 30, stop)
         assert time.monotonic() - started < 5
+        # The notification can arrive before the producer has read its own answer: a
+        # store closed under it would fail its enqueue, in a thread of its own.
+        later.join()
     finally:
         waiting.close()
         producer.close()
