@@ -131,6 +131,19 @@ WITH inserted AS (
 SELECT pg_notify('{CHANNEL}', queue) FROM inserted GROUP BY queue
 """
 
+# One job (an enqueue call alone, a schedule's tick): the same with VALUES, which
+# PostgreSQL runs in less time than the arrays' unnesting: 1.3x at one row, 1.2x at 2
+# and 4, 0.7x at 16 (bench/pg_insert_forms.py); batches keep the arrays, as VALUES for
+# up to 4 rows did not move the 8-thread enqueue (docs/benchmarks.md "Single enqueue").
+INSERT_JOB = f"""
+WITH inserted AS (
+    INSERT INTO queue_jobs (status, {NEW_JOB_COLUMNS})
+    VALUES ('queued', %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
+    ON CONFLICT DO NOTHING
+    RETURNING queue)
+SELECT pg_notify('{CHANNEL}', queue) FROM inserted
+"""
+
 IDS_BY_KEY = "SELECT idempotency_key, id FROM queue_jobs WHERE idempotency_key = ANY(%b::text[])"
 
 # SKIP LOCKED lets concurrent leasers take disjoint batches without waiting for each
@@ -849,6 +862,15 @@ def _insert(cursor: psycopg.Cursor[tuple[Any, ...]], jobs: Sequence[NewJob]) -> 
 
 
 def _insert_jobs(db: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Sequence[NewJob]) -> None:
+    if len(jobs) == 1:
+        db.execute(INSERT_JOB, _job_values(jobs[0]))
+    else:
+        _insert_arrays(db, jobs)
+
+
+def _insert_arrays(
+    db: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Sequence[NewJob]
+) -> None:
     columns = [
         [j.id for j in jobs],
         [j.queue for j in jobs],
@@ -864,6 +886,24 @@ def _insert_jobs(db: psycopg.Connection[Any] | psycopg.Cursor[Any], jobs: Sequen
         [j.task_max_retries for j in jobs],
     ]
     db.execute(INSERT_JOBS, columns)
+
+
+def _job_values(job: NewJob) -> list[Any]:
+    """A job's values in the order of NEW_JOB_COLUMNS."""
+    return [
+        job.id,
+        job.queue,
+        job.task,
+        rows.dump_json(job.payload),
+        job.priority,
+        job.max_retries,
+        job.dead_letter_queue,
+        job.run_at,
+        job.created_at,
+        rows.dump_json(job.labels),
+        job.idempotency_key,
+        job.task_max_retries,
+    ]
 
 
 def _dead_letter_params(dead: list[DeadLettered], now: float) -> dict[str, Any]:
