@@ -107,10 +107,11 @@ class StopFlag(threading.Event):
 
     A handler runs on the main thread between two of its steps, perhaps inside this
     very event's `wait` while that holds the event's lock: a plain Event's `set` then
-    waits for a lock its own thread holds, and the worker hangs for good (the likely
-    cause of a SIGTERM'd test worker that never exited). With a reentrant lock the
-    handler's `set` goes through; a wait it interrupted before the wait began to sleep
-    misses the wake-up and returns at its timeout, which every wait on a stop has."""
+    waits for a lock its own thread holds, and the worker hangs for good (seen: a DLQ
+    worker process's main thread stuck in `set` from its SIGTERM handler, inside
+    SqliteStore.wait_for_work's wait on the stop). With a reentrant lock the handler's
+    `set` goes through; a wait it interrupted before the wait began to sleep misses the
+    wake-up and returns at its timeout, which every wait on a stop has."""
 
     def __init__(self) -> None:
         super().__init__()
