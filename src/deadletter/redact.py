@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 from deadletter.errors import ConfigError
 
@@ -76,8 +77,27 @@ class RedactionRule:
 
 
 def needles(*words: str) -> re.Pattern[str]:
-    """A `RedactionRule.hint` finding any of `words` (lower-case) literally."""
-    return re.compile("|".join(map(re.escape, words)))
+    """A `RedactionRule.hint` finding any of `words` (lower-case) literally.
+
+    As a trie ("pass(?:phrase|w(?:d|ord))", not "passphrase|passwd|password"): the
+    regex engine tries every branch at every character, so shared prefixes make the
+    key names' hint 1.6-1.8x faster on a traceback."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+    return re.compile(_trie_pattern(trie))
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    branches = [re.escape(char) + _trie_pattern(node[char]) for char in sorted(node) if char]
+    if not branches:
+        return ""
+    pattern = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+    # A word ends here and a longer one goes on: the longer part is optional.
+    return f"(?:{pattern})?" if "" in node else pattern
 
 
 def _constant(token: str) -> Replacer:
@@ -167,7 +187,11 @@ _CARD = re.compile(
     )(?![\w]|[.-][0-9])""",
     re.VERBOSE,
 )
-_CARD_HINT = re.compile(r"[0-9]{4}[ -]?[0-9]{4}")  # each alternative above holds one
+# Each alternative above holds one. The hints begin with a single character class: the
+# regex engine skips ahead to where that class matches, which it does not for a hint
+# that begins with a repeat (`[0-9]{4}`) or a lookbehind. On a traceback: 2.3x faster
+# for cards, 1.5x for phones, 3.7x for IBANs.
+_CARD_HINT = re.compile(r"[0-9][0-9][0-9][0-9][ -]?[0-9]{4}")
 # Issuer prefixes with their lengths: a Luhn check alone passes one number in ten,
 # which would take epoch milliseconds and compact timestamps for cards.
 _CARD_ISSUER = re.compile(
@@ -195,7 +219,7 @@ _PHONE = re.compile(
     re.VERBOSE,
 )
 # Necessary for a match of each alternative above, and far cheaper to look for.
-_PHONE_HINT = re.compile(r"[0-9]{3}|\+[0-9]|\([0-9]{2}|0[1-9][ .-][0-9]{2}")
+_PHONE_HINT = re.compile(r"[0-9][0-9][0-9]|\+[0-9]|\([0-9][0-9]|0[1-9][ .-][0-9]{2}")
 PHONE_DIGITS = range(9, 16)  # E.164 allows 15; fewer than 9 is a count, a date, an id
 
 
@@ -206,7 +230,8 @@ _IBAN = re.compile(
     r"(?:(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?|[A-Z0-9]{11,30})"
     r"(?![A-Za-z0-9])"
 )
-_IBAN_HINT = re.compile(r"[a-z]{2}[0-9]{2} ?[a-z0-9]{4}")  # folded text
+# Folded text; the first digit found, then the two letters before it.
+_IBAN_HINT = re.compile(r"[0-9](?<=[a-z][a-z][0-9])[0-9] ?[a-z0-9]{4}")
 IBAN_LENGTH = range(15, 35)  # Norway's 15 to Saint Lucia's 32, with room to 34 (ISO 13616)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deadletter.errors import ConfigError
-from deadletter.redact import DEFAULT_REDACTOR, REDACTED, Redactor
+from deadletter.redact import DEFAULT_REDACTOR, REDACTED, Redactor, needles
 
 redact = DEFAULT_REDACTOR.redact_text
 
@@ -314,3 +316,32 @@ def test_redact_value_is_idempotent(value: object) -> None:
     once = DEFAULT_REDACTOR.redact_value(value)
 
     assert DEFAULT_REDACTOR.redact_value(once) == once
+
+
+# -- the hints' fast forms --------------------------------------------------------------
+
+# Each hint as it reads plainly; the rules use forms the regex engine searches faster.
+PLAIN_HINTS = {
+    "card": r"[0-9]{4}[ -]?[0-9]{4}",
+    "phone": r"[0-9]{3}|\+[0-9]|\([0-9]{2}|0[1-9][ .-][0-9]{2}",
+    "iban": r"[a-z]{2}[0-9]{2} ?[a-z0-9]{4}",
+}
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="0123456789 -.+()abz", max_size=40))
+def test_each_hint_finds_what_its_plain_form_finds(folded: str) -> None:
+    for rule in DEFAULT_REDACTOR.rules:
+        if rule.name in PLAIN_HINTS:
+            assert rule.hint is not None
+            plain = re.search(PLAIN_HINTS[rule.name], folded) is not None
+            assert (rule.hint.search(folded) is not None) == plain, rule.name
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(st.text(alphabet="ab.*(?_", min_size=1, max_size=5), min_size=1, max_size=8),
+    st.text(alphabet="ab.*(?_ ", max_size=40),
+)
+def test_needles_find_a_text_holding_any_of_their_words(words: list[str], text: str) -> None:
+    assert (needles(*words).search(text) is not None) == any(word in text for word in words)
