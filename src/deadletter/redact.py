@@ -378,6 +378,14 @@ class Redactor:
         return self.redact_value(item)
 
 
+@dataclass(frozen=True, slots=True)
+class Redactors:
+    """`secrets` for what stays inside (forensics); `pii` for what leaves (alerts, mail)."""
+
+    secrets: Redactor
+    pii: Redactor
+
+
 def _extra_rule(name: str, regex: str) -> RedactionRule:
     label = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
     if not label:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from deadletter.classify import Rule
 from deadletter.config import Settings
-from deadletter.dlq.handler import DeadLetterHandler, Redactors
+from deadletter.dlq.handler import DeadLetterHandler
 from deadletter.errors import ConfigError
 from deadletter.events import EventLog
 from deadletter.forensics import open_blob_store
@@ -23,7 +23,7 @@ from deadletter.forensics.filesystem import FilesystemBlobStore
 from deadletter.model import ErrorClass, Route
 from deadletter.notify.dispatch import Dispatcher
 from deadletter.ops.thresholds import ThresholdWatch
-from deadletter.redact import Redactor
+from deadletter.redact import Redactor, Redactors
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 from deadletter.worker.observe import AttemptObserver

@@ -55,9 +55,10 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": FOUNDATION
     | SHARED
     | {"store", "forensics", "worker", "dlq", "notify", "ops", "telemetry"},
-    # telemetry: the type of the tracing it holds, under TYPE_CHECKING
+    # telemetry: the type of the tracing it holds, under TYPE_CHECKING; redact: the
+    # redactors it builds once for its workers and DLQ handler
     "app": FOUNDATION
-    | {"classify", "store", "tasks", "schedules", "worker", "wiring", "telemetry"},
+    | {"classify", "redact", "store", "tasks", "schedules", "worker", "wiring", "telemetry"},
     "demo": FOUNDATION | {"app", "tasks", "worker"},
     # faces: over the service layer and the composition root
     "api": SERVICES | {"app", "wiring"},

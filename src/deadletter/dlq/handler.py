@@ -34,7 +34,7 @@ from deadletter.model import (
     RecordedFailure,
     Route,
 )
-from deadletter.redact import Redactor
+from deadletter.redact import Redactors
 from deadletter.store.base import Store
 
 DEFAULT_ROUTES: Mapping[ErrorClass, Route] = {
@@ -60,14 +60,6 @@ class _Prepared:
     record: FailureRecord
     key: str
     blob: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Redactors:
-    """`secrets` for what stays inside (forensics); `pii` for what leaves (alerts, mail)."""
-
-    secrets: Redactor
-    pii: Redactor
 
 
 @dataclass
