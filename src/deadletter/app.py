@@ -23,6 +23,7 @@ from deadletter.worker.prune import Pruner
 from deadletter.worker.slots import Resolved
 
 if TYPE_CHECKING:
+    from deadletter.redact import Redactors
     from deadletter.telemetry.otel import Tracing
     from deadletter.wiring import DlqComponents
 
@@ -56,6 +57,7 @@ class App:
         self._periodic: list[Schedule] = []
         self._store: Store | None = None
         self._dlq: DlqComponents | None = None
+        self._redactors: Redactors | None = None
         self._tracing: Tracing | None = None
         if self.settings.otel.enabled:
             # Imported only then: without the setting, tracing costs nothing.
@@ -80,8 +82,19 @@ class App:
             # Imported here: the handler pulls in boto3 and Apprise, which producers never need.
             from deadletter.wiring import DlqComponents
 
-            self._dlq = DlqComponents.build(self.settings, self.store, self.rules)
+            self._dlq = DlqComponents.build(self.settings, self.store, self.rules, self.redactors)
         return self._dlq
+
+    @property
+    def redactors(self) -> Redactors:
+        """Built once: the workers and the DLQ handler share them, and with them the memo
+        of the tracebacks already redacted (redact.py), so that a dead letter's forensics
+        do not redact again what its attempts did."""
+        if self._redactors is None:
+            from deadletter.wiring import redactors_from
+
+            self._redactors = redactors_from(self.settings)
+        return self._redactors
 
     def close(self) -> None:
         if self._dlq is not None:
@@ -280,7 +293,7 @@ class App:
         for key, value in overrides.items():
             settings = _replace_setting(settings, key, value)
         # Imported here, as in `dlq`: wiring pulls in boto3 and Apprise.
-        from deadletter.wiring import observers_from, redactors_from
+        from deadletter.wiring import observers_from
 
         named = list(queues or settings.queues or [*self.queues(), *self.foreign_queues])
         consumed = [queue for queue in named if queue not in self.foreign_queues]
@@ -294,7 +307,7 @@ class App:
             rules=self.rules,
             # Secrets out of every attempt's message and traceback, before they are
             # written; personal data stays, for the operator's forensics.
-            redactor=redactors_from(self.settings).secrets,
+            redactor=self.redactors.secrets,
             settings=settings,
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
             letter_queues=frozenset(letters),

@@ -17,9 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -325,12 +328,49 @@ _AFTER_KEY_VALUE = (
 # -- the redactor -----------------------------------------------------------------------
 
 
+# Texts this long are mostly tracebacks, and a traceback is redacted again and again:
+# on each attempt of a job that fails the same way, and once more in its dead letter's
+# forensics. Shorter ones are mostly names and ids, which would only push tracebacks
+# out. A lookup costs 1.4-2.1 us; redacting a traceback 13-30 us (bench/redaction.py).
+MEMO_LENGTH = 200
+MEMO_SIZE = 512
+
+
+class _Memo:
+    """Redacted texts by a digest of the original, never the original itself (it may
+    hold a secret); the oldest dropped past `size`. Shared by threads."""
+
+    def __init__(self, size: int = MEMO_SIZE) -> None:
+        self._size = size
+        self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def get(self, key: bytes) -> str | None:
+        with self._lock:
+            return self._texts.get(key)
+
+    def put(self, key: bytes, text: str) -> None:
+        with self._lock:
+            self._texts[key] = text
+            if len(self._texts) > self._size:
+                self._texts.popitem(last=False)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class Redactor:
-    """Built once (patterns compiled), then shared: it holds no mutable state."""
+    """Built once (patterns compiled), then shared. Its only state is a memo of the
+    long texts it redacted: the same rules give the same result."""
 
     rules: tuple[RedactionRule, ...]
     keys: KeyNames
+    memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(
@@ -352,6 +392,16 @@ class Redactor:
         return replace(self, rules=tuple(rule for rule in self.rules if not rule.personal))
 
     def redact_text(self, text: str) -> str:
+        if len(text) < MEMO_LENGTH:
+            return self._redact(text)
+        key = _digest(text)
+        redacted = self.memo.get(key)
+        if redacted is None:
+            redacted = self._redact(text)
+            self.memo.put(key, redacted)
+        return redacted
+
+    def _redact(self, text: str) -> str:
         folded = text.lower()
         for rule in self.rules:
             if rule.may_match(folded):

@@ -46,8 +46,9 @@ class DlqComponents:
     thresholds: ThresholdWatch
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, rules: Sequence[Rule]) -> DlqComponents:
-        redactors = redactors_from(settings)
+    def build(
+        cls, settings: Settings, store: Store, rules: Sequence[Rule], redactors: Redactors
+    ) -> DlqComponents:
         blobs = open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None)
         if isinstance(blobs, FilesystemBlobStore):
             # The embedded default sets itself up; a bucket is created by `deadletter deploy`.

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deadletter.app import App
+from deadletter.config import settings_from_mapping
 from deadletter.errors import ConfigError
-from deadletter.redact import DEFAULT_REDACTOR, REDACTED, Redactor, needles
+from deadletter.redact import (
+    DEFAULT_REDACTOR,
+    MEMO_LENGTH,
+    MEMO_SIZE,
+    REDACTED,
+    KeyNames,
+    RedactionRule,
+    Redactor,
+    needles,
+)
 
 redact = DEFAULT_REDACTOR.redact_text
 
@@ -318,7 +330,7 @@ def test_redact_value_is_idempotent(value: object) -> None:
     assert DEFAULT_REDACTOR.redact_value(once) == once
 
 
-# -- the hints' fast forms --------------------------------------------------------------
+# -- the hints' fast forms, and the memo of long texts -----------------------------------
 
 # Each hint as it reads plainly; the rules use forms the regex engine searches faster.
 PLAIN_HINTS = {
@@ -345,3 +357,74 @@ def test_each_hint_finds_what_its_plain_form_finds(folded: str) -> None:
 )
 def test_needles_find_a_text_holding_any_of_their_words(words: list[str], text: str) -> None:
     assert (needles(*words).search(text) is not None) == any(word in text for word in words)
+
+
+def counting(calls: list[str]) -> Redactor:
+    """A redactor of the word `secret` that notes each time its rule replaces one."""
+
+    def replace(match: re.Match[str]) -> str:
+        calls.append(match.group())
+        return REDACTED
+
+    return Redactor((RedactionRule("word", re.compile("secret"), replace),), KeyNames.of([]))
+
+
+def long_text(n: int = 0) -> str:
+    return f"Traceback {n}: the secret is out\n".ljust(MEMO_LENGTH, ".")
+
+
+def test_a_long_text_is_redacted_once_however_often_it_is_asked_for() -> None:
+    calls: list[str] = []
+    redactor = counting(calls)
+
+    results = {redactor.redact_text(long_text()) for _ in range(3)}
+
+    assert results == {long_text().replace("secret", REDACTED)}
+    assert calls == ["secret"]
+
+
+def test_a_short_text_is_redacted_each_time() -> None:
+    calls: list[str] = []
+    redactor = counting(calls)
+
+    for _ in range(3):
+        assert redactor.redact_text("the secret") == f"the {REDACTED}"
+
+    assert calls == ["secret"] * 3
+
+
+def test_the_memo_forgets_the_oldest_text_past_its_size() -> None:
+    calls: list[str] = []
+    redactor = counting(calls)
+    for n in range(MEMO_SIZE + 1):
+        redactor.redact_text(long_text(n))
+
+    redactor.redact_text(long_text(MEMO_SIZE))
+    assert len(calls) == MEMO_SIZE + 1
+    redactor.redact_text(long_text(0))
+    assert len(calls) == MEMO_SIZE + 2
+    assert len(redactor.memo) == MEMO_SIZE
+
+
+def test_an_apps_workers_and_dlq_handler_share_its_redactors(tmp_path: Path) -> None:
+    app = App(
+        settings_from_mapping(
+            {
+                "database_url": f"sqlite:///{tmp_path}/deadletter.db",
+                "blob_url": str(tmp_path / "blobs"),
+                "dlq": {"log_file": str(tmp_path / "dlq.log")},
+                "queues": {"default": {"max_retries": 0}},
+            }
+        )
+    )
+
+    @app.task(name="fails")
+    def fails() -> None:
+        raise ValueError("a failure whose traceback the worker redacts")
+
+    fails.enqueue()
+    app.worker(dlq=False).run(burst=True)
+
+    assert len(app.redactors.secrets.memo) == 1  # the worker's redactor is the app's
+    assert app.dlq.handler.redactors is app.redactors
+    app.close()
