@@ -9,7 +9,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from deadletter.store.postgres import _server_away
+from deadletter.store.postgres import _server_away, _unavailable_message
 from deadletter.store.sqlite import _unavailable
 
 
@@ -44,3 +44,18 @@ def test_postgresql_errors_that_mean_the_server_is_away(sqlstate: str | None, aw
     error = kind("failed")
     assert isinstance(error, psycopg.OperationalError)
     assert _server_away(error) is away
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "says"),
+    [
+        ("40P01", "rolled back a transaction that conflicted with another"),
+        ("40001", "rolled back a transaction that conflicted with another"),
+        ("08006", "Check that the server is running"),
+        ("57P01", "Check that the server is running"),
+    ],
+)
+def test_postgresql_unavailable_says_what_happened(sqlstate: str, says: str) -> None:
+    error = psycopg.errors.lookup(sqlstate)("failed")
+    assert isinstance(error, psycopg.OperationalError)
+    assert says in _unavailable_message("db.example.com:5432/app", error)

@@ -385,6 +385,24 @@ def _server_away(exc: psycopg.OperationalError) -> bool:
     return exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
 
 
+def _unavailable_message(where: str, exc: psycopg.OperationalError) -> str:
+    """What a StoreUnavailable says: a transaction the server rolled back (class 40: a
+    deadlock, a serialization failure) is not the server being away, and asks nothing
+    of the operator; workers retry both alike."""
+    # By SQLSTATE: psycopg's DeadlockDetected is not a TransactionRollback.
+    if (exc.sqlstate or "").startswith("40"):
+        return (
+            f"PostgreSQL at {where} rolled back a transaction that conflicted with another"
+            f" ({driver_reason(exc)}). Nothing of it was written: try again; workers do"
+            " so by themselves."
+        )
+    return (
+        f"PostgreSQL at {where} is unavailable ({exc}). Check that the server is running"
+        " and reachable from this machine, and that database_url names the right host,"
+        " port, database and credentials."
+    )
+
+
 def driver_reason(exc: psycopg.Error) -> str:
     """The reason in libpq's message, without what the message of the store says anyway:
     'connection to server at "h", port 5999 failed: Connection refused' -> 'Connection
@@ -528,11 +546,7 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             yield
         except psycopg.OperationalError as exc:
             self._away = self._away or _server_away(exc)
-            raise StoreUnavailable(
-                f"PostgreSQL at {self._where} is unavailable ({exc}). Check that the server"
-                " is running and reachable from this machine, and that database_url names"
-                " the right host, port, database and credentials."
-            ) from exc
+            raise StoreUnavailable(_unavailable_message(self._where, exc)) from exc
         except psycopg.errors.UndefinedTable as exc:
             raise StoreError(
                 f"PostgreSQL at {self._where} has no deadletter schema, or an old one"
