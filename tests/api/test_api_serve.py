@@ -16,6 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.processes import stop
+
 COMMAND = [sys.executable, "-c", "from deadletter.cli import main; main()"]
 TOKEN = re.compile(r"dl_[A-Za-z0-9_-]{43}")
 
@@ -53,8 +55,7 @@ def serving(
             _wait_for(url, process)
             yield url, process
         finally:
-            process.terminate()
-            process.wait(15)
+            stop(process, 15)
 
 
 def _wait_for(url: str, process: subprocess.Popen[str]) -> None:

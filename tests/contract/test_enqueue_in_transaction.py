@@ -3,7 +3,6 @@ if the caller's business write commits, and a worker process runs it once it doe
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from deadletter.app import App
 from deadletter.errors import InvalidArgument, PayloadError
 from deadletter.store.base import CallerConnection
 from tests.support import worker_process
+from tests.support.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = "CREATE TABLE orders (id TEXT PRIMARY KEY)"
@@ -85,8 +85,7 @@ def test_a_committed_job_is_run_by_a_worker_process(
         caller.commit()
         assert starts(log, job_id)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        stop(worker, 30)
     assert orders(caller) == ["order-1"]
 
 

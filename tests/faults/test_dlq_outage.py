@@ -17,7 +17,6 @@ under 40 s and meets the same code: the breakers' probe backoff is capped at 5 s
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from tests.contract.test_dlq_resilience import (
 from tests.faults.fleet import FULL
 from tests.integration.conftest import HttpReceiver
 from tests.support import dlq_process
+from tests.support.processes import stop
 
 if TYPE_CHECKING:
     from tests.conftest import MotoServer
@@ -100,8 +100,7 @@ def ride_out(
         component.up()
         assert wait_for(lambda: recorded(app) == letters and settled(), 60)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop(process, 30)
     assert process.returncode == 0
     check_each_letter_recorded_once(app, faults)
     handled = app.store.list_jobs(queue=dlq_process.DLQ, limit=2 * letters)

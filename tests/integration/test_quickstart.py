@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.processes import stop
+
 CLI = [sys.executable, "-c", "from deadletter.cli import main; main()"]
 
 
@@ -83,8 +85,7 @@ def api(operator: Operator) -> Iterator[tuple[str, str]]:
                 time.sleep(0.1)
         yield url, token
     finally:
-        server.terminate()
-        server.wait(10)
+        stop(server, 10)
 
 
 def test_the_quickstart_walk_through(operator: Operator, api: tuple[str, str]) -> None:
