@@ -379,6 +379,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
 
 
+# Serialization failure, deadlock detected.
+CONFLICT_ROLLBACKS = frozenset({"40001", "40P01"})
+
+
 def _server_away(exc: psycopg.OperationalError) -> bool:
     """Whether the connection, not the statement, failed: no SQLSTATE (a broken socket,
     a pool timeout), class 08 (connection exception) or 57 (shut down, starting up)."""
@@ -386,11 +390,12 @@ def _server_away(exc: psycopg.OperationalError) -> bool:
 
 
 def _unavailable_message(where: str, exc: psycopg.OperationalError) -> str:
-    """What a StoreUnavailable says: a transaction the server rolled back (class 40: a
-    deadlock, a serialization failure) is not the server being away, and asks nothing
-    of the operator; workers retry both alike."""
-    # By SQLSTATE: psycopg's DeadlockDetected is not a TransactionRollback.
-    if (exc.sqlstate or "").startswith("40"):
+    """What a StoreUnavailable says: a transaction the server rolled back because it
+    conflicted with another (a deadlock, a serialization failure) is not the server
+    being away, and asks nothing of the operator; workers retry both alike."""
+    # By SQLSTATE: psycopg's DeadlockDetected is not a TransactionRollback. Not all of
+    # class 40: after 40003 (statement completion unknown) the write may have happened.
+    if exc.sqlstate in CONFLICT_ROLLBACKS:
         return (
             f"PostgreSQL at {where} rolled back a transaction that conflicted with another"
             f" ({driver_reason(exc)}). Nothing of it was written: try again; workers do"
