@@ -14,10 +14,10 @@ def stop(process: subprocess.Popen[Any], timeout: float) -> None:
         process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as expired:
         process.kill()
         process.wait()
         raise AssertionError(
             f"process {process.pid} ({process.args!r}) did not exit within {timeout:g} s"
             " of SIGTERM; killed"
-        ) from None
+        ) from expired
