@@ -82,9 +82,10 @@ class RedactionRule:
 def needles(*words: str) -> re.Pattern[str]:
     """A `RedactionRule.hint` finding any of `words` (lower-case) literally.
 
-    As a trie ("pass(?:phrase|w(?:d|ord))", not "passphrase|passwd|password"): the
-    regex engine tries every branch at every character, so shared prefixes make the
-    key names' hint 1.6-1.8x faster on a traceback."""
+    As a trie ("pass(?:phrase|w(?:d|ord))", not "passphrase|passwd|password"): at
+    each position the regex engine tries the alternatives one by one, and a trie gives
+    it one per distinct first letter instead of one per word. The key names' hint ran
+    1.6x faster so on a 439-character traceback (docs/benchmarks.md)."""
     trie: dict[str, Any] = {}
     for word in words:
         node = trie
@@ -331,14 +332,16 @@ _AFTER_KEY_VALUE = (
 # Texts this long are mostly tracebacks, and a traceback is redacted again and again:
 # on each attempt of a job that fails the same way, and once more in its dead letter's
 # forensics. Shorter ones are mostly names and ids, which would only push tracebacks
-# out. A lookup costs 1.4-2.1 us; redacting a traceback 13-30 us (bench/redaction.py).
+# out; much longer ones are payload dumps, which would hold megabytes in the memo.
+# A lookup costs 1.4-2.1 us; redacting a traceback 13-30 us (bench/redaction.py).
 MEMO_LENGTH = 200
+MEMO_LONGEST = 10_000
 MEMO_SIZE = 512
 
 
 class _Memo:
     """Redacted texts by a digest of the original, never the original itself (it may
-    hold a secret); the oldest dropped past `size`. Shared by threads."""
+    hold a secret); the least recently used dropped past `size`. Shared by threads."""
 
     def __init__(self, size: int = MEMO_SIZE) -> None:
         self._size = size
@@ -350,7 +353,10 @@ class _Memo:
 
     def get(self, key: bytes) -> str | None:
         with self._lock:
-            return self._texts.get(key)
+            text = self._texts.get(key)
+            if text is not None:
+                self._texts.move_to_end(key)
+            return text
 
     def put(self, key: bytes, text: str) -> None:
         with self._lock:
@@ -392,7 +398,7 @@ class Redactor:
         return replace(self, rules=tuple(rule for rule in self.rules if not rule.personal))
 
     def redact_text(self, text: str) -> str:
-        if len(text) < MEMO_LENGTH:
+        if not MEMO_LENGTH <= len(text) <= MEMO_LONGEST:
             return self._redact(text)
         key = _digest(text)
         redacted = self.memo.get(key)

@@ -15,6 +15,7 @@ from deadletter.errors import ConfigError
 from deadletter.redact import (
     DEFAULT_REDACTOR,
     MEMO_LENGTH,
+    MEMO_LONGEST,
     MEMO_SIZE,
     REDACTED,
     KeyNames,
@@ -391,6 +392,33 @@ def test_a_short_text_is_redacted_each_time() -> None:
         assert redactor.redact_text("the secret") == f"the {REDACTED}"
 
     assert calls == ["secret"] * 3
+
+
+def test_a_text_longer_than_the_memo_takes_is_redacted_each_time() -> None:
+    calls: list[str] = []
+    redactor = counting(calls)
+    payload_dump = long_text().ljust(MEMO_LONGEST + 1, ".")
+
+    for _ in range(3):
+        redactor.redact_text(payload_dump)
+
+    assert calls == ["secret"] * 3
+    assert len(redactor.memo) == 0
+
+
+def test_the_memo_keeps_a_text_asked_for_again_over_older_ones() -> None:
+    calls: list[str] = []
+    redactor = counting(calls)
+    for n in range(MEMO_SIZE):
+        redactor.redact_text(long_text(n))
+
+    redactor.redact_text(long_text(0))  # now the most recently used
+    redactor.redact_text(long_text(MEMO_SIZE))  # pushes out long_text(1)
+    assert len(calls) == MEMO_SIZE + 1
+    redactor.redact_text(long_text(0))
+    assert len(calls) == MEMO_SIZE + 1
+    redactor.redact_text(long_text(1))
+    assert len(calls) == MEMO_SIZE + 2
 
 
 def test_the_memo_forgets_the_oldest_text_past_its_size() -> None:
