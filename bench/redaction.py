@@ -47,13 +47,19 @@ CASES = {
 }
 
 
-def per_attempt(redactor: Redactor, message: str, tracebacks: list[str]) -> float:
-    """Microseconds to redact one attempt's message and traceback, over `tracebacks`."""
+def per_attempt(redactor: Redactor, errors: list[tuple[str, str]]) -> float:
+    """Microseconds to redact one attempt's message and traceback, over `errors`."""
     started = time.perf_counter()
-    for traceback in tracebacks:
+    for message, traceback in errors:
         redactor.redact_text(message[:2500])
         redactor.redact_text(traceback)
-    return (time.perf_counter() - started) / len(tracebacks) * 1e6
+    return (time.perf_counter() - started) / len(errors) * 1e6
+
+
+def unseen(message: str, traceback: str, count: int) -> list[tuple[str, str]]:
+    """`count` variants of one error, each new to the memo: a number of its own in the
+    message and in the traceback's first line number."""
+    return [(f"{n} {message}", traceback.replace("line ", f"line {n}", 1)) for n in range(count)]
 
 
 def main() -> None:
@@ -64,10 +70,8 @@ def main() -> None:
     print("| error | message + traceback chars | never seen | seen before |")
     print("|---|---:|---:|---:|")
     for name, (message, traceback) in CASES.items():
-        # A line number of its own makes each traceback new to the memo.
-        new = [traceback.replace("line ", f"line {n}", 1) for n in range(args.repeat)]
-        first = per_attempt(redactor, message, new)
-        again = per_attempt(redactor, message, [traceback] * args.repeat)
+        first = per_attempt(redactor, unseen(message, traceback, args.repeat))
+        again = per_attempt(redactor, [(message, traceback)] * args.repeat)
         chars = len(message) + len(traceback)
         print(f"| {name} | {chars:,} | {first:,.0f} µs | {again:,.0f} µs |")
 
