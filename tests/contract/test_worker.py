@@ -500,6 +500,35 @@ def test_a_running_job_whose_lease_is_lost_is_told_and_an_async_one_cancelled(
     assert seen == {"plain": True, "waits": True}
 
 
+def test_a_job_leased_again_while_its_older_run_goes_on_is_kept_in_hand(store_url: str) -> None:
+    """Its lease given back mid-run, the same worker leases the job again: the older run
+    is told, and its end does not drop the newer lease, which is extended until that run
+    ends (not left to expire and be charged as a lost worker's)."""
+    app = make_app(store_url, lease_seconds=0.3)
+    runs: list[LeasedJob] = []
+    again = threading.Event()
+
+    @app.task(queue=Q)
+    def twice() -> None:
+        job = current_job.get()
+        runs.append(job)
+        if len(runs) == 1:
+            take_over(app, job)
+            assert again.wait(10)
+        else:
+            again.set()
+            time.sleep(2)  # past the lease, and past a reclaim of expired ones
+
+    job_id = twice.enqueue()
+    run(app)
+
+    assert len(runs) == 2
+    assert runs[0].lease_lost and not runs[1].lease_lost
+    assert states(app, [job_id]) == [JobState.SUCCEEDED]
+    assert app.store.attempts(job_id) == []
+    app.close()
+
+
 def take_over(app: App, job: LeasedJob) -> None:
     """Another worker's lease on `job`, as if its own had expired."""
     app.store.release([job.lease], now=time.time())

@@ -374,6 +374,9 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             letters=max(int(room * LETTER_SHARE), 1),
         )
+        for job in leased:
+            if (older := self._inflight.get(job.id)) is not None:
+                self._superseded(older)
         self._inflight.update((job.id, job) for job in leased)
         self._expires.update((job.id, job.lease_expires_at) for job in leased)
         return leased
@@ -392,7 +395,7 @@ class Worker:
         self._tally(outcomes, applied, jobs)
         tell(self._observers, jobs, [item.failure for item in finished], outcomes, applied)
         for item in finished:
-            self._forget(item.job.id)
+            self._forget(item.job)
 
     def _remove_cancelled(self) -> None:
         """Remove the jobs whose run ended after it was told to stop (an operator's cancel,
@@ -407,13 +410,19 @@ class Worker:
         self.stats.cancelled += removed
         self.stats.fenced += len(stopped) - removed
         for item in stopped:
-            self._forget(item.job.id)
+            self._forget(item.job)
         log.info("cancelled %d jobs asked to stop", removed)
 
-    def _forget(self, job_id: str) -> None:
-        self._inflight.pop(job_id, None)
-        self._expires.pop(job_id, None)
-        self._lost.discard(job_id)
+    def _forget(self, job: LeasedJob) -> None:
+        """Drop `job` from the jobs in hand, unless this worker leased it again since:
+        then the run that ended was under an older lease, and the newer one is kept (and
+        extended)."""
+        held = self._inflight.get(job.id)
+        if held is not None and held.token != job.token:
+            return
+        self._inflight.pop(job.id, None)
+        self._expires.pop(job.id, None)
+        self._lost.discard(job.id)
 
     def _outcome(self, item: Finished) -> JobOutcome:
         if item.failure is None:
@@ -482,10 +491,22 @@ class Worker:
         is told (an async task cancelled), its outcome fenced out. Logged once (the
         lease is not extended again)."""
         self._lost.add(lease.job_id)
-        self._inflight[lease.job_id].lose_lease()
+        self._tell_lost(self._inflight[lease.job_id])
+
+    def _superseded(self, older: LeasedJob) -> None:
+        """This worker leased a job again while a run of it under an older lease has not
+        ended (that lease was given back or reclaimed meanwhile, and the heartbeat had not
+        seen it yet): the older lease is lost for sure, and its run told so, as `_lose`
+        does; the newer lease is the one in hand from now on."""
+        if older.id not in self._lost:
+            self._tell_lost(older)
+        self._lost.discard(older.id)
+
+    def _tell_lost(self, job: LeasedJob) -> None:
+        job.lose_lease()
         if self._slots is not None:
-            self._slots.cancel(lease.job_id)
-        log.warning("lease on job %s was lost", lease.job_id)
+            self._slots.cancel(job.id)
+        log.warning("lease on job %s was lost", job.id)
 
     def _lose_begun(self) -> None:
         """The leases the begins writer found no longer ours, of jobs still in hand under
@@ -530,7 +551,7 @@ class Worker:
         new owner (the release is fenced)."""
         released = self.store.release([job.lease for job in held], now=time.time())
         for job in held:
-            self._forget(job.id)
+            self._forget(job)
         log.info("gave back %d of %d jobs held unstarted", released, len(held))
 
     def _beat(self) -> None:

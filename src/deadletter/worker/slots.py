@@ -257,7 +257,9 @@ class Slots:
             raise JobTimeout(f"task {job.task} ran past its timeout of {timeout:g}s") from exc
         finally:
             with self._lock:
-                self._futures.pop(job.id, None)
+                # A run of the same job under a newer lease may have begun meanwhile.
+                if self._futures.get(job.id) is future:
+                    del self._futures[job.id]
 
     def _failure(self, exc: BaseException, started: float) -> Failure:
         text = format_failure(exc)
