@@ -12,6 +12,7 @@ from deadletter.classify import Rule, build_rules, rules_from_config
 from deadletter.config import QueuePolicy, Settings, WorkerSettings, load_settings
 from deadletter.errors import ConfigError, InvalidArgument, UnknownTask
 from deadletter.model import LeasedJob, NewJob
+from deadletter.redact import Redactors
 from deadletter.schedules import DEFAULT_GRACE, Schedule, Scheduler, schedules_from_config
 from deadletter.schedules import INTERVAL as SCHEDULE_INTERVAL
 from deadletter.store import open_store
@@ -23,7 +24,6 @@ from deadletter.worker.prune import Pruner
 from deadletter.worker.slots import Resolved
 
 if TYPE_CHECKING:
-    from deadletter.redact import Redactors
     from deadletter.telemetry.otel import Tracing
     from deadletter.wiring import DlqComponents
 
@@ -91,9 +91,10 @@ class App:
         of the tracebacks already redacted (redact.py), so that a dead letter's forensics
         do not redact again what its attempts did."""
         if self._redactors is None:
-            from deadletter.wiring import redactors_from
-
-            self._redactors = redactors_from(self.settings)
+            settings = self.settings
+            self._redactors = Redactors.from_config(
+                settings.redact_patterns, settings.dlq.redact_keys
+            )
         return self._redactors
 
     def close(self) -> None:
@@ -312,7 +313,7 @@ class App:
             batch_tasks=frozenset({DEAD_LETTER_TASK}),
             letter_queues=frozenset(letters),
             takes_letters=self.dlq.handler.takes_letters if letters else lambda: True,
-            observers=observers_from(self.settings),
+            observers=observers_from(self.settings, self.redactors),
             around=self._tracing.run if self._tracing else None,
             periodic=[
                 *(self.dlq.periodic() if letters else []),

@@ -441,6 +441,17 @@ class Redactors:
     secrets: Redactor
     pii: Redactor
 
+    @classmethod
+    def from_config(
+        cls,
+        extra_patterns: Mapping[str, str] = MappingProxyType({}),
+        extra_keys: Sequence[str] = (),
+    ) -> Redactors:
+        """The rules of `Redactor.from_config`: all of them for `pii`, the secrets' for
+        `secrets`."""
+        full = Redactor.from_config(extra_patterns, extra_keys)
+        return cls(secrets=full.secrets_only(), pii=full)
+
 
 def _extra_rule(name: str, regex: str) -> RedactionRule:
     label = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()

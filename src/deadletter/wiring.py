@@ -23,7 +23,7 @@ from deadletter.forensics.filesystem import FilesystemBlobStore
 from deadletter.model import ErrorClass, Route
 from deadletter.notify.dispatch import Dispatcher
 from deadletter.ops.thresholds import ThresholdWatch
-from deadletter.redact import Redactor, Redactors
+from deadletter.redact import Redactors
 from deadletter.store.base import Store
 from deadletter.worker.loop import Periodic
 from deadletter.worker.observe import AttemptObserver
@@ -79,19 +79,14 @@ class DlqComponents:
         self.events.close()
 
 
-def redactors_from(settings: Settings) -> Redactors:
-    full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
-    return Redactors(secrets=full.secrets_only(), pii=full)
-
-
-def observers_from(settings: Settings) -> list[AttemptObserver]:
+def observers_from(settings: Settings, redactors: Redactors) -> list[AttemptObserver]:
     """What a worker tells of failed attempts, from settings: Sentry when `[sentry] dsn`
     is set (its module, and sentry-sdk, are imported only then)."""
     if not settings.sentry.dsn:
         return []
     from deadletter.telemetry.sentry import SentryReporter
 
-    return [SentryReporter(settings.sentry, redactors_from(settings).secrets)]
+    return [SentryReporter(settings.sentry, redactors.secrets)]
 
 
 def build_tracing() -> Tracing:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
 from deadletter.errors import ConfigError
+from deadletter.integrations.core import Recorder
 from deadletter.redact import (
     DEFAULT_REDACTOR,
     MEMO_LENGTH,
@@ -434,7 +435,7 @@ def test_the_memo_forgets_the_oldest_text_past_its_size() -> None:
     assert len(redactor.memo) == MEMO_SIZE
 
 
-def test_an_apps_workers_and_dlq_handler_share_its_redactors(tmp_path: Path) -> None:
+def test_an_apps_workers_dlq_handler_and_host_recorders_share_its_redactors(tmp_path: Path) -> None:
     app = App(
         settings_from_mapping(
             {
@@ -455,4 +456,5 @@ def test_an_apps_workers_and_dlq_handler_share_its_redactors(tmp_path: Path) -> 
 
     assert len(app.redactors.secrets.memo) == 1  # the worker's redactor is the app's
     assert app.dlq.handler.redactors is app.redactors
+    assert Recorder(app, "celery").redactor is app.redactors.secrets
     app.close()

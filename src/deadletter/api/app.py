@@ -26,7 +26,6 @@ from deadletter.api.routing import method_not_allowed
 from deadletter.app import App
 from deadletter.errors import InvalidRequest, StoreUnavailable
 from deadletter.forensics import open_blob_store
-from deadletter.wiring import redactors_from
 
 DESCRIPTION = """Inspect, group, requeue, abandon and export the failed jobs of a
 deadletter app. Send an API token as `Authorization: Bearer dl_…`; scopes are `read`,
@@ -41,7 +40,7 @@ def create_api(app: App, *, auth: bool = True) -> FastAPI:
     ctx = ApiContext(
         app=app,
         guard=Guard(app, RateLimiter(serve.rate_limit, serve.rate_burst), enabled=auth),
-        redactor=redactors_from(settings).pii,
+        redactor=app.redactors.pii,
         blobs=open_blob_store(settings.blob_url, endpoint_url=settings.s3_endpoint_url or None),
     )
 

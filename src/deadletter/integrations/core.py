@@ -34,7 +34,6 @@ from deadletter.model import (
     Origin,
     Payload,
 )
-from deadletter.redact import Redactor
 from deadletter.worker.retry import SECRET_MARGIN
 
 log = logging.getLogger("deadletter.integrations")
@@ -69,11 +68,9 @@ class Recorder:
         self.spool = spool if spool is not None else Spool.for_system(app.settings, system)
         self.queue = system  # adopted jobs of a system share its queue; origin has the host's
         app.add_foreign_queue(self.queue)
-        # As the worker's: secrets out of what is recorded (and spooled to disk), personal
-        # data kept for the operator's forensics.
-        settings = app.settings
-        full = Redactor.from_config(settings.redact_patterns, settings.dlq.redact_keys)
-        self.redactor = full.secrets_only()
+        # The worker's: secrets out of what is recorded (and spooled to disk), personal
+        # data kept for the operator's forensics; its memo shared with the app's.
+        self.redactor = app.redactors.secrets
 
     def attempt_failed(self, failed: Failed) -> None:
         """The host will run the message again."""
