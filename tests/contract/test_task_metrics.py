@@ -18,9 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deadletter.api.metrics import registry_for
 from deadletter.app import App
-from deadletter.model import Attempt, LeasedJob
+from deadletter.integrations.core import Failed, Recorder
+from deadletter.model import Attempt, LeasedJob, Origin
 from deadletter.ops import system
-from deadletter.store.base import Retrying
+from deadletter.store.base import DEAD_LETTER_TASK, Retrying
 from deadletter.worker.slots import current_job
 from tests.support import worker_process
 from tests.support.ghost import began_and_vanished
@@ -175,3 +176,16 @@ def test_a_worker_process_moves_the_metrics_by_what_it_ran(store_url: str, tmp_p
     assert counts["failed"] == events["fail"]
     assert counts.get("dead_lettered", 0) == dead
     assert counts.get("retried", 0) == events["fail"] - dead
+
+
+def test_a_job_of_another_system_that_comes_in_dead_lettered_counts_as_such(app: App) -> None:
+    origin = Origin("rq", "emails", "mail.send", "m1", {"args": [], "kwargs": {}})
+    failed = Failed("m1", origin, ValueError("no"), "Traceback ...", 1.0, 2.0)
+
+    Recorder(app, "rq").gave_up(failed, "RQ gave up after 1 attempt(s)")
+
+    tasks = system.figures(app.store, gone_after=60, now=time.time()).tasks
+    assert {key: figures.counts for key, figures in tasks.items()} == {
+        ("rq", "mail.send"): {"dead_lettered": 1},  # not enqueued: it never ran here
+        ("rq-dlq", DEAD_LETTER_TASK): {"enqueued": 1},  # its dead letter, to be handled
+    }
