@@ -88,6 +88,9 @@ class Store(Protocol):
     url: str
     # What `enqueue` goes through: concurrent calls share a commit (store/group.py).
     group_commit: GroupCommit
+    # Whether a write from a second thread runs beside this one's, not after it: then the
+    # worker writes outcomes on a thread of their own (worker/writes.py).
+    concurrent_writes: bool
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names of those applied."""

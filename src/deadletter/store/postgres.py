@@ -452,6 +452,8 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         self.group_commit = GroupCommit(
             self._enqueue_now, refused=(psycopg.DataError, psycopg.IntegrityError)
         )
+        # Each thread writes on a pooled connection of its own, the server doing the work.
+        self.concurrent_writes = True
 
     # -- connections ---------------------------------------------------------
 

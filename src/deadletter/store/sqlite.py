@@ -211,6 +211,9 @@ class SqliteStore(FleetMixin, PruneMixin, ScheduleMixin):
         self.group_commit = GroupCommit(
             self._enqueue_now, refused=(OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
         )
+        # One writer at a time, in this process, under the GIL: a write on another thread
+        # only waits its turn.
+        self.concurrent_writes = False
 
     # -- connections ---------------------------------------------------------
 

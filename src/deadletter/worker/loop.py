@@ -1,8 +1,9 @@
 """The worker: lease a batch, run it on the slots, decide, persist, repeat.
 
-One thread owns the store connection and every state change; slot threads only
-run task code. Outcomes are written in batches, so a crash between a task's end
-and the next flush re-runs that task once its lease expires (at-least-once).
+One thread owns every state change; slot threads only run task code. Outcomes are
+written in batches, on PostgreSQL while the next batch is leased and run
+(worker/writes.py), so a crash between a task's end and its batch's commit re-runs that
+task once its lease expires (at-least-once).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from deadletter.worker.outage import Outage
 from deadletter.worker.rates import QueueRates
 from deadletter.worker.retry import Failure, decide
 from deadletter.worker.slots import Around, Finished, Resolve, Slots
+from deadletter.worker.writes import OutcomeWriter
 
 log = logging.getLogger("deadletter.worker")
 
@@ -171,12 +173,14 @@ class Worker:
         # Set by stop(), which a signal handler calls.
         self._stop = StopFlag()
         self._stop_now = StopFlag()
-        # Leased and not yet persisted, whether waiting for a slot, running or finished.
+        # Leased and not yet persisted, whether waiting for a slot, running, finished or
+        # being written.
         self._inflight: dict[str, LeasedJob] = {}
         # Held back unstarted and not given back yet (the store was away): handed to the
         # slots again, which start them or hold them back again, once it answers.
         self._again: list[LeasedJob] = []
         self._unsaved: list[Finished] = []
+        self._writer = OutcomeWriter(store)
         # When each in-flight lease expires, as last leased or extended: a slot does not
         # start a job past it. Leases found lost at heartbeat, so as to drop the jobs not
         # started yet and to log each loss once.
@@ -202,7 +206,11 @@ class Worker:
     def running(self) -> int:
         """Jobs leased and not finished yet: what a stop waits for (the slots start none
         once stopping: they hold them back, to be given back)."""
-        return len(self._inflight) - len(self._unsaved)
+        return self._in_hand() - len(self._unsaved)
+
+    def _in_hand(self) -> int:
+        """Jobs leased whose outcomes are not on their way to the store yet."""
+        return len(self._inflight) - len(self._writer.job_ids)
 
     def run(self, *, burst: bool = False) -> WorkerStats:
         slots = Slots(
@@ -231,6 +239,7 @@ class Worker:
             self._shutdown(slots)
         finally:
             slots.shutdown()
+            self._writer.close()
             self._begins.close()
             self._stop.set()
             background.join()
@@ -257,7 +266,7 @@ class Worker:
             self._paused = frozenset(self.store.paused_queues())
         busy = self._step(slots)
         # Over only once outcomes are written: a full disk still serves reads.
-        if not self._unsaved:
+        if not self._unsaved and not self._writer.job_ids:
             self._outage.succeeded()
         if busy:
             return False
@@ -295,12 +304,13 @@ class Worker:
         if now - self._clocks.pauses >= PAUSES_EVERY:
             self._clocks.pauses = now
             self._paused = frozenset(self.store.paused_queues())
-        # Refill at half capacity, so that leases and writes go in batches, not one by one.
-        leased = self._lease(now) if len(self._inflight) <= self.settings.batch_size // 2 else []
+        leased = self._refill(now)
         again, self._again = self._again, []
         self._dispatch(slots, again + leased)
         slots.interrupt_overdue()
         self._collect(_drain(slots, 0.0 if leased or not self.running() else FLUSH_INTERVAL))
+        # With nothing else to do, wait for the outcomes on their way.
+        self._settle(wait=not leased and not self.running() and not self._unsaved)
         wrote = bool(self._unsaved) and self._flush_due()
         if wrote:
             self._persist()
@@ -356,13 +366,23 @@ class Worker:
                 raise
 
     def _flush_due(self) -> bool:
-        everything_done = len(self._unsaved) == len(self._inflight)
+        everything_done = len(self._unsaved) == self._in_hand()
         batch_full = len(self._unsaved) >= self.settings.batch_size // 2
         waited = time.monotonic() - self._clocks.first_unsaved >= FLUSH_INTERVAL
         return everything_done or batch_full or waited
 
+    def _refill(self, now: float) -> list[LeasedJob]:
+        """Lease at half capacity, so that leases and writes go in batches, not one by one.
+        A dead letter that the batch on its way writes is waited for, to be in this lease
+        ahead of the backlog (LETTER_SHARE), not in the one after it."""
+        if self._in_hand() > self.settings.batch_size // 2:
+            return []
+        if self._letter_queues and self._writer.writes_letters:
+            self._settle(wait=True)
+        return self._lease(now)
+
     def _lease(self, now: float) -> list[LeasedJob]:
-        room = self.settings.batch_size - len(self._inflight)
+        room = self.settings.batch_size - self._in_hand()
         queues = self._leasable()
         if room <= 0 or not queues:
             return []
@@ -374,28 +394,52 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             letters=max(int(room * LETTER_SHARE), 1),
         )
+        writing = self._writer.job_ids
         for job in leased:
-            if (older := self._inflight.get(job.id)) is not None:
+            # A run whose outcome is being written has ended: nothing to tell it.
+            if (older := self._inflight.get(job.id)) is not None and job.id not in writing:
                 self._superseded(older)
         self._inflight.update((job.id, job) for job in leased)
         self._expires.update((job.id, job.lease_expires_at) for job in leased)
         return leased
 
     def _persist(self) -> None:
+        """Hand the unsaved outcomes to the writer, once the batch before is settled; settle
+        them at once if written already (SQLite writes inline)."""
         self._remove_cancelled()
         if not self._unsaved:
             return
-        finished = self._unsaved
-        outcomes = [self._outcome(item) for item in finished]
-        # Kept until written: if the store is away, the same outcomes are written once it
-        # is back (fencing drops those whose lease was taken over meanwhile).
-        applied = self.store.finish(outcomes, now=time.time())
-        self._unsaved = []
+        self._settle(wait=True)
+        finished, self._unsaved = self._unsaved, []
+        self._writer.hand(finished, [self._outcome(item) for item in finished], time.time())
+        self._settle(wait=False)
+
+    def _settle(self, *, wait: bool) -> None:
+        """Count, tell and forget the jobs of the batch written; a batch that failed goes
+        back to the unsaved outcomes, to be written once the store is back (fencing drops
+        those whose lease was taken over meanwhile)."""
+        handed = self._writer.take(wait=wait)
+        if handed is None:
+            return
+        finished = handed.finished
+        try:
+            applied = handed.applied.result()
+        except Exception:
+            if not self._unsaved:
+                self._clocks.first_unsaved = time.monotonic()
+            self._unsaved = finished + self._unsaved
+            raise
         jobs = [item.job for item in finished]
-        self._tally(outcomes, applied, jobs)
-        tell(self._observers, jobs, [item.failure for item in finished], outcomes, applied)
+        self._tally(handed.outcomes, applied, jobs)
+        tell(self._observers, jobs, [item.failure for item in finished], handed.outcomes, applied)
         for item in finished:
             self._forget(item.job)
+
+    def _save_all(self) -> None:
+        """Write every outcome in hand and wait for it (at shutdown)."""
+        self._settle(wait=True)
+        self._persist()
+        self._settle(wait=True)
 
     def _remove_cancelled(self) -> None:
         """Remove the jobs whose run ended after it was told to stop (an operator's cancel,
@@ -476,7 +520,9 @@ class Worker:
         if not self._inflight or now - self._clocks.heartbeat < self.settings.lease_seconds / 3:
             return
         self._clocks.heartbeat = now
-        leases = [job.lease for job in self._inflight.values() if job.id not in self._lost]
+        # An outcome being written ends its lease: extended meanwhile, it would seem lost.
+        skip = self._lost | self._writer.job_ids
+        leases = [job.lease for job in self._inflight.values() if job.id not in skip]
         until = now + self.settings.lease_seconds
         lost = {lease.job_id for lease in self.store.extend(leases, until=until)}
         for lease in leases:
@@ -514,7 +560,9 @@ class Worker:
         while not self._begins.lost.empty():
             lease = self._begins.lost.get_nowait()
             job = self._inflight.get(lease.job_id)
-            if job is not None and job.token == lease.token and lease.job_id not in self._lost:
+            if job is None or job.token != lease.token or lease.job_id in self._lost:
+                continue
+            if lease.job_id not in self._writer.job_ids:  # ended: the write is fenced
                 self._lose(lease)
 
     def _tell_cancelled(self, leases: list[Lease]) -> None:
@@ -601,8 +649,8 @@ class Worker:
         deadline = time.monotonic() + self.settings.grace_seconds
         while self.running() and time.monotonic() < deadline and not self._stop_now.is_set():
             self._collect(_drain(slots, min(FLUSH_INTERVAL, max(deadline - time.monotonic(), 0))))
-        if self._unsaved:
-            self._stored(self._persist)
+        if self._unsaved or self._writer.job_ids:
+            self._stored(self._save_all)
         if self._inflight:
             self._stored(self._release_unfinished)
 
