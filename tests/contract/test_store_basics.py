@@ -202,6 +202,16 @@ def test_lease_marks_the_job_running_for_its_worker(store: Store) -> None:
     )
 
 
+def test_a_leased_job_carries_its_payload_and_labels_as_enqueued(store: Store) -> None:
+    labelled = new_job("a", labels={"user_id": "u-1", "note": 'naïve "quoted" {}'})
+    store.enqueue([labelled, new_job("b")])
+
+    by_id = {job.id: job for job in lease(store)}
+
+    assert (by_id["a"].payload, by_id["a"].labels) == (labelled.payload, labelled.labels)
+    assert (by_id["b"].payload, by_id["b"].labels) == (new_job("b").payload, {})
+
+
 def test_concurrent_leasers_never_get_the_same_job(store: Store) -> None:
     store.enqueue([new_job(f"j{n:03}") for n in range(300)])
     start = threading.Barrier(4)

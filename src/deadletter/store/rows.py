@@ -66,7 +66,8 @@ def enqueued_ids(jobs: Sequence[NewJob], holders: dict[str, str]) -> list[str]:
 
 
 def loads(value: Any) -> JSONValue:
-    """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values."""
+    """SQLite hands JSON back as text, PostgreSQL (jsonb) as Python values, or as text
+    where a query casts it (a lease: store/postgres.py LEASED_COLUMNS)."""
     if not isinstance(value, str):
         return cast(JSONValue, value)
     # Most jobs carry no labels; decoding "{}" costs as much as a small payload.
