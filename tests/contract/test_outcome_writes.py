@@ -44,6 +44,8 @@ def test_a_slow_outcome_write_does_not_hold_up_the_next_job(postgres_url: str) -
     running.start()
     try:
         assert locked.wait(WAIT)
+        # The worker finds the queue empty a few times while the write is held up.
+        time.sleep(0.2)
         second_id = app.enqueue(second.spec())
         assert second_ran.wait(WAIT), "the second job waited for the first one's write"
         assert status(app, first_id) is JobState.RUNNING  # written, not yet committed

@@ -309,8 +309,11 @@ class Worker:
         self._dispatch(slots, again + leased)
         slots.interrupt_overdue()
         self._collect(_drain(slots, 0.0 if leased or not self.running() else FLUSH_INTERVAL))
-        # With nothing else to do, wait for the outcomes on their way.
-        self._settle(wait=not leased and not self.running() and not self._unsaved)
+        # With nothing else to do, wait for the outcomes on their way, a poll interval at
+        # most: a job enqueued meanwhile is leased on the next turn, however long the
+        # write takes (a row lock held by someone else, say).
+        idle = not leased and not self.running() and not self._unsaved
+        self._settle(wait=self.settings.poll_interval if idle else 0.0)
         wrote = bool(self._unsaved) and self._flush_due()
         if wrote:
             self._persist()
@@ -378,7 +381,7 @@ class Worker:
         if self._in_hand() > self.settings.batch_size // 2:
             return []
         if self._letter_queues and self._writer.writes_letters:
-            self._settle(wait=True)
+            self._settle(wait=None)
         return self._lease(now)
 
     def _lease(self, now: float) -> list[LeasedJob]:
@@ -409,15 +412,16 @@ class Worker:
         self._remove_cancelled()
         if not self._unsaved:
             return
-        self._settle(wait=True)
+        self._settle(wait=None)
         finished, self._unsaved = self._unsaved, []
         self._writer.hand(finished, [self._outcome(item) for item in finished], time.time())
-        self._settle(wait=False)
+        self._settle(wait=0.0)
 
-    def _settle(self, *, wait: bool) -> None:
-        """Count, tell and forget the jobs of the batch written; a batch that failed goes
-        back to the unsaved outcomes, to be written once the store is back (fencing drops
-        those whose lease was taken over meanwhile)."""
+    def _settle(self, *, wait: float | None) -> None:
+        """Count, tell and forget the jobs of the batch written, waiting up to `wait`
+        seconds for it (None: until it is written); a batch that failed goes back to the
+        unsaved outcomes, to be written once the store is back (fencing drops those whose
+        lease was taken over meanwhile)."""
         handed = self._writer.take(wait=wait)
         if handed is None:
             return
@@ -437,9 +441,9 @@ class Worker:
 
     def _save_all(self) -> None:
         """Write every outcome in hand and wait for it (at shutdown)."""
-        self._settle(wait=True)
+        self._settle(wait=None)
         self._persist()
-        self._settle(wait=True)
+        self._settle(wait=None)
 
     def _remove_cancelled(self) -> None:
         """Remove the jobs whose run ended after it was told to stop (an operator's cancel,

@@ -77,13 +77,16 @@ class OutcomeWriter:
             applied = self._thread.submit(self._store.finish, outcomes, now=now)
         self._handed = HandedOutcomes(finished, outcomes, applied)
 
-    def take(self, *, wait: bool) -> HandedOutcomes | None:
-        """The batch handed, once written (or failed): waited for with `wait`, else only
-        if done already."""
+    def take(self, *, wait: float | None) -> HandedOutcomes | None:
+        """The batch handed, once written (or failed), waited for up to `wait` seconds
+        (None: until it is); None if there is none, or it is still on its way."""
         handed = self._handed
-        if handed is None or not (wait or handed.applied.done()):
+        if handed is None:
             return None
-        handed.applied.exception()  # waits, raising nothing
+        try:
+            handed.applied.exception(wait)  # raises the wait's timeout, not the write's error
+        except TimeoutError:
+            return None
         self._handed = None
         return handed
 
