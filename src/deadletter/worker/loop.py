@@ -440,8 +440,8 @@ class Worker:
             self._forget(item.job)
 
     def _save_all(self) -> None:
-        """Write every outcome in hand and wait for it (at shutdown)."""
-        self._settle(wait=None)
+        """Write every outcome in hand and wait for it (at shutdown): `_persist` settles the
+        batch on its way first, if it has outcomes to hand."""
         self._persist()
         self._settle(wait=None)
 
@@ -564,9 +564,9 @@ class Worker:
         while not self._begins.lost.empty():
             lease = self._begins.lost.get_nowait()
             job = self._inflight.get(lease.job_id)
-            if job is None or job.token != lease.token or lease.job_id in self._lost:
-                continue
-            if lease.job_id not in self._writer.job_ids:  # ended: the write is fenced
+            # A job whose outcome is being written has ended: that write is fenced.
+            ended_or_lost = lease.job_id in self._lost or lease.job_id in self._writer.job_ids
+            if job is not None and job.token == lease.token and not ended_or_lost:
                 self._lose(lease)
 
     def _tell_cancelled(self, leases: list[Lease]) -> None:

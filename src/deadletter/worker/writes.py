@@ -26,7 +26,7 @@ from deadletter.store.base import DeadLettered, JobOutcome, Store
 from deadletter.worker.slots import Finished
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandedOutcomes:
     """A batch handed to the writer: what ran, what was decided, and the ids the store
     applied (the rest were fenced out), once written. `writes_letters`: whether writing
@@ -39,9 +39,8 @@ class HandedOutcomes:
     writes_letters: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "job_ids", frozenset(item.job.id for item in self.finished))
-        letters = any(isinstance(outcome, DeadLettered) for outcome in self.outcomes)
-        object.__setattr__(self, "writes_letters", letters)
+        self.job_ids = frozenset(item.job.id for item in self.finished)
+        self.writes_letters = any(isinstance(outcome, DeadLettered) for outcome in self.outcomes)
 
 
 class OutcomeWriter:
