@@ -20,6 +20,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src tests
+	# The scripts import each other by their names (`from run import ...`).
+	MYPYPATH=bench $(BIN)/mypy bench
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 # Two test processes, each running whole files: most tests wait on processes, servers

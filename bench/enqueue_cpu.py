@@ -45,7 +45,7 @@ def round_once(folder: Path, *, drop_trigger: bool) -> str:
         for n in range(first, first + CALLS):
             noop.enqueue(n)
 
-    commits = app.store.group_commit.commits  # type: ignore[attr-defined]
+    commits = app.store.group_commit.commits
     threads = [threading.Thread(target=produce, args=(k * CALLS,)) for k in range(THREADS)]
     before, started = os.times(), time.perf_counter()
     for thread in threads:
@@ -53,7 +53,7 @@ def round_once(folder: Path, *, drop_trigger: bool) -> str:
     for thread in threads:
         thread.join()
     seconds, after = time.perf_counter() - started, os.times()
-    commits = app.store.group_commit.commits - commits  # type: ignore[attr-defined]
+    commits = app.store.group_commit.commits - commits
     app.close()
     jobs = THREADS * CALLS
     user = (after.user - before.user) / jobs * 1e6

@@ -22,12 +22,14 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from run import PG_ADMIN, machine_line, postgres_url, sqlite_url
 
-from deadletter.app import App, Worker
+from deadletter.app import App
 from deadletter.config import settings_from_mapping
+from deadletter.worker.loop import Worker
 
 QUEUE = "soak"
 BATCH = 1_000
@@ -67,16 +69,22 @@ def database_size(url: str) -> int:
         path = Path(url.removeprefix("sqlite:///"))
         return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     with psycopg.connect(url) as pg:
-        return int(pg.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        return _count(pg.execute("SELECT pg_database_size(current_database())").fetchone())
 
 
 def job_rows(url: str) -> int:
     sql = "SELECT count(*) FROM queue_jobs"
     if url.startswith("sqlite"):
         with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            return int(conn.execute(sql).fetchone()[0])
+            return _count(conn.execute(sql).fetchone())
     with psycopg.connect(url) as pg:
-        return int(pg.execute(sql).fetchone()[0])
+        return _count(pg.execute(sql).fetchone())
+
+
+def _count(row: tuple[Any, ...] | None) -> int:
+    if row is None:
+        raise RuntimeError("a count query returned no row")
+    return int(row[0])
 
 
 def dead_tuples(url: str) -> dict[str, tuple[int, int]]:

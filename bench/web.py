@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from fastapi.testclient import TestClient
@@ -70,7 +71,7 @@ def measure(backend: str, url: str, rows: int, calls: int) -> list[str]:
         try:
             app.store.migrate()
             seconds = fill(url, rows, now)
-            _, secret = tokens.create(app.store, "bench", ["admin"], now=now)
+            _, secret = tokens.create(app.store, "bench", ["admin"], now=now, actor="bench/web.py")
             # A loopback Host: the server answers no other name (api/edges.py).
             with TestClient(create_server(app), base_url="http://127.0.0.1") as client:
                 client.post("/login", data={"token": secret}, follow_redirects=False)
@@ -84,7 +85,7 @@ def measure(backend: str, url: str, rows: int, calls: int) -> list[str]:
     return lines
 
 
-def _getter(client: TestClient, path: str) -> object:
+def _getter(client: TestClient, path: str) -> Callable[[], None]:
     def get() -> None:
         response = client.get(path)
         if response.status_code != 200:
