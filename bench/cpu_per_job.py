@@ -20,14 +20,20 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
-from run import drain, machine_line, make_app, postgres_url, raw_single_rate, sqlite_url
+from run import (
+    drain,
+    machine_line,
+    make_app,
+    postgres_url,
+    raw_single_rate,
+    scratch_folder,
+    sqlite_url,
+)
 
 from deadletter.app import App
 
@@ -98,28 +104,23 @@ def enqueue_singles(app: App, jobs: int) -> None:
 
 
 def measure(backend: str, url: str, jobs: int) -> list[str]:
-    with tempfile.TemporaryDirectory() as folder:
-        app = make_app(url, Path(folder))
-        app.tasks["noop"].enqueue(-1)  # the connection and the statement, warmed
-        noops = NOOP_SCALE * jobs
-        costs = {
-            "raw INSERT, one durable commit each, 1 thread (reference)": measured(
-                jobs, lambda: raw_single_rate(url, jobs)
-            ),
-            "enqueue, one job per call, 1 thread": measured(
-                jobs, lambda: enqueue_singles(app, jobs)
-            ),
-        }
-        app.enqueue_many(app.tasks["noop"].spec(n) for n in range(noops - jobs - 1))
-        costs["no-op jobs processed"] = measured(noops, lambda: drain(app, succeeded=noops))
-        app.enqueue_many(app.tasks["fail"].spec(n) for n in range(jobs))
-        costs["always failing, 4 attempts, handler off"] = measured(
-            jobs, lambda: drain(app, dead_lettered=jobs)
-        )
-        costs["their dead letters, handler alone"] = measured(
-            jobs, lambda: drain(app, handled=jobs)
-        )
-        app.close()
+    app = make_app(url, scratch_folder())
+    app.tasks["noop"].enqueue(-1)  # the connection and the statement, warmed
+    noops = NOOP_SCALE * jobs
+    costs = {
+        "raw INSERT, one durable commit each, 1 thread (reference)": measured(
+            jobs, lambda: raw_single_rate(url, jobs)
+        ),
+        "enqueue, one job per call, 1 thread": measured(jobs, lambda: enqueue_singles(app, jobs)),
+    }
+    app.enqueue_many(app.tasks["noop"].spec(n) for n in range(noops - jobs - 1))
+    costs["no-op jobs processed"] = measured(noops, lambda: drain(app, succeeded=noops))
+    app.enqueue_many(app.tasks["fail"].spec(n) for n in range(jobs))
+    costs["always failing, 4 attempts, handler off"] = measured(
+        jobs, lambda: drain(app, dead_lettered=jobs)
+    )
+    costs["their dead letters, handler alone"] = measured(jobs, lambda: drain(app, handled=jobs))
+    app.close()
     return [cost.row(backend, workload) for workload, cost in costs.items()]
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from run import machine_line, p99, postgres_url, raw_insert_rate, sqlite_url
+from run import machine_line, p99, postgres_url, raw_insert_rate, scratch_folder, sqlite_url
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -81,16 +80,15 @@ def forensic_sizes(app: App) -> list[int]:
 
 
 def measure(backend: str, url: str, letters: int) -> list[str]:
-    with tempfile.TemporaryDirectory() as folder:
-        app = make_app(url, Path(folder) / "blobs")
-        reference = raw_insert_rate(url, 20_000)
-        dead_letters(app, letters)
-        batch_seconds = _timed(lambda: app.worker(dlq_only=True).run(burst=True))
-        singles = min(letters, 1000)
-        dead_letters(app, singles)
-        times = sorted(one_by_one(app, singles))
-        sizes = forensic_sizes(app)
-        app.close()
+    app = make_app(url, scratch_folder() / "blobs")
+    reference = raw_insert_rate(url, 20_000)
+    dead_letters(app, letters)
+    batch_seconds = _timed(lambda: app.worker(dlq_only=True).run(burst=True))
+    singles = min(letters, 1000)
+    dead_letters(app, singles)
+    times = sorted(one_by_one(app, singles))
+    sizes = forensic_sizes(app)
+    app.close()
     rate = letters / batch_seconds
     return [
         f"| {backend} | handled in batches | {letters:,} | {rate:,.0f}/s"

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from run import machine_line, p99, postgres_url, sqlite_url, timed_processes
+from run import machine_line, p99, postgres_url, scratch_folder, sqlite_url, timed_processes
 
 from deadletter.app import App
 from deadletter.config import settings_from_mapping
@@ -75,16 +74,13 @@ def latencies(url: str) -> list[float]:
 
 
 def measure(backend: str, url: str, args: argparse.Namespace) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        blobs = Path(folder) / "blobs"
-        app = make_app(url, blobs, args.fail_every, args.job_ms)
-        app.store.migrate()
-        app.enqueue_many(app.tasks["job"].spec(n) for n in range(args.jobs))
-        app.close()
-        seconds = timed_processes(
-            args.workers, lambda: work(url, blobs, args.fail_every, args.job_ms)
-        )
-        waits = latencies(url)
+    blobs = scratch_folder() / "blobs"
+    app = make_app(url, blobs, args.fail_every, args.job_ms)
+    app.store.migrate()
+    app.enqueue_many(app.tasks["job"].spec(n) for n in range(args.jobs))
+    app.close()
+    seconds = timed_processes(args.workers, lambda: work(url, blobs, args.fail_every, args.job_ms))
+    waits = latencies(url)
     return (
         f"| {backend} | {args.jobs:,} | {len(waits):,} | {args.workers} | {seconds:.1f} s"
         f" | {statistics.median(waits):.2f} s | {p99(waits):.2f} s | {waits[-1]:.2f} s |"

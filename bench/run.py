@@ -8,10 +8,12 @@ Prints a Markdown table; `docs/benchmarks.md` records one run with its machine.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import multiprocessing
 import os
 import platform
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -98,10 +100,34 @@ def timed_processes(count: int, prepare: Callable[[], Callable[[], object]]) -> 
 # -- databases -----------------------------------------------------------------
 
 
+@functools.cache
+def _scratch_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="deadletter-bench-"))
+    owner = os.getpid()
+
+    def remove() -> None:
+        # Forked workers inherit the hook; only the process that made the folder may act.
+        if os.getpid() == owner:
+            shutil.rmtree(root, ignore_errors=True)
+
+    atexit.register(remove)
+    return root
+
+
+def scratch_folder() -> Path:
+    """A new folder for one measurement's files, removed when the run ends.
+
+    Not between rows: on ext4 without a journal (this machine's root file system), a
+    file created in the seconds after thousands were deleted costs 0.2-0.7 ms of kernel
+    CPU instead of ~25 us (ext4 skips each inode freed in the last 60 s, `recently_deleted`
+    in the kernel's ialloc.c), so a row of forensic writes timed after another row's
+    cleanup measured that cleanup (docs/benchmarks.md, "Files deleted between rows")."""
+    return Path(tempfile.mkdtemp(dir=_scratch_root()))
+
+
 @contextmanager
 def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as folder:
-        yield f"sqlite:///{Path(folder) / 'bench.db'}"
+    yield f"sqlite:///{scratch_folder() / 'bench.db'}"
 
 
 @contextmanager
@@ -287,8 +313,7 @@ def measure(backend: str, url: str, scale: float, *, enqueue_only: bool = False)
     """The core queue's rates, without the DLQ handler but in the last row: the whole
     failure path, each dead letter handled too (forensics, classification, routing);
     bench/dlq.py measures the handler alone."""
-    with tempfile.TemporaryDirectory() as folder:
-        return _measure(backend, url, scale, Path(folder), enqueue_only=enqueue_only)
+    return _measure(backend, url, scale, scratch_folder(), enqueue_only=enqueue_only)
 
 
 def _measure(

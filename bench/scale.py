@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from run import (
     p99,
     postgres_url,
     raw_insert_rate,
+    scratch_folder,
     sqlite_url,
     timed_processes,
 )
@@ -192,8 +192,8 @@ def worker_process(url: str, folder: Path, dlq: bool) -> Callable[[], None]:
 
 
 def throughput_round(workload: Workload, processes: int, jobs: int, runs: Runs) -> None:
-    with postgres_url() as url, tempfile.TemporaryDirectory() as name:
-        folder = Path(name)
+    folder = scratch_folder()
+    with postgres_url() as url:
         reference = raw_insert_rate(url, REFERENCE_ROWS)
         app = make_app(url, folder)
         enqueue(app, workload.task, jobs)
