@@ -119,9 +119,10 @@ def scratch_folder() -> Path:
 
     Not between rows: on ext4 without a journal (this machine's root file system), a
     file created in the seconds after thousands were deleted costs 0.2-0.7 ms of kernel
-    CPU instead of ~25 us (ext4 skips each inode freed in the last 60 s, `recently_deleted`
-    in the kernel's ialloc.c), so a row of forensic writes timed after another row's
-    cleanup measured that cleanup (docs/benchmarks.md, "Files deleted between rows")."""
+    CPU instead of ~25 us (ext4 skips each inode freed in the last 60 s, 360 s while its
+    inode table block is unwritten: `recently_deleted` in the kernel's ialloc.c), so a row
+    of forensic writes timed after another row's cleanup measured that cleanup
+    (docs/benchmarks.md, "Files deleted between rows")."""
     return Path(tempfile.mkdtemp(dir=_scratch_root()))
 
 
@@ -398,7 +399,26 @@ def machine_line() -> str:
         ),
         platform.machine(),
     )
-    return f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    create = file_create_seconds() * 1e6
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()};"
+        f" a file created in the scratch folder: {create:.0f} us"
+    )
+
+
+def file_create_seconds(count: int = 200) -> float:
+    """Seconds to create, write and close a 600-byte file in a new scratch folder.
+
+    About 25 us on this machine's settled disk, 10-25 times that in the minutes after
+    thousands of files were deleted (`scratch_folder`); a run's forensic-writing rows
+    are slower by as much, so each run reports it."""
+    folder = scratch_folder()
+    started = time.perf_counter()
+    for n in range(count):
+        fd = os.open(folder / str(n), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, bytes(600))
+        os.close(fd)
+    return (time.perf_counter() - started) / count
 
 
 def main() -> None:
