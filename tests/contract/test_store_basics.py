@@ -14,7 +14,7 @@ import pytest
 
 from deadletter.errors import StoreError, StoreUnavailable
 from deadletter.model import Attempt, ErrorClass, Job, JobState, LeasedJob, NewJob
-from deadletter.store import open_store, rows
+from deadletter.store import open_store, postgres, rows
 from deadletter.store.base import (
     DEAD_LETTER_TASK,
     DeadLettered,
@@ -533,6 +533,44 @@ def test_a_single_enqueue_takes_no_pooled_connection_and_outlives_a_dropped_one(
             )
         assert store.enqueue([new_job("d")]) == ["d"]
         assert {job.id for job in store.list_jobs(queue=Q)} == {"a", "b", "c", "d"}
+    finally:
+        store.close()
+
+
+# Terminate every other backend of the database, waiting up to 5 s for each to exit.
+TERMINATE_OTHERS = (
+    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def test_the_pool_lends_a_quiet_connection_without_a_round_trip(postgres_url: str) -> None:
+    """The pool's check sends nothing over a connection the server has not spoken on
+    (its backend's last statement is still the caller's), and raises, so that the pool
+    replaces it, once the server has ended the connection."""
+    with (
+        psycopg.connect(postgres_url, autocommit=True) as conn,
+        psycopg.connect(postgres_url, autocommit=True) as admin,
+    ):
+        conn.execute("SELECT 'the last statement'")
+        postgres._check_if_spoken_to(conn)
+        last = "SELECT query FROM pg_stat_activity WHERE pid = %s"
+        pid = conn.info.backend_pid
+        assert admin.execute(last, (pid,)).fetchone() == ("SELECT 'the last statement'",)
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            postgres._check_if_spoken_to(conn)
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_before_it_is_lent(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        assert store.count_states() == {}
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(TERMINATE_OTHERS)
+        assert store.count_states() == {}
     finally:
         store.close()
 

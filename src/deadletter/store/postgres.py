@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -483,7 +484,7 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             min_size=POOL_MIN,
             max_size=POOL_MAX,
             timeout=self._timeout,
-            check=ConnectionPool.check_connection,
+            check=_check_if_spoken_to,
             name="deadletter",
             open=True,
         )
@@ -874,6 +875,20 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             with self._guard:
                 self._owned.remove(conn)
             conn.close()
+
+
+def _check_if_spoken_to(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it is about to lend: a round trip only if the
+    server has sent something since the connection was returned. A server that ends a
+    connection (a restart, `pg_terminate_backend`, `idle_session_timeout`) says so
+    before it closes the socket, and a poll sees that; a quiet connection is lent as it
+    is, without the probe's round trip (docs/benchmarks.md, "Round trips of a letter
+    handled alone"). A host cut off says nothing either way: the statement meets the
+    cut as the probe would have, within the same keepalives."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
 
 
 @functools.lru_cache(maxsize=128)
