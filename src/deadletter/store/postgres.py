@@ -680,7 +680,7 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
             "worker": worker,
             "expires": now + lease_seconds,
         }
-        with self._transaction() as conn:
+        with self._statement() as conn:
             leased = conn.cursor(row_factory=tuple_row).execute(LEASE, params)
             return [rows.leased_job(r) for r in leased]
 
@@ -723,7 +723,9 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         unique = outcome_rows.unique(outcomes)
         if not unique:
             return set()
-        with self._transaction() as conn:
+        letters = any(isinstance(o, DeadLettered) for o in unique)
+        # Without a dead letter to insert with them, the outcomes are one statement.
+        with self._transaction() if letters else self._statement() as conn:
             applied = {r["id"] for r in conn.execute(FINISH, _finish_params(unique, now))}
             dead = [o for o in unique if isinstance(o, DeadLettered) and o.lease.job_id in applied]
             if dead:
