@@ -723,11 +723,11 @@ class PostgresStore(FleetMixin, PruneMixin, ScheduleMixin):
         unique = outcome_rows.unique(outcomes)
         if not unique:
             return set()
-        letters = any(isinstance(o, DeadLettered) for o in unique)
+        letters = [o for o in unique if isinstance(o, DeadLettered)]
         # Without a dead letter to insert with them, the outcomes are one statement.
         with self._transaction() if letters else self._statement() as conn:
             applied = {r["id"] for r in conn.execute(FINISH, _finish_params(unique, now))}
-            dead = [o for o in unique if isinstance(o, DeadLettered) and o.lease.job_id in applied]
+            dead = [o for o in letters if o.lease.job_id in applied]
             if dead:
                 conn.execute(INSERT_DEAD_LETTERS, _dead_letter_params(dead, now))
         return applied
