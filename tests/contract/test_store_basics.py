@@ -575,6 +575,26 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_it_is_lent(
         store.close()
 
 
+def test_postgres_indexes_only_the_jobs_that_have_an_idempotency_key(postgres_url: str) -> None:
+    """Migration 0033: a job without a key takes no entry in the key's unique index, so
+    its enqueue, lease and outcome do not write one (ANALYZE counts an index's rows)."""
+    store = PostgresStore(postgres_url)
+    try:
+        store.enqueue([new_job(f"plain-{n}") for n in range(20)] + [new_job("k", key="order-1")])
+        assert store.enqueue([new_job("again", key="order-1")]) == ["k"]
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute("ANALYZE queue_jobs")
+        entries = pg.execute(
+            "SELECT c.reltuples FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = 'queue_jobs'::regclass AND i.indisunique"
+            " AND a.attname = 'idempotency_key'"
+        ).fetchall()
+    assert entries == [(1.0,)]
+
+
 def test_an_unreachable_server_raises_store_unavailable() -> None:
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere", timeout=1)
     try:
