@@ -5,6 +5,7 @@ succeeded jobs afterwards changes nothing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,9 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from deadletter.api.metrics import registry_for
 from deadletter.app import App
 from deadletter.integrations.core import Failed, Recorder
-from deadletter.model import Attempt, LeasedJob, Origin
+from deadletter.model import Attempt, LeasedJob, NewJob, Origin
 from deadletter.ops import system
 from deadletter.store.base import DEAD_LETTER_TASK, Retrying
+from deadletter.store.postgres import PostgresStore
 from deadletter.worker.slots import current_job
 from tests.support import worker_process
 from tests.support.ghost import began_and_vanished
@@ -189,3 +192,56 @@ def test_a_job_of_another_system_that_comes_in_dead_lettered_counts_as_such(app:
         ("rq", "mail.send"): {"dead_lettered": 1},  # not enqueued: it never ran here
         ("rq-dlq", DEAD_LETTER_TASK): {"enqueued": 1},  # its dead letter, to be handled
     }
+
+
+def test_postgres_pairs_a_statements_rows_one_to_one_after_a_statement_of_one_row(
+    postgres_url: str,
+) -> None:
+    """Migration 0034: PL/pgSQL plans the update trigger's queries once per connection,
+    for the rows of its first call. After a statement of one row, pairing the old and new
+    versions of a batch's rows compared every pair (rows x rows), for a lease and for a
+    heartbeat alike. auto_explain reports the pairs each of the trigger's joins
+    discarded; the metrics count each job once."""
+    jobs = 2_000
+    store = PostgresStore(postgres_url)
+    try:
+        now = time.time()
+        store.enqueue(
+            [
+                NewJob(f"j{n}", Q, "t", {}, 3, f"{Q}-dlq", run_at=now, created_at=now)
+                for n in range(jobs + 1)
+            ]
+        )
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        notices: list[str] = []
+        pg.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary or ""))
+        for setting in AUTO_EXPLAIN:
+            pg.execute(setting)
+        pg.execute(START, (["j0"],))
+        pg.execute(START, ([f"j{n}" for n in range(1, jobs + 1)],))
+        pg.execute("UPDATE queue_jobs SET lease_expires_at = lease_expires_at + 30")
+        started = pg.execute(COUNTED, ("started",)).fetchone()
+    discarded = sum(
+        int(n) for n in re.findall(r"Rows Removed by Join Filter: (\d+)", "".join(notices))
+    )
+    assert started == (jobs + 1,)
+    assert discarded < jobs
+
+
+AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'",
+    "SET auto_explain.log_min_duration = 0",
+    "SET auto_explain.log_analyze = on",
+    "SET auto_explain.log_nested_statements = on",
+    "SET auto_explain.log_level = notice",
+    "SET client_min_messages = notice",
+)
+# A lease's change, by the statement: running, a new token, an expiry.
+START = (
+    "UPDATE queue_jobs SET status = 'running', attempts = attempts + 1,"
+    " lease_token = lease_token + 1, lease_expires_at = extract(epoch FROM now()) + 60,"
+    " attempt_started_at = extract(epoch FROM now()) WHERE id = ANY(%s::text[])"
+)
+COUNTED = "SELECT sum(count)::int FROM task_metrics WHERE metric = %s"
