@@ -18,7 +18,7 @@ import statistics
 import time
 
 from pg_lease import queue_noops
-from run import machine_line, make_app, postgres_url
+from run import machine_line, make_app, postgres_url, timed
 
 from deadletter.app import App
 from deadletter.model import Lease
@@ -31,12 +31,6 @@ def lease(app: App, count: int) -> list[Lease]:
         ["bench"], limit=count, worker="bench", now=time.time(), lease_seconds=600
     )
     return [job.lease for job in jobs]
-
-
-def timed_ms(action: object) -> float:
-    started = time.perf_counter()
-    action()  # type: ignore[operator]
-    return (time.perf_counter() - started) * 1000
 
 
 def measure(size: int, repeats: int) -> tuple[float, float]:
@@ -53,7 +47,7 @@ def measure(size: int, repeats: int) -> tuple[float, float]:
             leases = lease(app, size)
             lease_ms.append((time.perf_counter() - started) * 1000)
         extend_ms = [
-            timed_ms(lambda: app.store.extend(leases, until=time.time() + 600))
+            timed(lambda: app.store.extend(leases, until=time.time() + 600)) * 1000
             for _ in range(repeats)
         ]
         app.close()
