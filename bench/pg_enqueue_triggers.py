@@ -15,11 +15,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 from cpu_per_job import enqueue_singles, measured
 from run import machine_line, make_app, postgres_url
+
+Variant = TypeVar("Variant")
+Pair = tuple[float, float]
 
 VARIANTS = {
     "as migrated": "",
@@ -48,22 +53,38 @@ def spread(values: list[float], unit: str) -> str:
     return f"{statistics.median(values):,.0f}{unit} ({min(values):,.0f}-{max(values):,.0f})"
 
 
+def alternated(
+    variants: dict[str, Variant], rounds: int, measure: Callable[[Variant], Pair]
+) -> dict[str, list[Pair]]:
+    """Each variant measured once a round, in the order reversed every other round."""
+    results: dict[str, list[Pair]] = {name: [] for name in variants}
+    for round_ in range(rounds):
+        order = list(variants.items())
+        for name, variant in order if round_ % 2 == 0 else reversed(order):
+            results[name].append(measure(variant))
+    return results
+
+
+def print_table(header: str, results: dict[str, list[Pair]], units: tuple[str, str]) -> None:
+    """A Markdown table under `header` (three columns): by variant, each of the two
+    figures as median (range), with its unit."""
+    print(machine_line())
+    print(header)
+    print("|---|---:|---:|")
+    for name, runs in results.items():
+        first, second = [run[0] for run in runs], [run[1] for run in runs]
+        print(f"| {name} | {spread(first, units[0])} | {spread(second, units[1])} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=3000)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
-    for round_ in range(args.rounds):
-        order = list(VARIANTS.items())
-        for name, drop in order if round_ % 2 == 0 else reversed(order):
-            results[name].append(once(drop, args.jobs))
-    print(machine_line())
-    print("| insert triggers | server CPU per enqueue | enqueues/s, 1 thread |")
-    print("|---|---:|---:|")
-    for name, runs in results.items():
-        server, rate = [run[0] for run in runs], [run[1] for run in runs]
-        print(f"| {name} | {spread(server, ' µs')} | {spread(rate, '')} |")
+    results = alternated(VARIANTS, args.rounds, lambda drop: once(drop, args.jobs))
+    print_table(
+        "| insert triggers | server CPU per enqueue | enqueues/s, 1 thread |", results, (" µs", "")
+    )
 
 
 if __name__ == "__main__":

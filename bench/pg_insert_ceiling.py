@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg
 from cpu_per_job import server_cpu
-from pg_enqueue_triggers import spread
-from run import machine_line, postgres_url
+from pg_enqueue_triggers import alternated, print_table
+from run import postgres_url
 
 from deadletter.store.postgres import INSERT_JOB, PostgresStore
 
@@ -90,12 +90,11 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE raw_rows (id text PRIMARY KEY, payload text)")
         results = run_rounds(url, scripts, args.rounds, args.seconds)
-    print(machine_line())
-    print("| statement, one durable commit each | statements/s, 1 connection | server CPU each |")
-    print("|---|---:|---:|")
-    for name, runs in results.items():
-        rates, cpu = [run[0] for run in runs], [run[1] for run in runs]
-        print(f"| {name} | {spread(rates, '')} | {spread(cpu, ' µs')} |")
+    print_table(
+        "| statement, one durable commit each | statements/s, 1 connection | server CPU each |",
+        results,
+        ("", " µs"),
+    )
 
 
 def run_rounds(
@@ -106,15 +105,15 @@ def run_rounds(
         "the store's INSERT_JOB": (scripts["store"], "ENABLE"),
         "the same, insert triggers disabled": (scripts["store"], "DISABLE"),
     }
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    for round_ in range(rounds):
-        order = list(variants.items())
-        for name, (script, triggers) in order if round_ % 2 == 0 else reversed(order):
-            with psycopg.connect(url, autocommit=True) as conn:
-                for trigger in INSERT_TRIGGERS:
-                    conn.execute(f"ALTER TABLE queue_jobs {triggers} TRIGGER {trigger}")
-            results[name].append(pgbench(url, script, seconds))
-    return results
+
+    def measure(variant: tuple[Path, str]) -> tuple[float, float]:
+        script, triggers = variant
+        with psycopg.connect(url, autocommit=True) as conn:
+            for trigger in INSERT_TRIGGERS:
+                conn.execute(f"ALTER TABLE queue_jobs {triggers} TRIGGER {trigger}")
+        return pgbench(url, script, seconds)
+
+    return alternated(variants, rounds, measure)
 
 
 if __name__ == "__main__":
